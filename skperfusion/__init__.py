@@ -1,0 +1,17 @@
+"""skperfusion: scikit-learn-compatible DSC-MRI perfusion post-processing.
+
+Deconvolvers (oSVD, Tikhonov and the physics-informed autoencoder PHAE of
+Fayolle et al. 2025) turning tissue and arterial concentration curves into
+CBF (ml/100g/min), CBV (ml/100g), MTT and Tmax (s), a signal-to-concentration
+transformer, exam-level tools and the glioma-grading study.
+"""
+
+from .curves import pair_curves, split_curves
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "pair_curves",
+    "split_curves",
+]

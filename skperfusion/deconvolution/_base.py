@@ -1,0 +1,122 @@
+"""Shared base of the voxel-level deconvolvers."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from ..curves import validate_curves
+from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
+
+PERFUSION_MAPS = ("CBF", "CBV", "MTT", "Tmax")
+"""Output columns of every deconvolver, with units ml/100g/min, ml/100g, s, s."""
+
+
+class BaseDeconvolver(TransformerMixin, BaseEstimator):
+    """Base class of the deconvolvers: ``(C, Ca)`` curves to perfusion maps.
+
+    Subclasses implement ``_deconvolve(tissue, aif)`` returning an array of
+    shape ``(n_samples, 4)`` with the columns of :data:`PERFUSION_MAPS`, and
+    may override ``_fit_curves(tissue, aif)`` to learn from the curves
+    (the PHAE); the SVD and Tikhonov deconvolvers are stateless.
+
+    Parameters
+    ----------
+    tr : float
+        Sampling interval (repetition time) in seconds.
+    kh : float
+        Haematocrit correction factor ``kH``, dimensionless.
+    rho : float
+        Brain density in g/ml.
+    chunk_size : int
+        Voxels processed at once in ``transform``; bounds the memory.
+    """
+
+    _parameter_constraints: dict = {
+        "tr": [Interval(Real, 0, None, closed="neither")],
+        "kh": [Interval(Real, 0, None, closed="neither")],
+        "rho": [Interval(Real, 0, None, closed="neither")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
+                 chunk_size=20_000):
+        self.tr = tr
+        self.kh = kh
+        self.rho = rho
+        self.chunk_size = chunk_size
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the curves and record the number of time points.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
+            Tissue and arterial concentration curves, see
+            :func:`skperfusion.pair_curves`.
+        y : None
+            Ignored; deconvolution needs no target.
+
+        Returns
+        -------
+        self : object
+            Fitted deconvolver.
+        """
+        curves, _ = validate_curves(self, X, reset=True)
+        self.n_times_ = curves.shape[2]
+        self._fit_curves(curves[:, 0], curves[:, 1])
+        return self
+
+    def _fit_curves(self, tissue, aif):
+        """Learn from training curves; stateless deconvolvers learn nothing."""
+
+    def transform(self, X):
+        """Compute perfusion maps for every sample.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
+            Tissue and arterial concentration curves with the ``n_times``
+            seen in ``fit``.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_samples, 4)
+            Columns ``CBF`` (ml/100g/min), ``CBV`` (ml/100g), ``MTT`` (s) and
+            ``Tmax`` (s); NaN where a voxel has no defined value (e.g. a
+            non-positive AIF area) and for Tmax where the method does not
+            estimate it.
+        """
+        check_is_fitted(self)
+        curves, _ = validate_curves(self, X, reset=False)
+        maps = np.empty((curves.shape[0], len(PERFUSION_MAPS)), dtype=curves.dtype)
+        for start in range(0, curves.shape[0], self.chunk_size):
+            chunk = curves[start:start + self.chunk_size]
+            with np.errstate(all="ignore"):
+                maps[start:start + self.chunk_size] = self._deconvolve(chunk[:, 0], chunk[:, 1])
+        return maps
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output maps.
+
+        Parameters
+        ----------
+        input_features : array_like of str or None, default=None
+            Ignored; the outputs do not depend on the input names.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``["CBF", "CBV", "MTT", "Tmax"]``.
+        """
+        check_is_fitted(self)
+        return np.asarray(PERFUSION_MAPS, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = False
+        return tags

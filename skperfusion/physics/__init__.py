@@ -1,0 +1,44 @@
+"""Physics core: residue functions, the convolution discretisation, CBV and units.
+
+Small pure functions shared by every deconvolver (numpy) and by the PHAE
+decoder (torch twins in :mod:`skperfusion.physics.torch_ops`).
+"""
+
+from .convolution import circulant_aif_spectrum, convolve_aif
+from .parameters import (
+    DEFAULT_DENSITY,
+    DEFAULT_HEMATOCRIT_FACTOR,
+    cbf_from_cbv_mtt,
+    cbf_to_flow_rate,
+    cbv_from_curves,
+    flow_rate_to_cbf,
+    mtt_from_cbv_cbf,
+    tmax_from_residue,
+)
+from .residue import (
+    RESIDUE_FAMILIES,
+    boxcar_residue,
+    exponential_residue,
+    gamma_residue,
+    lorentzian_residue,
+    residue_function,
+)
+
+__all__ = [
+    "DEFAULT_DENSITY",
+    "DEFAULT_HEMATOCRIT_FACTOR",
+    "RESIDUE_FAMILIES",
+    "boxcar_residue",
+    "cbf_from_cbv_mtt",
+    "cbf_to_flow_rate",
+    "cbv_from_curves",
+    "circulant_aif_spectrum",
+    "convolve_aif",
+    "exponential_residue",
+    "flow_rate_to_cbf",
+    "gamma_residue",
+    "lorentzian_residue",
+    "mtt_from_cbv_cbf",
+    "residue_function",
+    "tmax_from_residue",
+]

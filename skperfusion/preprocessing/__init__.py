@@ -1,0 +1,1 @@
+"""Pre-processing of DSC signals."""
