@@ -7,10 +7,18 @@ transformer, exam-level tools and the glioma-grading study.
 """
 
 from .curves import pair_curves, split_curves
+from .deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
+from .grading import CBFRatioGrader
+from .preprocessing import ConcentrationTransformer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CBFRatioGrader",
+    "ConcentrationTransformer",
+    "OSVDDeconvolver",
+    "PHAEDeconvolver",
+    "TikhonovDeconvolver",
     "__version__",
     "pair_curves",
     "split_curves",

@@ -145,9 +145,11 @@ def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
     if n_times < min_times:
         raise ValueError(f"X has {n_times} time point(s); {estimator.__class__.__name__} "
                          f"needs at least {min_times}.")
-    if positive and np.any(X <= 0):
+    if positive and not np.all(X > 0):
+        # "Negative values in data" is the wording sklearn's positive_only checks expect.
+        kind = "Negative" if np.any(X < 0) else "Zero"
         raise ValueError(
-            "X has non-positive values; signal intensities must be > 0 because "
-            "their logarithm is taken."
+            f"{kind} values in data passed to {estimator.__class__.__name__}: signal "
+            "intensities must be > 0 because their logarithm is taken."
         )
     return X.reshape(X.shape[0], 2, n_times), was_channel_form

@@ -1,5 +1,15 @@
 """Simulated data with ground truth: curves and synthetic glioma cohorts."""
 
+from .cohort import draw_subject_parameters, simulate_cohort, simulate_exam, tissue_labels
 from .curves import gamma_variate, simulate_concentration
+from .noise import add_noise
 
-__all__ = ["gamma_variate", "simulate_concentration"]
+__all__ = [
+    "add_noise",
+    "draw_subject_parameters",
+    "gamma_variate",
+    "simulate_cohort",
+    "simulate_concentration",
+    "simulate_exam",
+    "tissue_labels",
+]

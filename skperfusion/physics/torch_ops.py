@@ -9,7 +9,11 @@ import math
 
 import torch
 
+from .parameters import _ML_PER_100G, _SECONDS_PER_MINUTE
+
 __all__ = [
+    "cbf_from_cbv_mtt_torch",
+    "cbv_from_curves_torch",
     "convolve_aif_torch",
     "exponential_residue_torch",
     "gamma_residue_torch",
@@ -114,3 +118,46 @@ def convolve_aif_torch(aif, impulse_response, tr):
     concentration = tr * (full - end_points)
     first = torch.zeros_like(concentration[..., :1])
     return torch.cat([first, concentration[..., 1:]], dim=-1)
+
+
+def cbv_from_curves_torch(tissue, aif, kh, rho):
+    """Torch twin of :func:`skperfusion.physics.cbv_from_curves` (eq. 2).
+
+    Parameters
+    ----------
+    tissue : torch.Tensor of shape (..., n_times)
+        Tissue concentration ``C(t)``.
+    aif : torch.Tensor of shape (..., n_times)
+        Arterial concentration ``Ca(t)``, same unit as ``tissue``.
+    kh : float
+        Haematocrit correction factor, dimensionless.
+    rho : float
+        Brain density in g/ml.
+
+    Returns
+    -------
+    cbv : torch.Tensor of shape (...)
+        CBV in ml/100g; NaN where the AIF area is not positive.
+    """
+    tissue_area = torch.trapezoid(tissue, dim=-1)
+    aif_area = torch.trapezoid(aif, dim=-1)
+    ratio = torch.where(aif_area > 0, tissue_area / aif_area, torch.nan)
+    return kh / rho * _ML_PER_100G * ratio
+
+
+def cbf_from_cbv_mtt_torch(cbv, mtt):
+    """Torch twin of :func:`skperfusion.physics.cbf_from_cbv_mtt` (eq. 3).
+
+    Parameters
+    ----------
+    cbv : torch.Tensor
+        CBV in ml/100g.
+    mtt : torch.Tensor
+        MTT in seconds, broadcast against ``cbv``.
+
+    Returns
+    -------
+    cbf : torch.Tensor
+        CBF in ml/100g/min; NaN where MTT is not positive.
+    """
+    return torch.where(mtt > 0, _SECONDS_PER_MINUTE * cbv / mtt, torch.nan)

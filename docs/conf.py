@@ -1,0 +1,84 @@
+"""Sphinx configuration of the skperfusion documentation.
+
+Build (warnings are errors)::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+"""
+
+import os
+import re
+from pathlib import Path
+
+import skperfusion
+
+# Examples and the API pages import matplotlib; never open a window.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+project = "skperfusion"
+author = "skperfusion developers"
+copyright = "2025, skperfusion developers"
+version = release = skperfusion.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+
+# No intersphinx: the documentation builds offline.
+
+autosummary_generate = True
+autodoc_typehints = "none"
+
+# The class template lists members itself; numpydoc's own member tables
+# would duplicate them and point at pages autosummary does not generate.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+
+sphinx_gallery_conf = {
+    "examples_dirs": [str(Path(__file__).parent.parent / "examples")],
+    "gallery_dirs": ["auto_examples"],
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "doc_module": ("skperfusion",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"skperfusion": None},
+    "remove_config_comments": True,
+    "show_memory": False,
+    "write_computation_times": False,
+    "min_reported_time": 1,
+    "matplotlib_animations": False,
+}
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"skperfusion {release}"
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+}
+html_show_sourcelink = False
+
+
+# Members that scikit-learn's mixins add to every estimator; their
+# docstrings cross-reference scikit-learn's own documentation, which this
+# offline build cannot resolve. Users find them in scikit-learn's docs.
+_SKLEARN_MIXIN_MEMBERS = re.compile(r"^set_\w+_request$")
+
+
+def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
+    if _SKLEARN_MIXIN_MEMBERS.match(name):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_sklearn_request_methods)

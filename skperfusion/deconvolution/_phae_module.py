@@ -1,0 +1,229 @@
+"""PyTorch modules of the physics-informed autoencoder (Fayolle et al. 2025).
+
+The encoder is the 1-D fully convolutional network of the paper's Fig. 2; the
+decoder has no weights: it rebuilds the tissue curve from the encoded MTT with
+the physics core (eqs. 2-6) through its torch twins, so that the only way to
+lower the reconstruction error is to encode a better MTT.
+"""
+
+import functools
+import math
+
+import torch
+from torch import nn
+
+from ..curves import AIF, TISSUE
+from ..physics import cbf_to_flow_rate
+from ..physics.torch_ops import (
+    cbf_from_cbv_mtt_torch,
+    cbv_from_curves_torch,
+    convolve_aif_torch,
+    exponential_residue_torch,
+    gamma_residue_torch,
+    lorentzian_residue_torch,
+)
+
+__all__ = ["PHAEEncoder", "PHAEModule", "normalize_by_aif_peak"]
+
+_TORCH_RESIDUES = {
+    "lorentzian": lorentzian_residue_torch,
+    "exponential": exponential_residue_torch,
+    "gamma": gamma_residue_torch,
+}
+
+
+def normalize_by_aif_peak(curves):
+    """Divide both channels of every sample by the peak of its AIF.
+
+    The stateless form of the paper's per-subject normalisation (all voxels
+    of an exam share one AIF): MTT and the ratio ``∫C / ∫Ca`` behind CBV are
+    unchanged, and the network sees curves of a fixed scale whatever the
+    concentration unit. A sample whose AIF has no positive peak is left as
+    it is (it has no defined perfusion anyway).
+
+    Parameters
+    ----------
+    curves : torch.Tensor of shape (batch, 2, n_times)
+        Tissue (channel 0) and arterial (channel 1) concentrations.
+
+    Returns
+    -------
+    normalized : torch.Tensor of shape (batch, 2, n_times)
+        Dimensionless curves, AIF peak 1.
+    """
+    peak = curves[:, AIF].amax(dim=-1)
+    scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+    return curves / scale[:, None, None]
+
+
+class PHAEEncoder(nn.Module):
+    """1-D fully convolutional encoder of Fayolle et al. 2025, Fig. 2.
+
+    Four blocks of ``Conv1d(kernel 3, stride 1, padding 1) → BatchNorm1d →
+    LeakyReLU``, with ``width`` feature maps in the first block doubling in
+    each next one, then a global 1-D average pooling over time and a linear
+    layer. Works for any number of time points.
+
+    Parameters
+    ----------
+    width : int, default=32
+        Feature maps of the first block (32 in the paper).
+    n_outputs : int, default=1
+        Outputs of the final linear layer (unbounded logits).
+    negative_slope : float, default=0.02
+        Negative slope of the leaky ReLUs.
+    n_blocks : int, default=4
+        Convolutional blocks.
+    """
+
+    def __init__(self, width=32, n_outputs=1, negative_slope=0.02, n_blocks=4):
+        super().__init__()
+        layers = []
+        in_channels = 2
+        for block in range(n_blocks):
+            out_channels = width * 2**block
+            layers += [
+                nn.Conv1d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
+                nn.BatchNorm1d(out_channels),
+                nn.LeakyReLU(negative_slope),
+            ]
+            in_channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.head = nn.Linear(in_channels, n_outputs)
+
+    def forward(self, curves):
+        """Encode curves of shape (batch, 2, n_times) into logits (batch, n_outputs)."""
+        return self.head(self.pool(self.features(curves)).flatten(1))
+
+
+class PHAEModule(nn.Module):
+    """Physics-informed autoencoder: FCN encoder and physics decoder.
+
+    ``forward`` takes raw concentration curves, normalises them by the AIF
+    peak (:func:`normalize_by_aif_peak`), encodes the MTT (and optionally a
+    bolus delay) and returns the reconstructed tissue curve with the
+    normalised tissue curve it must match:
+
+    - ``MTT = exp(log mtt_min + sigmoid(z) · log(mtt_max / mtt_min))``: smooth,
+      positive, bounded, and as sensitive to relative changes at 1 s as at
+      10 s;
+    - ``delay = max_delay · sigmoid(z')`` when ``learn_delay``, else 0;
+    - ``CBV`` by eq. 2 from the input curves, ``CBF = CBV / MTT`` (eq. 3);
+    - ``h(t) = f · R(t - delay)`` with ``f`` the flow rate of CBF (1/s, the
+      TRF of eq. 5 in the unit of the convolution) and ``R`` the residue of
+      the chosen family (eq. 4 for the Lorentzian);
+    - ``Ĉ = Ca ⊗ h`` (eq. 6) with the trapezoidal discretisation of
+      :func:`skperfusion.physics.convolve_aif`.
+
+    Parameters
+    ----------
+    tr : float
+        Sampling interval in seconds.
+    kh : float
+        Haematocrit correction factor, dimensionless.
+    rho : float
+        Brain density in g/ml.
+    residue : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
+        Residue family of the decoder.
+    gamma_shape : float, default=2.0
+        Shape of the gamma residue, dimensionless (ignored otherwise).
+    learn_delay : bool, default=False
+        Also encode a bolus delay that shifts the residue.
+    mtt_min, mtt_max : float, default=0.5, 30.0
+        Bounds of the encoded MTT in seconds.
+    max_delay : float, default=10.0
+        Upper bound of the encoded delay in seconds.
+    width : int, default=32
+        Feature maps of the first encoder block (32 in the paper).
+    negative_slope : float, default=0.02
+        Negative slope of the encoder's leaky ReLUs.
+    """
+
+    def __init__(self, tr, kh, rho, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
+                 mtt_min=0.5, mtt_max=30.0, max_delay=10.0, width=32, negative_slope=0.02):
+        super().__init__()
+        self.tr = float(tr)
+        self.kh = float(kh)
+        self.rho = float(rho)
+        self.learn_delay = bool(learn_delay)
+        self.log_mtt_min = math.log(mtt_min)
+        self.log_mtt_span = math.log(mtt_max / mtt_min)
+        self.max_delay = float(max_delay)
+        self.residue = _TORCH_RESIDUES[residue]
+        if residue == "gamma":
+            self.residue = functools.partial(self.residue, shape=float(gamma_shape))
+        self.encoder = PHAEEncoder(width, 2 if learn_delay else 1, negative_slope)
+
+    def encode(self, curves):
+        """Encode raw curves into MTT and bolus delay.
+
+        Parameters
+        ----------
+        curves : torch.Tensor of shape (batch, 2, n_times)
+            Tissue and arterial concentrations (any unit).
+
+        Returns
+        -------
+        mtt : torch.Tensor of shape (batch,)
+            MTT in seconds, in ``[mtt_min, mtt_max]``.
+        delay : torch.Tensor of shape (batch,) or None
+            Bolus delay in seconds, in ``[0, max_delay]``; None unless
+            ``learn_delay``.
+        """
+        return self._encode_normalized(normalize_by_aif_peak(curves))
+
+    def _encode_normalized(self, normalized):
+        logits = self.encoder(normalized)
+        mtt = torch.exp(self.log_mtt_min + self.log_mtt_span * torch.sigmoid(logits[:, 0]))
+        delay = self.max_delay * torch.sigmoid(logits[:, 1]) if self.learn_delay else None
+        return mtt, delay
+
+    def decode(self, normalized, mtt, delay=None):
+        """Reconstruct the tissue curve from the MTT with eqs. 2-6.
+
+        Parameters
+        ----------
+        normalized : torch.Tensor of shape (batch, 2, n_times)
+            Curves normalised by :func:`normalize_by_aif_peak`.
+        mtt : torch.Tensor of shape (batch,)
+            MTT in seconds.
+        delay : torch.Tensor of shape (batch,) or None, default=None
+            Bolus delay in seconds; None for no delay.
+
+        Returns
+        -------
+        reconstruction : torch.Tensor of shape (batch, n_times)
+            ``Ĉ(t)`` in the unit of ``normalized``; zero for samples without
+            a positive AIF area (no defined CBV), which then carry no
+            gradient.
+        """
+        tissue, aif = normalized[:, TISSUE], normalized[:, AIF]
+        cbv = cbv_from_curves_torch(tissue, aif, self.kh, self.rho)
+        cbv = torch.where(torch.isfinite(cbv), cbv, 0.0)
+        cbf = cbf_from_cbv_mtt_torch(cbv, mtt)
+        # cbf_to_flow_rate is linear: its value at 1 ml/100g/min is the factor.
+        flow_rate = cbf * float(cbf_to_flow_rate(1.0, self.kh, self.rho))
+        t = torch.arange(aif.shape[-1], dtype=aif.dtype, device=aif.device) * self.tr
+        shift = 0.0 if delay is None else delay[:, None]
+        impulse_response = flow_rate[:, None] * self.residue(t, mtt[:, None], shift)
+        return convolve_aif_torch(aif, impulse_response, self.tr)
+
+    def forward(self, curves):
+        """Reconstruct the tissue curves of a batch.
+
+        Parameters
+        ----------
+        curves : torch.Tensor of shape (batch, 2, n_times)
+            Raw tissue and arterial concentrations.
+
+        Returns
+        -------
+        reconstruction : torch.Tensor of shape (batch, n_times)
+            ``Ĉ(t)``, normalised by the AIF peak.
+        target : torch.Tensor of shape (batch, n_times)
+            The tissue curve ``C(t)`` normalised the same way.
+        """
+        normalized = normalize_by_aif_peak(curves)
+        mtt, delay = self._encode_normalized(normalized)
+        return self.decode(normalized, mtt, delay), normalized[:, TISSUE]

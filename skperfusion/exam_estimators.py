@@ -1,0 +1,434 @@
+"""Exam-level estimators: the paper's grading study as one scikit-learn pipeline.
+
+``X`` is a list of :class:`~skperfusion.exam.Exam` (one sample = one
+patient), so that cross-validation splits by patient::
+
+    Pipeline([("maps", PerfusionMapper()),       # exams -> perfusion maps
+              ("ratio", ROIRatio("CBF")),        # maps + ROIs -> tumour/NAWM ratio
+              ("grade", CBFRatioGrader())])      # ratio -> LGG/HGG
+
+and ``GridSearchCV(pipe, {"maps__deconvolver": [...]}, scoring="roc_auc")``
+compares deconvolvers. Cohort work runs over exams with joblib (``n_jobs``),
+so it runs unchanged on a cluster through joblib's dask or ray backends.
+"""
+
+import time
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .deconvolution import OSVDDeconvolver
+from .exam import GRADES, MAP_NAMES, Exam
+
+__all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades"]
+
+_ROIS = ("tumor", "nawm")
+
+
+@dataclass(frozen=True)
+class ExamMaps:
+    """Perfusion maps of one exam, as produced by :class:`PerfusionMapper`.
+
+    Parameters
+    ----------
+    exam : Exam
+        The exam the maps were computed from (masks, grade, ground truth).
+    maps : dict of str to ndarray of shape (X, Y, Z)
+        Maps by name, e.g. ``"CBF"`` (ml/100g/min), ``"CBV"`` (ml/100g),
+        ``"MTT"`` and ``"Tmax"`` (s); NaN outside the mapped voxels.
+    seconds : float, default=nan
+        Wall-clock time spent on this exam (concentration conversion and
+        deconvolution), in seconds; NaN for maps not computed here (e.g.
+        ground truth).
+    mask : str, default="brain"
+        The exam mask whose voxels were mapped.
+    """
+
+    exam: Exam
+    maps: dict
+    seconds: float = float("nan")
+    mask: str = "brain"
+
+
+def _check_exams(X, estimator, item_type=Exam, what="exams"):
+    """Return ``X`` as a non-empty list of ``item_type``, with a clear error otherwise."""
+    name = type(estimator).__name__
+    if isinstance(X, item_type) or not hasattr(X, "__len__") or isinstance(X, np.ndarray):
+        raise TypeError(f"{name} expects a list of {item_type.__name__} ({what}); got "
+                        f"{type(X).__name__}.")
+    items = list(X)
+    if not items:
+        raise ValueError(f"{name} got an empty list of {what}.")
+    wrong = sorted({type(item).__name__ for item in items if not isinstance(item, item_type)})
+    if wrong:
+        raise TypeError(f"{name} expects a list of {item_type.__name__} ({what}); got "
+                        f"elements of type {wrong}.")
+    return items
+
+
+def exam_grades(exams):
+    """Grade labels of a list of exams, the ``y`` of a grading pipeline.
+
+    Parameters
+    ----------
+    exams : list of Exam
+        Exams with a ``grade``.
+
+    Returns
+    -------
+    grades : ndarray of str of shape (n_exams,)
+        ``"LGG"`` or ``"HGG"`` per exam.
+
+    Raises
+    ------
+    ValueError
+        If an exam has no grade, naming the subjects.
+    """
+    missing = [exam.subject_id for exam in exams if exam.grade not in GRADES]
+    if missing:
+        raise ValueError(f"subject(s) {missing} have no grade; grading needs one of {GRADES} "
+                         "per exam (the grade column of participants.tsv).")
+    return np.asarray([exam.grade for exam in exams])
+
+
+def _finite_mean(values):
+    """Mean of the finite values; NaN when there is none."""
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else np.nan
+
+
+def _training_curves(exam, voxels, mask, transformer, time_grid):
+    """Grid curves of the chosen voxels (indices into ``mask``) of one exam."""
+    selected = exam.mask(mask)
+    subset = np.zeros(selected.size, dtype=bool)
+    subset[np.flatnonzero(selected)[voxels]] = True
+    return exam.curves(subset.reshape(selected.shape), transformer, time_grid=time_grid)
+
+
+def _map_exam(deconvolver, exam, mask, transformer, time_grid):
+    """Maps of one exam as an ``(X, Y, Z, n_maps)`` volume and the seconds spent."""
+    start = time.perf_counter()
+    values = deconvolver.transform(exam.curves(mask, transformer, time_grid=time_grid))
+    seconds = time.perf_counter() - start
+    return exam.to_volume(values, mask), seconds
+
+
+class PerfusionMapper(TransformerMixin, BaseEstimator):
+    """Perfusion maps of whole exams with any voxel-level deconvolver.
+
+    ``fit`` trains a clone of ``deconvolver`` on the training exams' voxels
+    (a validation only for the stateless oSVD and Tikhonov; the
+    self-supervised training of the PHAE), ``transform`` maps every exam.
+
+    One deconvolver works on one time grid: every exam's concentration
+    curves are put on the grid chosen in ``fit`` (linear interpolation by
+    :meth:`Exam.curves`, an identity for exams already on it), so that
+    multi-protocol cohorts (and the simulator's) can be pooled and every
+    method sees the same curves.
+
+    Parameters
+    ----------
+    deconvolver : estimator or None, default=None
+        Voxel-level deconvolver (``fit``/``transform`` on curves ``X`` of
+        shape ``(n, 2, T)``, see :func:`skperfusion.pair_curves`); None uses
+        ``OSVDDeconvolver()``. Its ``tr`` is set to the grid's.
+    tr : float or None, default=None
+        Sampling interval of the grid in seconds; None takes the smallest
+        TR of the training exams (their TR when they share one).
+    n_times : int or None, default=None
+        Frames of the grid; None takes the most frames that every training
+        exam covers after its non-steady-state frames (their frame count
+        when they share TR and length). Shorter exams hold their last value
+        beyond their end.
+    transformer : transformer or None, default=None
+        Signal-to-concentration transformer handed to :meth:`Exam.curves`;
+        None uses each exam's default
+        (``ConcentrationTransformer(te=exam.te, n_skip=exam.n_skip)``).
+    mask : str, default="brain"
+        Exam mask whose voxels are mapped (and used for training).
+    max_train_voxels : int or None, default=200_000
+        Voxels drawn uniformly at random from the pooled training exams to
+        train the deconvolver (bounds memory and CPU time; the PHAE of the
+        paper saw every voxel of 39 patients). None uses all of them.
+    n_jobs : int or None, default=None
+        Exams processed in parallel with joblib (``None`` = 1 unless in a
+        :func:`joblib.parallel_config` context).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the training-voxel draw.
+
+    Attributes
+    ----------
+    deconvolver_ : estimator
+        The fitted clone of ``deconvolver``.
+    tr_ : float
+        Sampling interval of the grid, in seconds.
+    n_times_ : int
+        Frames of the grid.
+    n_train_voxels_ : int
+        Voxels the deconvolver was trained on.
+    feature_names_out_ : ndarray of str
+        Names of the maps, from the deconvolver.
+
+    See Also
+    --------
+    ROIRatio : Tumour/NAWM ratio of a map, the next pipeline step.
+
+    Notes
+    -----
+    ``transform`` returns a list of :class:`ExamMaps` (per-exam volumes),
+    not a table; ``set_output`` is accepted for the sake of
+    :meth:`sklearn.pipeline.Pipeline.set_output` and does not change it.
+    The time reported per exam (``ExamMaps.seconds``) covers concentration
+    conversion, resampling and deconvolution, the paper's inference time.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from skperfusion import CBFRatioGrader
+    >>> from skperfusion.exam_estimators import PerfusionMapper, ROIRatio
+    >>> pipe = Pipeline([("maps", PerfusionMapper()), ("ratio", ROIRatio()),
+    ...                  ("grade", CBFRatioGrader(higher_class="HGG"))])
+    >>> sorted(pipe.get_params())[:3]
+    ['grade', 'grade__feature', 'grade__higher_class']
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "deconvolver": [None, HasMethods(["fit", "transform"])],
+        "tr": [None, Interval(Real, 0, None, closed="neither")],
+        "n_times": [None, Interval(Integral, 2, None, closed="left")],
+        "transformer": [None, HasMethods(["fit_transform"])],
+        "mask": [str],
+        "max_train_voxels": [None, Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [None, Integral],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, deconvolver=None, *, tr=None, n_times=None, transformer=None,
+                 mask="brain", max_train_voxels=200_000, n_jobs=None, random_state=None):
+        self.deconvolver = deconvolver
+        self.tr = tr
+        self.n_times = n_times
+        self.transformer = transformer
+        self.mask = mask
+        self.max_train_voxels = max_train_voxels
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Train the deconvolver on voxels drawn from the training exams.
+
+        Parameters
+        ----------
+        X : list of Exam
+            Training exams.
+        y : array_like or None, default=None
+            Ignored (grades are not needed to compute maps).
+
+        Returns
+        -------
+        self : object
+            Fitted mapper.
+        """
+        exams = _check_exams(X, self)
+        self.tr_ = min(exam.tr for exam in exams) if self.tr is None else float(self.tr)
+        if self.n_times is None:
+            duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)
+            # The tolerance keeps rounding from dropping the last frame of an exact fit.
+            self.n_times_ = int(np.floor(duration / self.tr_ + 1e-6)) + 1
+        else:
+            self.n_times_ = int(self.n_times)
+        counts = np.array([int(exam.mask(self.mask).sum()) for exam in exams])
+        total = int(counts.sum())
+        n_draw = total if self.max_train_voxels is None else min(self.max_train_voxels, total)
+        drawn = np.sort(check_random_state(self.random_state).choice(total, n_draw, replace=False))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        per_exam = [voxels - start for voxels, start in
+                    zip(np.split(drawn, np.searchsorted(drawn, starts[1:])), starts, strict=True)]
+        curves = np.concatenate(Parallel(n_jobs=self.n_jobs)(
+            delayed(_training_curves)(exam, voxels, self.mask, self.transformer,
+                                      (self.tr_, self.n_times_))
+            for exam, voxels in zip(exams, per_exam, strict=True) if voxels.size
+        ))
+        deconvolver = OSVDDeconvolver() if self.deconvolver is None else clone(self.deconvolver)
+        if "tr" in deconvolver.get_params():
+            deconvolver.set_params(tr=self.tr_)
+        self.deconvolver_ = deconvolver.fit(curves)
+        self.n_train_voxels_ = n_draw
+        self.feature_names_out_ = np.asarray(self.deconvolver_.get_feature_names_out(),
+                                             dtype=object)
+        return self
+
+    def transform(self, X):
+        """Compute the perfusion maps of every exam.
+
+        Parameters
+        ----------
+        X : list of Exam
+            Exams to map.
+
+        Returns
+        -------
+        maps : list of ExamMaps
+            One per exam, in order; volumes NaN outside ``mask``.
+        """
+        check_is_fitted(self)
+        exams = _check_exams(X, self)
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(_map_exam)(self.deconvolver_, exam, self.mask, self.transformer,
+                               (self.tr_, self.n_times_))
+            for exam in exams
+        )
+        return [
+            ExamMaps(exam, {name: volume[..., k] for k, name in enumerate(self.feature_names_out_)},
+                     seconds, self.mask)
+            for exam, (volume, seconds) in zip(exams, results, strict=True)
+        ]
+
+    def set_output(self, *, transform=None):
+        """Accept an output configuration; maps are volumes, not tables.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            Ignored: the per-exam maps have no tabular form. Present so that
+            ``Pipeline.set_output`` configures the steps that produce tables.
+
+        Returns
+        -------
+        self : object
+            The mapper, unchanged.
+        """
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = False
+        return tags
+
+
+class ROIRatio(TransformerMixin, BaseEstimator):
+    """Tumour/NAWM ratio of a perfusion map, one number per exam.
+
+    The mean of the map over the ``tumor`` mask divided by its mean over the
+    contralateral normal-appearing white matter ``nawm`` mask (Fayolle et
+    al. 2025, §2.3); voxels with NaN values (outside the mapped mask,
+    failed fits) are left out of the means.
+
+    Parameters
+    ----------
+    parameter : {"CBF", "CBV", "MTT", "Tmax"}, default="CBF"
+        The map whose ratio is taken.
+
+    See Also
+    --------
+    PerfusionMapper : Produces the maps.
+    skperfusion.CBFRatioGrader : Grades from the ratio.
+
+    Notes
+    -----
+    Stateless: ``fit`` only validates the parameter. The output is
+    dimensionless, one column named ``"<parameter>_ratio"`` (a DataFrame
+    column under ``set_output(transform="pandas")``).
+
+    Examples
+    --------
+    >>> from skperfusion.exam_estimators import ROIRatio
+    >>> ROIRatio("CBV").get_feature_names_out().tolist()
+    ['CBV_ratio']
+    """
+
+    _parameter_constraints: ClassVar[dict] = {"parameter": [StrOptions(set(MAP_NAMES))]}
+
+    def __init__(self, parameter="CBF"):
+        self.parameter = parameter
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the parameter and the input; nothing is learned.
+
+        Parameters
+        ----------
+        X : list of ExamMaps
+            Maps of the training exams.
+        y : array_like or None, default=None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The transformer.
+        """
+        _check_exams(X, self, ExamMaps, "exam maps, from PerfusionMapper")
+        return self
+
+    def transform(self, X):
+        """Tumour/NAWM ratio of ``parameter`` for each exam.
+
+        Parameters
+        ----------
+        X : list of ExamMaps
+            Maps with the exams' ``tumor`` and ``nawm`` masks.
+
+        Returns
+        -------
+        ratios : ndarray of shape (n_exams, 1)
+            Dimensionless ratios.
+
+        Raises
+        ------
+        ValueError
+            Naming the subjects, if an exam lacks a ROI or the map, or a ratio
+            is not a finite positive-denominator number (a ROI with no valid
+            voxel, a non-positive NAWM mean).
+        """
+        items = _check_exams(X, self, ExamMaps, "exam maps, from PerfusionMapper")
+        missing = [item.exam.subject_id for item in items
+                   if any(roi not in item.exam.masks for roi in _ROIS)]
+        if missing:
+            raise ValueError(f"subject(s) {missing} lack a tumor or nawm mask; the "
+                             f"{self.parameter} ratio needs both ROIs.")
+        no_map = [item.exam.subject_id for item in items if self.parameter not in item.maps]
+        if no_map:
+            raise ValueError(f"subject(s) {no_map} have no {self.parameter} map.")
+        means = np.array([[_finite_mean(item.maps[self.parameter][item.exam.masks[roi]])
+                           for roi in _ROIS] for item in items])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = means[:, 0] / means[:, 1]
+        bad = ~np.isfinite(ratios) | ~(means[:, 1] > 0)
+        if bad.any():
+            detail = {items[i].exam.subject_id: f"tumor mean {means[i, 0]:.4g}, nawm mean "
+                      f"{means[i, 1]:.4g}" for i in np.flatnonzero(bad)}
+            raise ValueError(f"Undefined {self.parameter} ratio (NaN, or a non-positive NAWM "
+                             f"mean) for subject(s) {detail}.")
+        return ratios[:, None]
+
+    def get_feature_names_out(self, input_features=None):
+        """Name of the output column.
+
+        Parameters
+        ----------
+        input_features : array_like of str or None, default=None
+            Ignored.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``["<parameter>_ratio"]``.
+        """
+        return np.asarray([f"{self.parameter}_ratio"], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = False
+        tags.target_tags.required = False
+        return tags

@@ -1,0 +1,210 @@
+"""The glioma cohort simulator (SPEC §8) and the noise model.
+
+Statistics are checked over many draws, with tolerances of about four
+standard errors, rather than on hand-picked seeds.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from skperfusion.datasets import (
+    add_noise,
+    draw_subject_parameters,
+    simulate_cohort,
+    simulate_exam,
+    tissue_labels,
+)
+from skperfusion.datasets.cohort import (
+    BLOOD_RELAXIVITY,
+    LABELS,
+    RESIDUE_PROBABILITIES,
+    TISSUE_RELAXIVITY,
+)
+from skperfusion.physics import cbv_from_curves
+
+N_DRAWS = 2000
+
+
+@pytest.fixture(scope="module")
+def draws():
+    rng = np.random.default_rng(12345)
+    grades = np.array(["LGG", "HGG"] * (N_DRAWS // 2))
+    table = pd.DataFrame([draw_subject_parameters(g, rng) for g in grades])
+    table["grade"] = grades
+    return table
+
+
+def test_acquisition_ranges(draws):
+    assert draws["te"].between(0.025, 0.035).all() and abs(draws["te"].mean() - 0.03) < 5e-4
+    assert draws["tr"].between(1.0, 1.5).all()
+    assert draws["n_times"].between(60, 120).all() and draws["n_times"].nunique() > 50
+    assert draws["n_skip"].between(2, 10).all()
+    # The overshoot left after the skipped frames is below 0.5 %.
+    left = draws["nonsteady_amplitude"] * draws["nonsteady_decay"] ** draws["n_skip"]
+    assert (left < 0.005).all()
+    baseline_frames = (draws["bolus_arrival"] / draws["tr"]).astype(int) - draws["n_skip"]
+    assert baseline_frames.between(5, 16).all()
+    bolus_end = draws["bolus_arrival"] + 25.0
+    assert (bolus_end < draws["n_times"] * draws["tr"]).all()
+
+
+def test_normal_tissue_perfusion_matches_the_literature(draws):
+    for region, cbf, cbv in (("gm", 60.0, 4.0), ("wm", 22.0, 2.0)):
+        drawn_cbv = draws[f"cbf_{region}"] * draws[f"mtt_{region}"] / 60.0
+        # Log-normal with 10 % CV: means within 1.5 % (4 standard errors).
+        assert draws[f"cbf_{region}"].mean() == pytest.approx(cbf, rel=0.015)
+        assert drawn_cbv.mean() == pytest.approx(cbv, rel=0.02)
+        assert draws[f"cbf_{region}"].std() / cbf == pytest.approx(0.10, abs=0.01)
+
+
+def test_residue_families_and_lorentzian_minority(draws):
+    for region in ("gm", "wm", "tumor"):
+        frequency = draws[f"residue_{region}"].value_counts(normalize=True)
+        for family, p in RESIDUE_PROBABILITIES.items():
+            assert frequency[family] == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / N_DRAWS))
+    assert RESIDUE_PROBABILITIES["lorentzian"] < 0.25
+    # Tumour and NAWM families are drawn independently.
+    same = (draws["residue_tumor"] == draws["residue_wm"]).mean()
+    expected = sum(p**2 for p in RESIDUE_PROBABILITIES.values())
+    assert same == pytest.approx(expected, abs=0.05)
+
+
+def test_tumour_delay_and_dispersion_differ_from_nawm(draws):
+    assert draws["dispersion_tumor"].mean() > draws["dispersion_wm"].mean() + 0.4
+    assert draws["delay_tumor"].std() > draws["delay_wm"].std()
+    assert (draws["delay_wm"] > draws["delay_gm"]).all()
+
+
+def test_grade_ratio_distributions_overlap_as_in_the_literature(draws):
+    hgg = draws["grade"] == "HGG"
+    ratio = draws["target_cbf_ratio"]
+    auc = roc_auc_score(hgg, ratio)
+    assert 0.86 < auc < 0.94
+    false_positive, true_positive, thresholds = roc_curve(hgg, ratio)
+    cutoff = thresholds[np.argmax(true_positive - false_positive)]
+    assert 1.4 < cutoff < 1.9
+    assert np.median(ratio[~hgg]) == pytest.approx(1.15, rel=0.05)
+    grade3 = draws["who_grade"] == 3
+    assert grade3[hgg].mean() == pytest.approx(0.25, abs=0.04)
+    assert set(draws.loc[~hgg, "who_grade"]) == {2}
+    # Grade-3-like HGG are often below the cut-off, grade 4 rarely.
+    assert (ratio[grade3] < 1.6).mean() > 0.4 > 0.15 > (ratio[hgg & ~grade3] < 1.6).mean()
+
+
+def test_phantom_regions():
+    labels, nawm = tissue_labels((16, 16, 4))
+    counts = {name: int((labels == value).sum()) for name, value in LABELS.items()}
+    assert counts["gm"] > counts["wm"] / 2 > 0 and counts["tumor"] > 20
+    assert counts["artery"] == 8 and counts["csf"] > 0
+    assert nawm.sum() > 20 and (labels[nawm] == LABELS["wm"]).all()
+    # NAWM is contralateral to the tumour.
+    x = np.arange(16)[:, None, None] * np.ones((16, 16, 4))
+    assert x[labels == LABELS["tumor"]].mean() < 7.5 < x[nawm].mean()
+    with pytest.raises(ValueError, match="at least 8 voxels"):
+        tissue_labels((4, 4, 2))
+
+
+@pytest.fixture(scope="module")
+def clean_exam():
+    return simulate_exam("sub-001", "HGG", snr=np.inf, random_state=7)
+
+
+def test_exam_is_reproducible_and_consistent(clean_exam):
+    again = simulate_exam("sub-001", "HGG", snr=np.inf, random_state=7)
+    np.testing.assert_array_equal(again.signal, clean_exam.signal)
+    truth = clean_exam.ground_truth
+    brain, tumor, nawm = (clean_exam.masks[k] for k in ("brain", "tumor", "nawm"))
+    perfused = np.isfinite(truth["MTT"])
+    np.testing.assert_allclose(truth["CBV"][perfused],
+                               truth["CBF"][perfused] * truth["MTT"][perfused] / 60.0)
+    assert np.isnan(truth["CBF"][~brain]).all()
+    assert np.isnan(truth["CBF"][clean_exam.masks["aif"]]).all()
+    assert not (tumor & nawm).any() and (tumor | nawm).sum() < brain.sum()
+    assert clean_exam.extra["true_cbf_ratio"] == pytest.approx(
+        truth["CBF"][tumor].mean() / truth["CBF"][nawm].mean())
+    assert (truth["Tmax"][perfused] >= 0).all()
+    assert clean_exam.signal.dtype == np.float32 and (clean_exam.signal > 0).all()
+
+
+def test_tissue_signal_encodes_the_ground_truth_cbv(clean_exam):
+    """Tissue ΔR2*/r_t against the true blood curve gives back the true CBV."""
+    from skperfusion.datasets.cohort import _arterial_concentration
+
+    p, exam = clean_exam.extra, clean_exam
+    frames = slice(exam.n_skip, None)
+    signal = exam.signal[..., frames].astype(float)
+    s0 = signal[..., :5].mean(axis=-1, keepdims=True)
+    concentration = -np.log(signal / s0) / exam.te / TISSUE_RELAXIVITY
+    times = np.arange(exam.n_times)[frames] * exam.tr
+    blood = _arterial_concentration(times, **{k: p[k] for k in (
+        "bolus_arrival", "aif_alpha", "aif_beta", "aif_peak", "recirculation",
+        "recirculation_delay")})
+    perfused = np.isfinite(exam.ground_truth["MTT"])
+    cbv = cbv_from_curves(concentration[perfused], blood)
+    # Truncation of the slow tail at the end of the series: a few percent.
+    np.testing.assert_allclose(cbv, exam.ground_truth["CBV"][perfused], rtol=0.06)
+
+
+def test_arterial_signal_is_non_linear_in_concentration(clean_exam):
+    a, b = BLOOD_RELAXIVITY
+    assert b > 0 and TISSUE_RELAXIVITY > a
+    aif = clean_exam.aif_signal()[clean_exam.n_skip:]
+    apparent = -np.log(aif / aif[:5].mean()) / clean_exam.te
+    # Partial volume and the quadratic term: the apparent arterial ΔR2* peak
+    # is far from the pure-blood value the methods would need.
+    pure_peak = a * clean_exam.extra["aif_peak"] + b * clean_exam.extra["aif_peak"] ** 2
+    assert apparent.max() < 0.8 * pure_peak
+
+
+def test_noise_reaches_the_requested_snr():
+    clean = np.full((4000, 30), 250.0)
+    clean[:, 20:] = 100.0
+    for kind in ("gaussian", "rician"):
+        noisy = add_noise(clean, 25.0, n_baseline=10, n_skip=2, kind=kind, random_state=0)
+        baseline = noisy[:, 2:12]
+        assert baseline.mean() / baseline.std() == pytest.approx(25.0, rel=0.03)
+    np.testing.assert_array_equal(add_noise(clean, np.inf, n_baseline=10), clean)
+
+
+def test_rician_noise_is_positive_and_biased_at_low_signal():
+    dark = np.concatenate([np.full((20000, 10), 100.0), np.zeros((20000, 1)) + 1e-9], axis=1)
+    rician = add_noise(dark, 10.0, n_baseline=10, kind="rician", random_state=1)[:, -1]
+    assert rician.mean() == pytest.approx(10.0 * np.sqrt(np.pi / 2), rel=0.03)
+    gaussian = add_noise(dark, 10.0, n_baseline=10, kind="gaussian", random_state=1)[:, -1]
+    assert (gaussian > 0).all() and gaussian.min() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"snr": 0.0}, "snr must be a positive"),
+        ({"kind": "poisson"}, "Unknown noise kind"),
+        ({"n_baseline": 40}, "n_baseline"),
+        ({"n_baseline": 2.5}, "n_baseline"),
+    ],
+)
+def test_add_noise_rejects_bad_arguments(kwargs, message):
+    arguments = {"snr": 20.0, "n_baseline": 5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        add_noise(np.ones((3, 30)), **arguments)
+
+
+def test_simulate_cohort_layout_and_protection(tmp_path):
+    table = simulate_cohort(tmp_path, 5, lgg_fraction=0.4, shape=(8, 8, 2), snr=30.0,
+                            random_state=0)
+    assert list(table["grade"]).count("LGG") == 2
+    assert list(table["participant_id"]) == [f"sub-00{i}" for i in range(1, 6)]
+    for subject in table["participant_id"]:
+        names = {p.name for p in (tmp_path / subject).iterdir()}
+        assert {"dsc.nii.gz", "dsc.json", "aif_mask.nii.gz", "gt_Tmax.nii.gz"} <= names
+    written = pd.read_csv(tmp_path / "participants.tsv", sep="\t")
+    np.testing.assert_allclose(written["true_cbf_ratio"], table["true_cbf_ratio"])
+    # A subject does not depend on the cohort size.
+    bigger = simulate_cohort(tmp_path / "more", 7, shape=(8, 8, 2), snr=30.0, random_state=0)
+    assert bigger["aif_peak"].iloc[0] == table["aif_peak"].iloc[0]
+    with pytest.raises(FileExistsError, match="already holds a cohort"):
+        simulate_cohort(tmp_path, 5, random_state=0)
+    with pytest.raises(ValueError, match="lgg_fraction"):
+        simulate_cohort(tmp_path / "x", 5, lgg_fraction=1.0)
