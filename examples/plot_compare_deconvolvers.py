@@ -41,7 +41,7 @@ print(f"TR = {exam.tr:.2f} s, TE = {exam.te * 1e3:.0f} ms; "
 deconvolvers = {
     "oSVD": OSVDDeconvolver(tr=exam.tr),
     "Tikhonov": TikhonovDeconvolver(tr=exam.tr),
-    "PHAE": PHAEDeconvolver(tr=exam.tr, max_epochs=15, batch_size=256, lr=3e-3,
+    "PHAE": PHAEDeconvolver(tr=exam.tr, max_epochs=20, batch_size=256, lr=1e-2,
                             module__width=8, random_state=0),
 }
 maps = {}

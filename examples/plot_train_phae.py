@@ -31,7 +31,7 @@ import numpy as np
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import PHAEDeconvolver
 
-exams = [simulate_exam(f"sub-{i:03d}", grade, shape=(12, 12, 2), random_state=i)
+exams = [simulate_exam(f"sub-{i:03d}", grade, random_state=i)
          for i, grade in enumerate(["LGG", "HGG", "HGG", "LGG"])]
 train, test = exams[:3], exams[3]
 tr = min(exam.tr for exam in exams)
@@ -48,7 +48,7 @@ print(f"{X_train.shape[0]} training voxels on a grid of {n_times} frames x {tr:.
 # paper) and the mean absolute error between the two curves is the loss.
 # ``max_train_voxels`` draws a fresh random subset of voxels every epoch,
 # bounding the epoch time on a CPU.
-phae = PHAEDeconvolver(tr=tr, max_epochs=20, lr=3e-3, batch_size=256, max_train_voxels=768,
+phae = PHAEDeconvolver(tr=tr, max_epochs=20, lr=1e-2, batch_size=256, max_train_voxels=768,
                        module__width=8, random_state=0)
 phae.fit(X_train)
 

@@ -8,6 +8,7 @@ transformer, exam-level tools and the glioma-grading study.
 
 from .curves import pair_curves, split_curves
 from .deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
+from .exam import Exam, load_cohort, load_exam, save_maps
 from .grading import CBFRatioGrader
 from .preprocessing import ConcentrationTransformer
 
@@ -16,10 +17,14 @@ __version__ = "0.1.0"
 __all__ = [
     "CBFRatioGrader",
     "ConcentrationTransformer",
+    "Exam",
     "OSVDDeconvolver",
     "PHAEDeconvolver",
     "TikhonovDeconvolver",
     "__version__",
+    "load_cohort",
+    "load_exam",
     "pair_curves",
+    "save_maps",
     "split_curves",
 ]

@@ -31,6 +31,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from .curves import pair_curves
+from .preprocessing import ConcentrationTransformer
 
 __all__ = [
     "GRADES",
@@ -247,8 +248,6 @@ class Exam:
             Channel 0 the tissue ``ΔR2*`` curves, channel 1 the AIF (1/s with
             the default transformer), voxels in C order of the mask.
         """
-        from .preprocessing import ConcentrationTransformer
-
         selected = self.mask(mask)
         tissue = self.signal[selected]
         n_bad = int(np.count_nonzero(np.any(tissue <= 0, axis=1)))
@@ -532,7 +531,8 @@ def _atomic_write(writers, out_dir):
     try:
         for name, write in writers.items():
             # Same extensions as the final name: nibabel picks compression from them.
-            handle, temp = tempfile.mkstemp(dir=out_dir, prefix=f".{Path(name).name.split('.')[0]}.",
+            stem, *_ = name.split(".")
+            handle, temp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.",
                                             suffix="".join(Path(name).suffixes))
             os.close(handle)
             staged.append((Path(temp), out_dir / name))
@@ -614,7 +614,7 @@ def write_exam(exam, folder):
     header.set_xyzt_units(xyz="mm", t="sec")
     signal_image = nib.Nifti1Image(np.asarray(exam.signal, dtype=np.float32), exam.affine,
                                    header=header)
-    signal_image.header.set_zooms(signal_image.header.get_zooms()[:3] + (exam.tr,))
+    signal_image.header.set_zooms((*signal_image.header.get_zooms()[:3], exam.tr))
     sidecar = {"EchoTime": exam.te, "RepetitionTime": exam.tr}
     if exam.n_skip:
         sidecar[_NON_STEADY_KEY] = int(exam.n_skip)

@@ -100,7 +100,7 @@ def test_validate_rejects_wrong_shapes(X, message):
 def test_validate_rejects_non_finite_values(bad):
     X = np.ones((3, 2, 5))
     X[1, 1, 2] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN|infinity"):
         validate_curves(_Probe(), X, reset=True)
 
 

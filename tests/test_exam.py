@@ -238,7 +238,7 @@ def test_rois_are_optional_for_maps(exam_dir):
 
 
 def test_bad_cohort_tables(cohort, tmp_path):
-    with pytest.raises(FileNotFoundError, match="participants.tsv"):
+    with pytest.raises(FileNotFoundError, match=r"participants\.tsv"):
         load_cohort(tmp_path)
     (tmp_path / "participants.tsv").write_text("participant_id\tgrade\nsub-001\tGBM\n")
     with pytest.raises(ValueError, match="subject sub-001: unknown grade 'GBM'"):

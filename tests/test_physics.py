@@ -79,7 +79,7 @@ def test_gamma_residue_with_shape_one_is_exponential():
 
 
 def test_unknown_residue_family_is_named():
-    with pytest.raises(ValueError, match="'weibull'.*expected one of"):
+    with pytest.raises(ValueError, match=r"'weibull'.*expected one of"):
         residue_function("weibull")
 
 
@@ -151,7 +151,7 @@ def test_convolution_converges_to_the_integral_for_a_bolus():
     ])
     errors = []
     for tr in (1.0, 0.5, 0.25):
-        t = tr * np.arange(int(round(30 / tr)) + 1)
+        t = tr * np.arange(round(30 / tr) + 1)
         impulse = flow / (1 + (np.pi * t / (2 * mtt)) ** 2)
         C = convolve_aif(aif(t), impulse, tr)
         errors.append(np.abs(C[np.searchsorted(t, t_check)] - exact).max() / exact.max())

@@ -112,8 +112,17 @@ def clean_exam():
 
 
 def test_exam_is_reproducible_and_consistent(clean_exam):
-    again = simulate_exam("sub-001", "HGG", snr=np.inf, random_state=7)
+    again, labels = simulate_exam("sub-001", "HGG", snr=np.inf, random_state=7,
+                                  return_labels=True)
     np.testing.assert_array_equal(again.signal, clean_exam.signal)
+    np.testing.assert_array_equal(labels == LABELS["tumor"], clean_exam.masks["tumor"])
+    np.testing.assert_array_equal(labels == LABELS["artery"], clean_exam.masks["aif"])
+    assert (clean_exam.ground_truth["CBF"][labels == LABELS["csf"]] == 0).all()
+    # The same seed with noise: the same exam plus noise drawn last.
+    noisy = simulate_exam("sub-001", "HGG", snr=30.0, random_state=7)
+    np.testing.assert_array_equal(noisy.ground_truth["CBF"], clean_exam.ground_truth["CBF"])
+    residual = (noisy.signal - clean_exam.signal)[clean_exam.masks["brain"]][:, 20:30]
+    assert 0 < np.abs(residual).mean() < 0.1 * np.abs(clean_exam.signal).mean()
     truth = clean_exam.ground_truth
     brain, tumor, nawm = (clean_exam.masks[k] for k in ("brain", "tumor", "nawm"))
     perfused = np.isfinite(truth["MTT"])
@@ -143,8 +152,10 @@ def test_tissue_signal_encodes_the_ground_truth_cbv(clean_exam):
         "recirculation_delay")})
     perfused = np.isfinite(exam.ground_truth["MTT"])
     cbv = cbv_from_curves(concentration[perfused], blood)
-    # Truncation of the slow tail at the end of the series: a few percent.
-    np.testing.assert_allclose(cbv, exam.ground_truth["CBV"][perfused], rtol=0.06)
+    # The window cuts the slow tail of the residue (up to ~10 % for the
+    # heavy-tailed Lorentzian of a long MTT, measured 9.7 % here).
+    relative = cbv / exam.ground_truth["CBV"][perfused] - 1
+    assert np.abs(relative).max() < 0.12 and abs(np.median(relative)) < 0.01
 
 
 def test_arterial_signal_is_non_linear_in_concentration(clean_exam):

@@ -4,7 +4,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
+from ..exam import MAP_NAMES, load_exam, save_maps
 from ._args import positive_int
 
 HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with oSVD, Tikhonov or a trained PHAE"
@@ -59,8 +62,6 @@ def make_deconvolver(method, exam, model=None):
     time_grid : tuple (tr, n_times) or None
         Grid the curves must be resampled to (the PHAE's training grid).
     """
-    from ..deconvolution import OSVDDeconvolver, TikhonovDeconvolver
-
     if method != "phae":
         if model is not None:
             raise ValueError(f"--model is only used with --method phae, not {method}.")
@@ -68,8 +69,6 @@ def make_deconvolver(method, exam, model=None):
         return cls(tr=exam.tr), None
     if model is None:
         raise ValueError("--method phae needs --model, a file written by 'skperfusion train'.")
-    from ..deconvolution.phae import PHAEDeconvolver
-
     if not Path(model).is_file():
         raise FileNotFoundError(f"PHAE model file {model} does not exist.")
     deconvolver = PHAEDeconvolver.load(model)
@@ -101,16 +100,12 @@ def compute_maps(exam, deconvolver, *, mask="brain", time_grid=None, chunk_size=
         ``CBF`` (ml/100g/min), ``CBV`` (ml/100g), ``MTT`` (s), ``Tmax`` (s),
         NaN outside ``mask``.
     """
-    from ..exam import MAP_NAMES
-
     X = exam.curves(mask, time_grid=time_grid)
     if not hasattr(deconvolver, "n_times_"):
         deconvolver.fit(X[:1])
     values = np.empty((X.shape[0], len(MAP_NAMES)))
     starts = range(0, X.shape[0], chunk_size)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc=f"{exam.subject_id} maps", unit="chunk")
     for start in starts:
         values[start:start + chunk_size] = deconvolver.transform(X[start:start + chunk_size])
@@ -120,8 +115,6 @@ def compute_maps(exam, deconvolver, *, mask="brain", time_grid=None, chunk_size=
 
 def run(args):
     """Compute and save the maps described by parsed ``args``."""
-    from ..exam import MAP_NAMES, load_exam, save_maps
-
     out_dir = Path(args.out_dir)
     existing = [out_dir / f"{args.prefix}{name}.nii.gz" for name in MAP_NAMES]
     existing = [str(path) for path in existing if path.exists()]

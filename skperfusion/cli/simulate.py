@@ -3,6 +3,7 @@
 import argparse
 import math
 
+from ..datasets import simulate_cohort
 from ._args import positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (SPEC §6 layout) with ground-truth maps"
@@ -37,8 +38,6 @@ def register(subparsers):
 
 def run(args):
     """Simulate the cohort described by parsed ``args``."""
-    from ..datasets import simulate_cohort
-
     table = simulate_cohort(args.out_dir, args.n_subjects, lgg_fraction=args.lgg_fraction,
                             shape=tuple(args.shape), snr=args.snr, noise=args.noise,
                             random_state=args.seed, n_jobs=args.n_jobs, progress=True)

@@ -3,7 +3,10 @@
 import argparse
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from ..deconvolution import PHAEDeconvolver
+from ..exam import load_cohort
 from ._args import positive_float, positive_int
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
@@ -67,8 +70,6 @@ def training_curves(exams, time_grid, max_voxels, random_state=None, progress=Fa
     rng = np.random.default_rng(random_state)
     per_exam = max(1, -(-max_voxels // len(exams)))
     if progress:
-        from tqdm.auto import tqdm
-
         exams = tqdm(exams, desc="extracting curves", unit="exam")
     parts = []
     for exam in exams:
@@ -84,9 +85,6 @@ def training_curves(exams, time_grid, max_voxels, random_state=None, progress=Fa
 
 def run(args):
     """Train and save the PHAE described by parsed ``args``."""
-    from ..deconvolution.phae import PHAEDeconvolver
-    from ..exam import load_cohort
-
     exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False)
     tr = args.tr or min(exam.tr for exam in exams)
     duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from ..exam import GRADES, MAP_NAMES, Exam, _atomic_write, write_exam
 from ..physics import convolve_aif
@@ -86,6 +87,7 @@ _GAMMA_SHAPE = (1.5, 5.0)
 # Baseline T2*-weighted intensity relative to white matter.
 _S0 = {"background": 0.02, "gm": 1.15, "wm": 1.0, "csf": 1.6, "tumor": 1.3, "artery": 1.0}
 _SIGNAL_SCALE = 1000.0
+_CHUNK_VOXELS = 4096
 
 
 def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0.28,
@@ -95,8 +97,9 @@ def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0
     Coordinates are normalised to ``[-1, 1]`` in-plane; the slices cover the
     central slab of an ellipsoidal brain. The tumour sits in the left
     hemisphere; the NAWM ROI is the contralateral mirror region of white
-    matter. Tumour and NAWM ROI are cylinders across the slab. Two arterial voxels per slice sit near the midline (anterior
-    cerebral / middle cerebral arteries).
+    matter. Tumour and NAWM ROI are cylinders across the slab. Two arterial
+    voxels per slice sit near the midline (anterior / middle cerebral
+    arteries).
 
     Parameters
     ----------
@@ -170,7 +173,9 @@ def draw_subject_parameters(grade, random_state=None):
     if grade not in GRADES:
         raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}.")
     rng = np.random.default_rng(random_state)
-    who_grade = 2 if grade == "LGG" else (3 if rng.random() < _GRADE3_FRACTION else 4)
+    # Drawn for LGG too, so that the other parameters do not depend on the grade.
+    grade3 = rng.random() < _GRADE3_FRACTION
+    who_grade = 2 if grade == "LGG" else (3 if grade3 else 4)
     tr = _uniform(rng, (1.0, 1.5))
     params = {
         "who_grade": who_grade,
@@ -225,7 +230,10 @@ def _arterial_concentration(t, *, bolus_arrival, aif_alpha, aif_beta, aif_peak, 
     concentration = first + second + plateau
     if dispersion > 0:
         dt = t[1] - t[0]
-        kernel = np.exp(-t / dispersion) / dispersion
+        kernel = np.exp(-t / dispersion)
+        # Unit area under the convolution's own (trapezoidal) rule, so that
+        # dispersion conserves the bolus area even when dispersion << dt.
+        kernel /= np.trapezoid(kernel, dx=dt)
         concentration = convolve_aif(concentration, kernel, dt)
     return concentration
 
@@ -243,7 +251,7 @@ def _bias_field(shape, rng):
 
 
 def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=50.0,
-                  noise="rician", oversample=10, random_state=None):
+                  noise="rician", oversample=10, random_state=None, return_labels=False):
     """Simulate one DSC exam of a glioma patient, with ground-truth maps.
 
     Parameters
@@ -261,7 +269,10 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     oversample : int, default=10
         Fine-grid points per TR for the continuous convolution.
     random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator; the same seed gives the same exam.
+        Seed or generator; the same seed gives the same exam (with or without
+        noise: the noise is drawn last).
+    return_labels : bool, default=False
+        Also return the tissue label volume (values of :data:`LABELS`).
 
     Returns
     -------
@@ -271,6 +282,8 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         in ``extra`` the drawn parameters of
         :func:`draw_subject_parameters`, ``snr``, ``noise`` and
         ``true_cbf_ratio`` (mean tumour CBF / mean NAWM CBF over the ROIs).
+    labels : ndarray of int, shape ``shape``
+        Tissue labels; only with ``return_labels=True``.
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"Unknown noise kind {noise!r}; expected one of {NOISE_KINDS}.")
@@ -286,7 +299,7 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     blood = _arterial_concentration(times, **aif_kw)
 
     truth = {name: np.full(shape, np.nan) for name in MAP_NAMES}
-    delta_r2 = np.zeros(shape + (n_times,))
+    delta_r2 = np.zeros((*shape, n_times))
     for region in ("gm", "wm", "tumor"):
         voxels = labels == LABELS[region]
         n_voxels = int(voxels.sum())
@@ -301,9 +314,14 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         residue_kw = {"shape": rng.uniform(*_GAMMA_SHAPE, n_voxels)} if family == "gamma" else {}
         arterial = functools.partial(_arterial_concentration, **aif_kw,
                                      dispersion=params[f"dispersion_{region}"])
-        tissue, _ = simulate_concentration(arterial, tr, cbf, mtt, family=family, delay=delay,
-                                           n_times=n_times, oversample=oversample,
-                                           **residue_kw)
+        tissue = np.empty((n_voxels, n_times))
+        # Chunks bound the fine-grid memory (voxels x frames x oversample).
+        for start in range(0, n_voxels, _CHUNK_VOXELS):
+            part = slice(start, start + _CHUNK_VOXELS)
+            tissue[part], _ = simulate_concentration(
+                arterial, tr, cbf[part], mtt[part], family=family, delay=delay[part],
+                n_times=n_times, oversample=oversample,
+                **{key: value[part] for key, value in residue_kw.items()})
         delta_r2[voxels] = TISSUE_RELAXIVITY * tissue
         truth["CBF"][voxels], truth["MTT"][voxels], truth["Tmax"][voxels] = cbf, mtt, delay
     truth["CBV"] = truth["CBF"] * truth["MTT"] / 60.0
@@ -311,8 +329,10 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     for name in ("CBF", "CBV"):
         truth[name][csf] = 0.0
 
-    s0 = _SIGNAL_SCALE * _bias_field(shape, rng) * np.vectorize(
-        {LABELS[k]: v for k, v in _S0.items()}.get)(labels)
+    s0_of_label = np.zeros(max(LABELS.values()) + 1)
+    for name, value in _S0.items():
+        s0_of_label[LABELS[name]] = value
+    s0 = _SIGNAL_SCALE * _bias_field(shape, rng) * s0_of_label[labels]
     signal = s0[..., None] * np.exp(-params["te"] * delta_r2)
     # Arterial voxels: blood and surrounding grey-matter signals add up
     # (partial volume), so the measured AIF is non-linearly distorted.
@@ -337,9 +357,10 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     affine = np.diag([14.0, 14.0, 40.0, 1.0]) * np.array([16 / shape[0], 16 / shape[1],
                                                           4 / shape[2], 1.0])
     affine[:3, 3] = -0.5 * affine.diagonal()[:3] * (np.array(shape) - 1)
-    return Exam(signal=signal.astype(np.float32), te=params["te"], tr=tr, affine=affine,
+    exam = Exam(signal=signal.astype(np.float32), te=params["te"], tr=tr, affine=affine,
                 masks=masks, subject_id=subject_id, grade=grade, ground_truth=truth,
                 extra=extra, n_skip=params["n_skip"])
+    return (exam, labels) if return_labels else exam
 
 
 def _simulate_and_write(root, subject_id, grade, seed, kwargs):
@@ -388,17 +409,16 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
     if (root / "participants.tsv").exists():
         raise FileExistsError(f"{root} already holds a cohort (participants.tsv); choose an "
                               "empty folder.")
+    # Child k of the seed sequence is the same whatever n_subjects.
     seeds = np.random.SeedSequence(random_state).spawn(n_subjects + 1)
     n_lgg = int(np.clip(round(lgg_fraction * n_subjects), 1, n_subjects - 1))
-    grades = np.random.default_rng(seeds[-1]).permutation(
+    grades = np.random.default_rng(seeds[0]).permutation(
         ["LGG"] * n_lgg + ["HGG"] * (n_subjects - n_lgg))
     width = max(3, len(str(n_subjects)))
     ids = [f"sub-{i + 1:0{width}d}" for i in range(n_subjects)]
     kwargs = {"shape": tuple(shape), "snr": snr, "noise": noise}
-    jobs = zip(ids, grades, seeds[:-1], strict=True)
+    jobs = zip(ids, grades, seeds[1:], strict=True)
     if progress:
-        from tqdm.auto import tqdm
-
         jobs = tqdm(jobs, total=n_subjects, desc="simulating", unit="subject")
     rows = Parallel(n_jobs=n_jobs)(
         delayed(_simulate_and_write)(root, sid, str(grade), seed, kwargs)

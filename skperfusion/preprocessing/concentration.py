@@ -39,7 +39,7 @@ def detect_baseline_frames(signal, n_sd=ARRIVAL_THRESHOLD_SD, min_frames=MIN_BAS
     2. the bolus arrives at the first frame ``i >= min_frames`` where the
        signal and the next frame are both below ``mean(S[:i]) - n_sd · σ``;
        requiring two frames makes a false alarm on pure noise rare
-       (about 1 in 150 noise-only series of 60 frames);
+       (about 1 % of noise-only series of 40 to 60 frames);
     3. the frames just before the arrival that are already more than ``σ``
        below that baseline mean are the slow start of the bolus, still under
        the detection level, and are left out too.

@@ -1,0 +1,145 @@
+"""The ``skperfusion`` command line: round trips, bad input, interrupted runs."""
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from skperfusion import exam as exam_module
+from skperfusion.cli import main
+from skperfusion.cli.maps import compute_maps
+from skperfusion.deconvolution import OSVDDeconvolver
+from skperfusion.exam import MAP_NAMES, load_exam
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "cohort"
+    status = main(["simulate", str(root), "--n-subjects", "3", "--shape", "10", "10", "2",
+                   "--snr", "40", "--seed", "5"])
+    assert status == 0
+    return root
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if "error:" in line]) == 1
+    assert "Traceback" not in "".join(err)
+    return err[-1]
+
+
+def test_help_explains_units_and_inputs(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["maps", "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("ml/100g/min", "ml/100g", "EchoTime", "seconds", "dsc.nii.gz", "--method"):
+        assert needle in text
+
+
+def test_simulate_writes_a_loadable_cohort(cohort, capsys):
+    assert {p.name for p in cohort.iterdir()} >= {"participants.tsv", "sub-001", "sub-003"}
+    assert load_exam(cohort / "sub-002").ground_truth is not None
+
+
+@pytest.mark.parametrize("method", ["osvd", "tikhonov"])
+def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
+    out = tmp_path / method
+    assert main(["maps", str(cohort / "sub-001"), str(out), "--method", method]) == 0
+    dsc = nib.load(cohort / "sub-001" / "dsc.nii.gz")
+    exam = load_exam(cohort / "sub-001")
+    brain = exam.masks["brain"]
+    for name in MAP_NAMES:
+        image = nib.load(out / f"{name}.nii.gz")
+        assert image.shape == dsc.shape[:3]
+        np.testing.assert_allclose(image.affine, dsc.affine)
+        data = image.get_fdata()
+        assert np.isnan(data[~brain]).all()
+    if method == "osvd":
+        expected = compute_maps(exam, OSVDDeconvolver(tr=exam.tr))
+        np.testing.assert_allclose(nib.load(out / "CBF.nii.gz").get_fdata(), expected["CBF"],
+                                   rtol=1e-5, equal_nan=True)
+    cbf = nib.load(out / "CBF.nii.gz").get_fdata()
+    # Perfused voxels get a finite, positive CBF.
+    perfused = np.isfinite(exam.ground_truth["MTT"])
+    assert np.isfinite(cbf[perfused]).mean() > 0.99 and np.nanmedian(cbf[perfused]) > 0
+
+
+def test_train_then_maps_with_phae(cohort, tmp_path):
+    model = tmp_path / "phae.pt"
+    assert main(["train", str(cohort), str(model), "--epochs", "1", "--max-train-voxels",
+                 "300", "--width", "4", "--batch-size", "128"]) == 0
+    out = tmp_path / "phae_maps"
+    assert main(["maps", str(cohort / "sub-003"), str(out), "--method", "phae", "--model",
+                 str(model)]) == 0
+    image = nib.load(out / "MTT.nii.gz")
+    brain = load_exam(cohort / "sub-003").masks["brain"]
+    assert image.shape == brain.shape and np.isfinite(image.get_fdata()[brain]).all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["maps", "{tmp}/nowhere", "{tmp}/out"], "exam folder .*nowhere does not exist"),
+        (["maps", "{cohort}/sub-001", "{tmp}/out", "--method", "phae"], "needs --model"),
+        (["maps", "{cohort}/sub-001", "{tmp}/out", "--method", "phae", "--model",
+          "{tmp}/none.pt"], "none.pt does not exist"),
+        (["maps", "{cohort}/sub-001", "{tmp}/out", "--model", "{tmp}/m.pt"],
+         "only used with --method phae"),
+        (["train", "{tmp}", "{tmp}/m.pt"], "missing .*participants.tsv"),
+        (["simulate", "{cohort}"], "already holds a cohort"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cohort, tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path, cohort=cohort) for a in argv]
+    assert main(argv) == 2
+    import re
+
+    assert re.search(message, _one_line_error(capsys))
+
+
+def test_bad_exam_file_names_subject_and_file(cohort, tmp_path, capsys):
+    broken = tmp_path / "sub-bad"
+    exam_module.write_exam(load_exam(cohort / "sub-001"), broken)
+    (broken / "dsc.json").write_text('{"EchoTime": 0.03}')
+    assert main(["maps", str(broken), str(tmp_path / "out")]) == 2
+    line = _one_line_error(capsys)
+    assert "subject sub-bad" in line and "dsc.json" in line and "RepetitionTime" in line
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["maps", "a", "b", "--method", "magic"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "x", "--n-subjects", "0"])
+    assert info.value.code == 2
+
+
+def test_existing_maps_need_overwrite(cohort, tmp_path, capsys):
+    out = tmp_path / "maps"
+    assert main(["maps", str(cohort / "sub-002"), str(out)]) == 0
+    assert main(["maps", str(cohort / "sub-002"), str(out)]) == 2
+    assert "--overwrite" in _one_line_error(capsys)
+    assert main(["maps", str(cohort / "sub-002"), str(out), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(("failure", "status"), [(KeyboardInterrupt, 130),
+                                                 (OSError("No space left on device"), 2)])
+def test_interrupted_maps_leave_no_partial_output(cohort, tmp_path, monkeypatch, capsys,
+                                                  failure, status):
+    real_save, calls = nib.save, []
+
+    def failing_save(image, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise failure
+        real_save(image, path)
+
+    monkeypatch.setattr(exam_module.nib, "save", failing_save)
+    out = tmp_path / "maps"
+    assert main(["maps", str(cohort / "sub-001"), str(out)]) == status
+    assert len(calls) == 2  # the first map was fully written to its temp file
+    assert os.listdir(out) == []
+    assert "Traceback" not in capsys.readouterr().err
