@@ -43,7 +43,8 @@ REGIONS = ("gm", "wm", "tumor")
 def _voxel_table(exam, labels, maps, method, snr):
     truth, extra = exam.ground_truth, exam.extra
     nawm = exam.masks["nawm"]
-    ratio = maps["CBF"] / truth["CBF"]
+    with np.errstate(divide="ignore", invalid="ignore"):  # CSF has CBF = 0
+        ratio = maps["CBF"] / truth["CBF"]
     scale = np.nanmedian(ratio[nawm])
     rows = []
     for region in REGIONS:
@@ -72,7 +73,7 @@ def _summary(voxels, keys):
         "MTT bias %": 100 * grouped["mtt_error"].median(),
         "MTT |err| %": 100 * grouped["mtt_error"].apply(lambda e: e.abs().median()),
         "non-finite %": 100 * grouped["mtt_error"].apply(lambda e: (~np.isfinite(e)).mean()),
-    }).round(2)
+    }).round(2).reset_index()
 
 
 def accuracy(n_subjects, seed):
@@ -96,10 +97,10 @@ def accuracy(n_subjects, seed):
     print(f"## Accuracy on {n_subjects} simulated subjects (16x16x4), "
           f"{time.perf_counter() - start:.0f} s\n")
     print("### Per tissue\n")
-    print(_summary(voxels, ["snr", "method", "tissue"]).to_markdown())
+    print(_summary(voxels, ["snr", "method", "tissue"]).to_markdown(index=False))
     print("\n### Per residue family (GM, WM and tumour regions pooled)\n")
     regional = voxels[voxels["tissue"] != "nawm"]
-    print(_summary(regional, ["snr", "method", "family"]).to_markdown())
+    print(_summary(regional, ["snr", "method", "family"]).to_markdown(index=False))
     print("\n### Grading with the tumour/NAWM CBF ratio\n")
     rows = []
     for (snr, method), group in ratios.groupby(["snr", "method"], sort=False):

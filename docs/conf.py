@@ -80,5 +80,31 @@ def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
     return None
 
 
+def _write_cli_reference(app):
+    """Write the ``--help`` of every sub-command, so the CLI page matches the code."""
+    from skperfusion.cli import build_parser
+
+    # argparse wraps to the terminal width; fix it for a reproducible page.
+    os.environ["COLUMNS"] = "90"
+    parser = build_parser()
+    (subparsers,) = (action for action in parser._actions
+                     if action.__class__.__name__ == "_SubParsersAction")
+    lines = []
+    for name, subparser in subparsers.choices.items():
+        title = f"``skperfusion {name}``"
+        lines += [title, "-" * len(title), "", ".. code-block:: text", ""]
+        lines += ["   " + line if line else "" for line in subparser.format_help().splitlines()]
+        lines.append("")
+    lines += ["``skperfusion``", "---------------", "", ".. code-block:: text", ""]
+    lines += ["   " + line if line else "" for line in parser.format_help().splitlines()]
+    target = Path(app.srcdir) / "generated" / "cli_reference.rst.inc"
+    target.parent.mkdir(exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    # Rewriting an unchanged file would make Sphinx rebuild the page every time.
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_request_methods)
+    app.connect("builder-inited", _write_cli_reference)

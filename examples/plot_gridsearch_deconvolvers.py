@@ -22,6 +22,7 @@ confidence intervals, noise robustness, figures) on a larger cohort.
 # the ROIs into one ratio per exam, and
 # :class:`~skperfusion.grading.CBFRatioGrader` thresholds the ratio at its
 # Youden-optimal cut-off.
+import matplotlib.pyplot as plt
 import pandas as pd
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
@@ -61,6 +62,13 @@ results = pd.DataFrame(search.cv_results_)
 results["method"] = [type(d).__name__ for d in results["param_maps__deconvolver"]]
 print(results[["method", "mean_test_score", "std_test_score", "mean_fit_time"]]
       .to_string(index=False, float_format="{:.2f}".format))
+
+fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+ax.bar(results["method"], results["mean_test_score"], yerr=results["std_test_score"],
+       capsize=4)
+ax.set(ylabel="ROC AUC (mean ± sd over folds)", ylim=(0, 1.05),
+       title="Grading by tumour/NAWM CBF ratio")
+plt.show()
 
 # %%
 # The refitted best pipeline is an ordinary classifier of exams: its cut-off

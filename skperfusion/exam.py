@@ -496,7 +496,8 @@ def load_cohort(root, n_jobs=None, *, require_rois=True):
     root : str or path-like
         Cohort folder (SPEC §6 layout).
     n_jobs : int or None, default=None
-        Exams loaded in parallel with joblib (any joblib backend, e.g. dask).
+        Exams loaded in parallel with joblib (threads unless a backend such as
+        dask is set with :func:`joblib.parallel_config`).
     require_rois : bool, default=True
         Require ``tumor`` and ``nawm`` masks in every exam.
 
@@ -510,7 +511,10 @@ def load_cohort(root, n_jobs=None, *, require_rois=True):
     table = read_participants(root)
     extra_columns = [c for c in table.columns if c not in ("participant_id", "grade")]
     rows = table.to_dict(orient="records")
-    return Parallel(n_jobs=n_jobs)(
+    # Threads by default: reading is I/O and zlib, which release the GIL, and
+    # processes would pickle every 4-D signal back; a joblib backend set by
+    # the caller (e.g. dask) still takes precedence.
+    return Parallel(n_jobs=n_jobs, prefer="threads")(
         delayed(load_exam)(root / row["participant_id"], row["participant_id"],
                            grade=row["grade"], extra={c: row[c] for c in extra_columns},
                            require_rois=require_rois)

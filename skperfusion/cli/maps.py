@@ -1,6 +1,5 @@
 """``skperfusion maps``: CBF, CBV, MTT and Tmax NIfTI maps for one exam."""
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +7,18 @@ from tqdm.auto import tqdm
 
 from ..deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
 from ..exam import MAP_NAMES, load_exam, save_maps
-from ._args import positive_int
+from ._args import add_command, positive_int
 
 HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with oSVD, Tikhonov or a trained PHAE"
 METHODS = ("osvd", "tikhonov", "phae")
+DETAILS = (
+    "Input: an exam folder with dsc.nii.gz (4-D DSC signal), dsc.json (EchoTime, "
+    "RepetitionTime in seconds) and aif_mask.nii.gz / brain_mask.nii.gz. The AIF is the "
+    "mean arterial signal; signals become concentrations C = -ln(S/S0)/TE. Output: "
+    "CBF.nii.gz (ml/100g/min), CBV.nii.gz (ml/100g), MTT.nii.gz (s), Tmax.nii.gz (s; NaN "
+    "where the method gives none) with the input's affine, NaN outside the mask, written "
+    "atomically."
+)
 
 
 def register(subparsers):
@@ -21,14 +28,7 @@ def register(subparsers):
     ----------
     subparsers : argparse._SubParsersAction
     """
-    parser = subparsers.add_parser(
-        "maps", help=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description=HELP + ". Input: an exam folder with dsc.nii.gz (4-D DSC signal), "
-        "dsc.json (EchoTime, RepetitionTime in seconds) and aif_mask.nii.gz / "
-        "brain_mask.nii.gz. The AIF is the mean arterial signal; signals become "
-        "concentrations C = -ln(S/S0)/TE. Output: CBF.nii.gz (ml/100g/min), CBV.nii.gz "
-        "(ml/100g), MTT.nii.gz (s), Tmax.nii.gz (s; NaN where the method gives none) with the "
-        "input's affine, NaN outside the mask, written atomically.")
+    parser = add_command(subparsers, "maps", HELP, DETAILS, run)
     parser.add_argument("exam_dir", help="exam folder (sub-<id>)")
     parser.add_argument("out_dir", help="output folder for the maps")
     parser.add_argument("--method", choices=METHODS, default="osvd",
@@ -40,7 +40,6 @@ def register(subparsers):
                         help="voxels deconvolved at a time (bounds memory)")
     parser.add_argument("--prefix", default="", help="output file name prefix")
     parser.add_argument("--overwrite", action="store_true", help="replace existing maps")
-    parser.set_defaults(func=run)
 
 
 def make_deconvolver(method, exam, model=None):

@@ -1,12 +1,16 @@
 """``skperfusion simulate``: write a synthetic glioma cohort with ground truth."""
 
-import argparse
 import math
 
 from ..datasets import simulate_cohort
-from ._args import positive_float, positive_int
+from ._args import add_command, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (SPEC §6 layout) with ground-truth maps"
+DETAILS = (
+    "Each subject gets sub-<id>/dsc.nii.gz, dsc.json, four masks and "
+    "gt_CBF/gt_CBV/gt_MTT/gt_Tmax.nii.gz (ml/100g/min, ml/100g, s, s); participants.tsv "
+    "holds grade, true_cbf_ratio (tumour/NAWM) and every drawn parameter."
+)
 
 
 def register(subparsers):
@@ -16,24 +20,20 @@ def register(subparsers):
     ----------
     subparsers : argparse._SubParsersAction
     """
-    parser = subparsers.add_parser(
-        "simulate", help=HELP, description=HELP + ". Each subject gets sub-<id>/dsc.nii.gz, "
-        "dsc.json, four masks and gt_CBF/gt_CBV/gt_MTT/gt_Tmax.nii.gz (ml/100g/min, ml/100g, "
-        "s, s); participants.tsv holds grade, true_cbf_ratio (tumour/NAWM) and every drawn "
-        "parameter.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_command(subparsers, "simulate", HELP, DETAILS, run)
     parser.add_argument("out_dir", help="output cohort folder (must not hold a cohort yet)")
-    parser.add_argument("--n-subjects", type=positive_int, default=24)
+    parser.add_argument("--n-subjects", type=positive_int, default=24, help="cohort size")
     parser.add_argument("--lgg-fraction", type=float, default=0.4,
                         help="fraction of low-grade gliomas, in (0, 1)")
     parser.add_argument("--snr", type=positive_float, default=50.0,
                         help="baseline SNR = mean baseline signal / noise sd; 'inf' for none")
-    parser.add_argument("--noise", choices=("rician", "gaussian"), default="rician")
+    parser.add_argument("--noise", choices=("rician", "gaussian"), default="rician",
+                        help="noise model (Rician: magnitude images)")
     parser.add_argument("--shape", type=positive_int, nargs=3, default=(16, 16, 4),
                         metavar=("X", "Y", "Z"), help="image size in voxels")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="subjects simulated in parallel (joblib)")
-    parser.set_defaults(func=run)
 
 
 def run(args):

@@ -88,6 +88,7 @@ _GAMMA_SHAPE = (1.5, 5.0)
 _S0 = {"background": 0.02, "gm": 1.15, "wm": 1.0, "csf": 1.6, "tumor": 1.3, "artery": 1.0}
 _SIGNAL_SCALE = 1000.0
 _CHUNK_VOXELS = 4096
+_FOV_MM, _SLICE_MM = 224.0, 5.0
 
 
 def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0.28,
@@ -354,8 +355,8 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
              "nawm": nawm}
     extra = dict(params, snr=float(snr), noise=noise,
                  true_cbf_ratio=float(truth["CBF"][tumor].mean() / truth["CBF"][nawm].mean()))
-    affine = np.diag([14.0, 14.0, 40.0, 1.0]) * np.array([16 / shape[0], 16 / shape[1],
-                                                          4 / shape[2], 1.0])
+    # 224 mm field of view in-plane, 5 mm slices, centred on the origin.
+    affine = np.diag([_FOV_MM / shape[0], _FOV_MM / shape[1], _SLICE_MM, 1.0])
     affine[:3, 3] = -0.5 * affine.diagonal()[:3] * (np.array(shape) - 1)
     exam = Exam(signal=signal.astype(np.float32), te=params["te"], tr=tr, affine=affine,
                 masks=masks, subject_id=subject_id, grade=grade, ground_truth=truth,
@@ -417,12 +418,14 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
     width = max(3, len(str(n_subjects)))
     ids = [f"sub-{i + 1:0{width}d}" for i in range(n_subjects)]
     kwargs = {"shape": tuple(shape), "snr": snr, "noise": noise}
-    jobs = zip(ids, grades, seeds[1:], strict=True)
-    if progress:
-        jobs = tqdm(jobs, total=n_subjects, desc="simulating", unit="subject")
-    rows = Parallel(n_jobs=n_jobs)(
+    # Threads by default (numpy FFTs and zlib release the GIL; no process
+    # start-up); a joblib backend set by the caller still takes precedence.
+    rows = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
         delayed(_simulate_and_write)(root, sid, str(grade), seed, kwargs)
-        for sid, grade, seed in jobs)
+        for sid, grade, seed in zip(ids, grades, seeds[1:], strict=True))
+    if progress:
+        rows = tqdm(rows, total=n_subjects, desc="simulating", unit="subject")
+    rows = list(rows)
     participants = pd.DataFrame(rows)
     _atomic_write({"participants.tsv": lambda temp: participants.to_csv(
         temp, sep="\t", index=False, na_rep="n/a")}, root)

@@ -21,8 +21,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import ProgressBar
+from skorch.callbacks import Callback, ProgressBar
 from skorch.history import History
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR, cbf_from_cbv_mtt, cbv_from_curves
@@ -77,6 +78,22 @@ class _SelfSupervisedNet(NeuralNet):
                 "values (tissue curves many orders of magnitude above their AIF)."
             )
         return loss
+
+
+class _RecalibrateBatchNorm(Callback):
+    """Re-estimate the BatchNorm statistics with the final weights, once training ends.
+
+    The running statistics gathered during training average over batches
+    seen with earlier weights; the encoder's MTT is sensitive enough to
+    them that evaluation-mode predictions drift from the training-mode ones
+    (badly so at higher learning rates). One pass without gradient over the
+    training voxels (or a ``max_train_voxels`` subset) with cumulative
+    averaging makes the statistics those of the final network.
+    """
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        loader = net.get_iterator(net.get_dataset(X), training=True)
+        update_bn(loader, net.module_, device=net.device)
 
 
 def _plain(value):
@@ -331,7 +348,8 @@ class PHAEDeconvolver(BaseDeconvolver):
             raise ValueError(f"device={self.device!r} but CUDA is not available.")
 
     def _make_net(self):
-        callbacks = copy.deepcopy(list(self.callbacks or []))
+        callbacks = [("batchnorm_recalibration", _RecalibrateBatchNorm()),
+                     *copy.deepcopy(list(self.callbacks or []))]
         has_bar = any(isinstance(cb[1] if isinstance(cb, tuple) else cb, ProgressBar)
                       for cb in callbacks)
         if self.verbose and not has_bar:

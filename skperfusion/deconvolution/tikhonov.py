@@ -46,7 +46,8 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion):
     ``L`` circulant modes: one matrix product per statistic when the AIF is
     shared. GCV minimises ``ρ / trace²``; the L-curve corner is the point of
     largest signed curvature of ``(log ρ, log η)`` traversed with increasing
-    λ (finite differences over the log-spaced grid).
+    λ (finite differences over the log-spaced grid). Candidates below the
+    smallest singular value ``σmin`` are not considered.
     """
     singular2 = np.abs(aif_spectrum) ** 2
     multiplicity = mode_multiplicity(singular2.shape[-1], singular2.dtype)[:, None]
@@ -67,6 +68,9 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion):
             score = -(dx * ddy - ddx * dy) / (dx**2 + dy**2) ** 1.5
             # One-sided differences at the grid ends are no corners.
             score[:, [0, -1]] = np.inf
+    # Below the smallest singular value the filter no longer changes and the
+    # curves flatten into spurious corners (Hansen's grids stop at σmin too).
+    score = np.where(lambdas >= np.sqrt(singular2.min(axis=-1, keepdims=True)), score, np.inf)
     best = np.argmin(np.where(np.isfinite(score), score, np.inf), axis=-1)
     return np.take_along_axis(np.broadcast_to(lambdas, best.shape + lambdas.shape[-1:]),
                               best[:, None], axis=-1)
