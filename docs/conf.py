@@ -42,6 +42,12 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
+# Fail the build on undocumented or unknown parameters, missing docstrings,
+# missing Returns sections and missing summaries.
+numpydoc_validation_checks = {"GL08", "PR01", "PR02", "PR10", "RT01", "SS01"}
+# Module constants are validated against their type's docstring (e.g. dict's);
+# their own attribute docstrings are read by autodoc instead.
+numpydoc_validation_exclude = {r"\.[A-Z][A-Z0-9_]*$", r"\.__version__$"}
 
 sphinx_gallery_conf = {
     "examples_dirs": [str(Path(__file__).parent.parent / "examples")],
@@ -68,7 +74,7 @@ html_theme_options = {
 html_show_sourcelink = False
 
 
-# Members that scikit-learn's mixins add to every estimator; their
+# Request setters that scikit-learn generates on every estimator; their
 # docstrings cross-reference scikit-learn's own documentation, which this
 # offline build cannot resolve. Users find them in scikit-learn's docs.
 _SKLEARN_MIXIN_MEMBERS = re.compile(r"^set_\w+_request$")

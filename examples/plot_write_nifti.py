@@ -62,7 +62,9 @@ print("description:", cbf.header["descrip"].item().decode())
 fig, axes = plt.subplots(1, 4, figsize=(11, 3), layout="constrained")
 for ax, name in zip(axes, maps, strict=True):
     image = nib.load(workdir / "maps" / f"osvd_{name}.nii.gz").get_fdata()
-    shown = ax.imshow(image[:, :, 1].T, origin="lower")
+    # Percentile limits: arterial and CSF voxels hold extreme values.
+    low, high = np.nanpercentile(image, [2, 98])
+    shown = ax.imshow(image[:, :, 1].T, origin="lower", vmin=low, vmax=high)
     ax.set_title(name)
     ax.set_axis_off()
     fig.colorbar(shown, ax=ax, shrink=0.7)

@@ -9,6 +9,7 @@ transformer, exam-level tools and the glioma-grading study.
 from .curves import pair_curves, split_curves
 from .deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
 from .exam import Exam, load_cohort, load_exam, save_maps
+from .exam_estimators import PerfusionMapper, ROIRatio
 from .grading import CBFRatioGrader
 from .preprocessing import ConcentrationTransformer
 
@@ -20,6 +21,8 @@ __all__ = [
     "Exam",
     "OSVDDeconvolver",
     "PHAEDeconvolver",
+    "PerfusionMapper",
+    "ROIRatio",
     "TikhonovDeconvolver",
     "__version__",
     "load_cohort",

@@ -69,10 +69,12 @@ def youden_cutoff(scores, is_high):
         )
     values = np.unique(scores)
     candidates = np.append((values[:-1] + values[1:]) / 2, values[-1])
-    sensitivity = 1.0 - np.searchsorted(high, candidates, side="right") / high.size
-    specificity = np.searchsorted(low, candidates, side="right") / low.size
-    best = np.argmax(sensitivity + specificity)
-    return float(candidates[best]), float(sensitivity[best]), float(specificity[best])
+    n_high_above = high.size - np.searchsorted(high, candidates, side="right")
+    n_low_below = np.searchsorted(low, candidates, side="right")
+    # J scaled by n_high·n_low, in integers, so that exact ties stay ties.
+    best = np.argmax(n_high_above * low.size + n_low_below * high.size)
+    return (float(candidates[best]), float(n_high_above[best] / high.size),
+            float(n_low_below[best] / low.size))
 
 
 def _rank_auc(X, positive):
@@ -128,7 +130,7 @@ class CBFRatioGrader(ClassifierMixin, BaseEstimator):
         Slope of the logistic link of :meth:`predict_proba`, in 1/ratio unit.
     n_features_in_ : int
         Number of columns seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names seen in ``fit``, when ``X`` had string column names.
 
     See Also
@@ -219,7 +221,7 @@ class CBFRatioGrader(ClassifierMixin, BaseEstimator):
         pooled_variance = residuals @ residuals / max(ratio.size - 2, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = abs(ratio[is_high].mean() - ratio[~is_high].mean()) / pooled_variance
-        self.slope_ = float(np.nan_to_num(slope, nan=0.0))
+        self.slope_ = 0.0 if np.isnan(slope) else float(slope)
         return self
 
     def _feature_index(self, X, positive):

@@ -25,7 +25,9 @@ def test_gallery_is_not_empty():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[path.name for path in SCRIPTS])
 def test_example_runs(script, tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    # One torch/BLAS thread: the examples' arrays are small, and extra threads
+    # only oversubscribe the cores when the suite shares the machine.
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
     completed = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,

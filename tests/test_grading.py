@@ -10,7 +10,7 @@ from skperfusion import CBFRatioGrader
 from skperfusion.grading import youden_cutoff
 
 
-@parametrize_with_checks([CBFRatioGrader(), CBFRatioGrader(higher_class=None, feature=0)])
+@parametrize_with_checks([CBFRatioGrader()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

@@ -14,8 +14,12 @@ from skperfusion.deconvolution.tikhonov import LAMBDA_GRID
 AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
 MTTS = np.array([2.0, 4.0, 8.0, 12.0])
 # Worst noise-free CBF error measured (benchmarks/bench_accuracy.py) plus ~2 %;
-# the residue peak misses CBF at short MTT as for SVD (see test_svd.py).
-CBF_TOLERANCE = {2.0: 0.40, 4.0: 0.21, 8.0: 0.11, 12.0: 0.14}
+# the residue peak misses CBF at short MTT as for SVD (see test_svd.py). The
+# L-curve never goes below λ = σmin, which regularises short MTTs a bit more.
+CBF_TOLERANCE = {
+    "gcv": {2.0: 0.40, 4.0: 0.21, 8.0: 0.11, 12.0: 0.14},
+    "lcurve": {2.0: 0.44, 4.0: 0.23, 8.0: 0.11, 12.0: 0.14},
+}
 
 
 def _noisy(tr=1.0, n_times=30, n=6, seed=0):
@@ -88,7 +92,7 @@ def test_noise_free_accuracy_and_delay(family, tr, criterion):
         tissue, aif = simulate_concentration(AIF, tr, cbf, mtt, family=family, delay=delay,
                                              n_times=90)
         maps.append(estimator.fit_transform(pair_curves(tissue, aif)))
-    tolerance = np.vectorize(CBF_TOLERANCE.get)(mtt)
+    tolerance = np.vectorize(CBF_TOLERANCE[criterion].get)(mtt)
     assert np.all(np.abs(maps[0][:, 0] / cbf - 1) <= tolerance)
     np.testing.assert_allclose(maps[0][:, 1], cbf * mtt / 60, rtol=0.02)
     assert np.all(np.abs(maps[0][:, 2] / mtt - 1) <= 1.02 / (1 - tolerance) - 1)

@@ -7,11 +7,11 @@ and a one-line message on stderr, never a traceback.
 import argparse
 import sys
 
-from . import maps, simulate, train
+from . import maps, simulate, study, train
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (simulate, maps, train)
+_COMMANDS = (simulate, maps, train, study)
 _USER_ERRORS = (ValueError, OSError, KeyError)
 
 

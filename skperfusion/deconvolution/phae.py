@@ -26,6 +26,7 @@ from skorch.history import History
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR, cbf_from_cbv_mtt, cbv_from_curves
 from ._base import BaseDeconvolver
 from ._phae_module import PHAEModule
@@ -203,7 +204,7 @@ class PHAEDeconvolver(BaseDeconvolver):
         Number of time points seen in ``fit``.
     n_features_in_ : int
         Number of flat features (``2 * n_times_``) seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of ``X`` in ``fit``, if it had string column names.
 
     See Also
@@ -281,8 +282,6 @@ class PHAEDeconvolver(BaseDeconvolver):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-        # Mirrors Python's own TypeError for an unexpected keyword argument.
-        _check_routed_names(kwargs)
         # Private, so that sklearn sees only the constructor arguments as
         # attributes; exposed through get_params/set_params.
         self._routed_params = kwargs
@@ -315,8 +314,9 @@ class PHAEDeconvolver(BaseDeconvolver):
         self : PHAEDeconvolver
             This estimator.
         """
-        routed = {name: value for name, value in params.items()
-                  if name.startswith(_ROUTED_PREFIXES)}
+        # Names are checked in fit, like every other parameter.
+        explicit = self._get_param_names()
+        routed = {name: value for name, value in params.items() if name not in explicit}
         self._routed_params = {**self._routed_params, **routed}
         return super().set_params(
             **{name: value for name, value in params.items() if name not in routed}
@@ -327,6 +327,13 @@ class PHAEDeconvolver(BaseDeconvolver):
                 if name.startswith(prefix)}
 
     def _check_training_params(self):
+        unexpected = sorted(name for name in self._routed_params
+                            if not name.startswith(_ROUTED_PREFIXES))
+        if unexpected:
+            raise ValueError(
+                f"Unexpected parameter(s) {unexpected} for PHAEDeconvolver; routed "
+                f"parameters must start with one of {list(_ROUTED_PREFIXES)}."
+            )
         if self.mtt_min >= self.mtt_max:
             raise ValueError(
                 f"mtt_min={self.mtt_min} must be smaller than mtt_max={self.mtt_max} (seconds)."
@@ -408,6 +415,39 @@ class PHAEDeconvolver(BaseDeconvolver):
         mtt = np.where(defined, mtt.cpu().numpy(), np.nan)
         tmax = np.nan if delay is None else np.where(defined, delay.cpu().numpy(), np.nan)
         return np.column_stack(np.broadcast_arrays(cbf_from_cbv_mtt(cbv, mtt), cbv, mtt, tmax))
+
+    def score(self, X, y=None):
+        """Negative mean absolute reconstruction error, the training loss (higher is better).
+
+        The self-supervised criterion lets ``GridSearchCV`` and
+        ``cross_val_score`` select PHAE settings on held-out voxels without
+        reference maps.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
+            Tissue and arterial concentration curves with the ``n_times``
+            seen in ``fit``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            ``-mean |C - Ĉ|`` over samples and time points, on the curves
+            normalised by their AIF peak (dimensionless).
+        """
+        check_is_fitted(self)
+        curves, _ = validate_curves(self, X, reset=False)
+        module = self.net_.module_
+        module.train(False)
+        total = 0.0
+        for start in range(0, curves.shape[0], self.chunk_size):
+            chunk = torch.as_tensor(curves[start:start + self.chunk_size], dtype=torch.float32)
+            with torch.inference_mode():
+                reconstruction, target = module(chunk.to(self.net_.device))
+                total += (reconstruction - target).abs().sum().item()
+        return -total / (curves.shape[0] * curves.shape[2])
 
     def save(self, path):
         """Save the trained weights and parameters to a file, atomically.
@@ -494,11 +534,3 @@ class PHAEDeconvolver(BaseDeconvolver):
             estimator.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
         return estimator
 
-
-def _check_routed_names(kwargs):
-    unexpected = sorted(name for name in kwargs if not name.startswith(_ROUTED_PREFIXES))
-    if unexpected:
-        raise TypeError(
-            f"PHAEDeconvolver got unexpected keyword argument(s) {unexpected}; routed "
-            f"parameters must start with one of {list(_ROUTED_PREFIXES)}."
-        )

@@ -46,8 +46,8 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion):
     ``L`` circulant modes: one matrix product per statistic when the AIF is
     shared. GCV minimises ``ρ / trace²``; the L-curve corner is the point of
     largest signed curvature of ``(log ρ, log η)`` traversed with increasing
-    λ (finite differences over the log-spaced grid). Candidates below the
-    smallest singular value ``σmin`` are not considered.
+    λ (finite differences over the log-spaced grid), among the candidates
+    not below the smallest singular value ``σmin``.
     """
     singular2 = np.abs(aif_spectrum) ** 2
     multiplicity = mode_multiplicity(singular2.shape[-1], singular2.dtype)[:, None]
@@ -66,11 +66,12 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion):
             dx, dy = np.gradient(np.log(rho), axis=-1), np.gradient(np.log(eta), axis=-1)
             ddx, ddy = np.gradient(dx, axis=-1), np.gradient(dy, axis=-1)
             score = -(dx * ddy - ddx * dy) / (dx**2 + dy**2) ** 1.5
-            # One-sided differences at the grid ends are no corners.
+            # One-sided differences at the grid ends are no corners; below the
+            # smallest singular value the filter barely changes and noisy
+            # curves flatten into spurious corners (Hansen's grids stop at σmin).
             score[:, [0, -1]] = np.inf
-    # Below the smallest singular value the filter no longer changes and the
-    # curves flatten into spurious corners (Hansen's grids stop at σmin too).
-    score = np.where(lambdas >= np.sqrt(singular2.min(axis=-1, keepdims=True)), score, np.inf)
+            score = np.where(lambdas >= np.sqrt(singular2.min(axis=-1, keepdims=True)),
+                             score, np.inf)
     best = np.argmin(np.where(np.isfinite(score), score, np.inf), axis=-1)
     return np.take_along_axis(np.broadcast_to(lambdas, best.shape + lambdas.shape[-1:]),
                               best[:, None], axis=-1)

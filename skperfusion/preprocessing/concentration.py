@@ -130,7 +130,7 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         Time points per channel of the signals seen in ``fit``.
     n_features_in_ : int
         Number of features (flat columns) seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names seen in ``fit``, when ``X`` had string column names.
 
     See Also

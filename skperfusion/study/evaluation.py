@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from ..datasets.noise import add_noise
-from ..exam_estimators import ExamMaps, ROIRatio, exam_grades
+from ..exam_estimators import ExamMaps, ROIRatio, _finite_mean, exam_grades
 from ..grading import youden_cutoff
 from ..preprocessing import detect_baseline_frames
 
@@ -207,7 +207,7 @@ def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, con
     return table
 
 
-def map_errors(maps, parameters=("CBF", "MTT")):
+def map_errors(maps, parameters=("CBF", "MTT"), *, normalize_by=None):
     """Voxel-wise relative error of perfusion maps against ground truth.
 
     Parameters
@@ -216,6 +216,11 @@ def map_errors(maps, parameters=("CBF", "MTT")):
         Maps of exams with ``ground_truth`` (simulated cohorts).
     parameters : sequence of str, default=("CBF", "MTT")
         Maps to evaluate.
+    normalize_by : str or None, default=None
+        Exam mask (e.g. ``"nawm"``) by whose mean both the estimate and the
+        truth are divided first, per exam: the error of relative maps such
+        as rCBF, free of the global scale errors (AIF partial volume,
+        arterial vs tissue relaxivity) that no deconvolver can undo.
 
     Returns
     -------
@@ -242,9 +247,14 @@ def map_errors(maps, parameters=("CBF", "MTT")):
     for parameter in parameters:
         relative = []
         for item in maps:
+            estimate = item.maps[parameter]
             truth = item.exam.ground_truth[parameter]
             scored = item.exam.mask(item.mask) & np.isfinite(truth) & (truth > 0)
-            relative.append(item.maps[parameter][scored] / truth[scored] - 1.0)
+            if normalize_by is not None:
+                reference = item.exam.mask(normalize_by)
+                estimate = estimate / _finite_mean(estimate[reference])
+                truth = truth / _finite_mean(truth[reference])
+            relative.append(estimate[scored] / truth[scored] - 1.0)
         relative = np.concatenate(relative)
         finite = np.isfinite(relative)
         errors[f"{parameter}_bias_pct"] = 100 * float(np.median(relative[finite]))
@@ -289,7 +299,8 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
 
 def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, parameter="CBF",
                      higher_class="HGG", kind="gaussian", error_parameters=("CBF", "MTT"),
-                     n_boot=1000, confidence=0.95, random_state=None, progress=False):
+                     normalized_parameters=("CBF",), n_boot=1000, confidence=0.95,
+                     random_state=None, progress=False):
     """Grading AUC, and map errors, of each method on noise-degraded exams (Fig. 5).
 
     At each SNR every exam is degraded once (:func:`degrade_exam`, the AIF
@@ -313,6 +324,9 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, parameter="CB
     error_parameters : sequence of str, default=("CBF", "MTT")
         Maps compared with ground truth (:func:`map_errors`) when every exam
         has it.
+    normalized_parameters : sequence of str, default=("CBF",)
+        Maps compared with ground truth after normalisation by their NAWM
+        mean (columns prefixed ``r``, e.g. ``rCBF_abs_error_pct``).
     n_boot : int, default=1000
         Bootstrap resamples of the AUC interval (the same resamples for
         every method and SNR).
@@ -355,6 +369,8 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, parameter="CB
                     n_boot=n_boot, confidence=confidence, random_state=boot_seed), strict=True))
                 if has_truth:
                     row.update(map_errors(maps, error_parameters))
+                    row.update(map_errors(maps, normalized_parameters, normalize_by="nawm")
+                               .add_prefix("r"))
                 rows.append({"snr": snr, "method": method, **row})
                 bar.update()
             if has_truth:

@@ -1,0 +1,181 @@
+"""Exam-level estimators: the grading study as a scikit-learn pipeline over exams."""
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib import parallel_config
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import (
+    check_estimator_cloneable,
+    check_estimator_repr,
+    check_get_params_invariance,
+    check_no_attributes_set_in_init,
+    check_parameters_default_constructible,
+    check_set_params,
+)
+
+from skperfusion import (
+    CBFRatioGrader,
+    OSVDDeconvolver,
+    PerfusionMapper,
+    PHAEDeconvolver,
+    ROIRatio,
+    TikhonovDeconvolver,
+)
+from skperfusion.datasets import simulate_exam
+from skperfusion.exam_estimators import ExamMaps, exam_grades
+
+SMALL_PHAE = {"max_epochs": 2, "batch_size": 256, "lr": 1e-3, "module__width": 4,
+              "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def exams():
+    # Ten small exams; the simulator draws TR (1-1.5 s) and length per subject.
+    return [simulate_exam(f"sub-{i:02d}", grade, shape=(10, 10, 2), snr=100, random_state=i)
+            for i, grade in enumerate(["LGG", "HGG"] * 5)]
+
+
+def _pipeline(deconvolver=None, **mapper_params):
+    return Pipeline([("maps", PerfusionMapper(deconvolver, random_state=0, **mapper_params)),
+                     ("ratio", ROIRatio()),
+                     ("grade", CBFRatioGrader(higher_class="HGG"))])
+
+
+@pytest.mark.parametrize("estimator", [
+    PerfusionMapper(PHAEDeconvolver(**SMALL_PHAE), max_train_voxels=100), ROIRatio("MTT")])
+@pytest.mark.parametrize("check", [
+    check_estimator_cloneable, check_estimator_repr, check_get_params_invariance,
+    check_no_attributes_set_in_init, check_parameters_default_constructible, check_set_params])
+def test_generic_sklearn_checks(estimator, check):
+    # parametrize_with_checks skips estimators whose X is not a 2-D array
+    # (here a list of exams); these are the checks that do not need one.
+    check(type(estimator).__name__, estimator)
+
+
+def test_mapper_on_the_exam_grid_equals_the_deconvolver(exams):
+    exam = exams[0]
+    mapper = PerfusionMapper(OSVDDeconvolver()).fit([exam])
+    assert (mapper.tr_, mapper.n_times_) == (exam.tr, exam.n_times - exam.n_skip)
+    assert mapper.deconvolver_.tr == exam.tr
+    (maps,) = mapper.transform([exam])
+    expected = OSVDDeconvolver(tr=exam.tr).fit_transform(exam.curves())
+    brain = exam.masks["brain"]
+    for k, name in enumerate(["CBF", "CBV", "MTT", "Tmax"]):
+        np.testing.assert_allclose(maps.maps[name][brain], expected[:, k])
+        assert np.all(np.isnan(maps.maps[name][~brain]))
+    assert maps.seconds > 0 and maps.exam is exam
+
+
+def test_mapper_puts_exams_of_several_protocols_on_one_grid(exams):
+    mapper = PerfusionMapper(TikhonovDeconvolver()).fit(exams)
+    shortest = min((e.n_times - e.n_skip - 1) * e.tr for e in exams)
+    assert mapper.tr_ == min(e.tr for e in exams)
+    assert mapper.n_times_ == int(shortest // mapper.tr_) + 1
+    maps = mapper.transform(exams[:3])
+    assert [m.exam.subject_id for m in maps] == ["sub-00", "sub-01", "sub-02"]
+    assert all(np.isfinite(m.maps["CBF"][m.exam.masks["brain"]]).mean() > 0.95 for m in maps)
+
+
+class _RecordingDeconvolver(OSVDDeconvolver):
+    """oSVD that records how many voxels it was trained on."""
+
+    def _fit_curves(self, tissue, aif):
+        self.n_fit_voxels_ = tissue.shape[0]
+
+
+def test_training_voxels_are_subsampled_reproducibly(exams):
+    mapper = PerfusionMapper(_RecordingDeconvolver(), max_train_voxels=150, random_state=0)
+    mapper.fit(exams)
+    assert mapper.n_train_voxels_ == mapper.deconvolver_.n_fit_voxels_ == 150
+    n_brain = sum(int(e.masks["brain"].sum()) for e in exams)
+    unlimited = clone(mapper).set_params(max_train_voxels=None).fit(exams)
+    assert unlimited.deconvolver_.n_fit_voxels_ == n_brain
+
+
+def test_parallel_mapping_matches_sequential(exams):
+    sequential = PerfusionMapper(OSVDDeconvolver()).fit(exams[:3]).transform(exams[:3])
+    # Threads keep the test fast; any joblib backend (loky, dask, ray) takes this path.
+    with parallel_config(backend="threading"):
+        parallel = PerfusionMapper(OSVDDeconvolver(), n_jobs=2).fit(exams[:3]).transform(
+            exams[:3])
+    for a, b in zip(sequential, parallel, strict=True):
+        np.testing.assert_array_equal(a.maps["CBF"], b.maps["CBF"])
+
+
+def test_trained_phae_mapper_pickles(exams):
+    mapper = PerfusionMapper(PHAEDeconvolver(**SMALL_PHAE), max_train_voxels=300,
+                             random_state=0).fit(exams[:4])
+    restored = pickle.loads(pickle.dumps(mapper))
+    np.testing.assert_array_equal(restored.transform(exams[:1])[0].maps["MTT"],
+                                  mapper.transform(exams[:1])[0].maps["MTT"])
+
+
+def test_roi_ratio_by_hand(exams):
+    exam = exams[0]
+    cbf = np.where(exam.masks["tumor"], 60.0, 20.0)
+    cbf[~exam.masks["brain"]] = np.nan
+    maps = [ExamMaps(exam, {"CBF": cbf, "MTT": np.full(exam.shape, 4.0)})]
+    np.testing.assert_allclose(ROIRatio().fit_transform(maps), [[3.0]])
+    np.testing.assert_allclose(ROIRatio("MTT").fit_transform(maps), [[1.0]])
+    table = ROIRatio().set_output(transform="pandas").fit_transform(maps)
+    assert isinstance(table, pd.DataFrame) and table.columns.tolist() == ["CBF_ratio"]
+
+
+def test_pipeline_tables_are_named_under_set_output(exams):
+    pipe = _pipeline().set_output(transform="pandas").fit(exams, exam_grades(exams))
+    ratios = pipe[:-1].transform(exams)
+    assert ratios.columns.tolist() == ["CBF_ratio"]
+    assert pipe.named_steps["grade"].feature_names_in_.tolist() == ["CBF_ratio"]
+    assert set(pipe.predict(exams)) <= {"LGG", "HGG"}
+
+
+def test_grid_search_compares_deconvolvers_by_cross_validated_auc(exams):
+    y = exam_grades(exams)
+    cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)
+    candidates = [OSVDDeconvolver(), TikhonovDeconvolver(), PHAEDeconvolver(**SMALL_PHAE)]
+    search = GridSearchCV(_pipeline(max_train_voxels=300), {"maps__deconvolver": candidates},
+                          scoring="roc_auc", cv=cv).fit(exams, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_index_ == int(np.argmax(scores))
+    assert type(search.best_params_["maps__deconvolver"]) is type(
+        candidates[search.best_index_])
+    # Each fold's score is the AUC of the held-out ratios for HGG.
+    for k, (train, test) in enumerate(cv.split(exams, y)):
+        pipe = _pipeline(clone(candidates[0])).fit([exams[i] for i in train], y[train])
+        ratios = pipe[:-1].transform([exams[i] for i in test]).ravel()
+        assert search.cv_results_[f"split{k}_test_score"][0] == pytest.approx(
+            roc_auc_score(y[test] == "HGG", ratios))
+    np.testing.assert_allclose(
+        cross_val_score(_pipeline(), exams, y, scoring="roc_auc", cv=cv),
+        [search.cv_results_[f"split{k}_test_score"][0] for k in range(2)])
+
+
+def test_bad_input_gives_clear_errors(exams):
+    exam = exams[0]
+    with pytest.raises(TypeError, match="list of Exam"):
+        PerfusionMapper().fit(exam)
+    with pytest.raises(ValueError, match="empty list"):
+        PerfusionMapper().fit([])
+    with pytest.raises(TypeError, match="list of ExamMaps"):
+        ROIRatio().fit_transform(exams[:2])
+    no_tumor = dataclasses.replace(exam, masks={k: v for k, v in exam.masks.items()
+                                                if k != "tumor"})
+    with pytest.raises(ValueError, match=r"\['sub-00'\] lack a tumor or nawm mask"):
+        ROIRatio().transform([ExamMaps(no_tumor, exam.ground_truth)])
+    nan_nawm = np.where(exam.masks["nawm"], np.nan, 1.0)
+    with pytest.raises(ValueError, match=r"Undefined CBF ratio.*sub-00"):
+        ROIRatio().transform([ExamMaps(exam, {"CBF": nan_nawm})])
+    with pytest.raises(ValueError, match="have no CBV map"):
+        ROIRatio("CBV").transform([ExamMaps(exam, {"CBF": nan_nawm})])
+    ungraded = dataclasses.replace(exam, grade=None)
+    with pytest.raises(ValueError, match=r"\['sub-00'\] have no grade"):
+        exam_grades([ungraded, exams[1]])
+    with pytest.raises(ValueError, match="only one class"):
+        _pipeline().fit(exams[:3], ["HGG"] * 3)
