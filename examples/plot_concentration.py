@@ -79,8 +79,8 @@ plt.show()
 # --------------------------------
 # The paper scales every curve of a subject by the subject's maximum. Since
 # all voxels of an exam share one AIF, dividing both channels of a voxel by
-# its AIF peak is the stateless equivalent; ratios between the channels, and
-# so MTT and the tumour/NAWM ratios, are unchanged.
+# its AIF peak is the stateless equivalent. Both channels scale alike, so
+# the relation between them — and every perfusion parameter — is unchanged.
 normalised = ConcentrationTransformer(te=te, n_skip=2, normalize_by_aif_peak=True)
 scaled = normalised.fit_transform(noisy)
 ratio_before = concentration[0, 0].sum() / concentration[0, 1].sum()

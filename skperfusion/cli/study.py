@@ -69,10 +69,15 @@ def register(subparsers):
     phae.add_argument("--phae-epoch-voxels", type=positive_int, default=4096,
                       help="voxels drawn afresh for each epoch")
     phae.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    phae.add_argument("--torch-threads", type=positive_int, default=1,
+                      help="torch CPU threads; more than one often slows the small PHAE "
+                           "down on a busy machine (threads waiting for each other)")
 
 
 def run(args):
     """Run the study described by parsed ``args``."""
+    import torch
+
     from ..datasets import simulate_cohort
     from ..exam import load_cohort
     from ..study.run import run_study
@@ -101,10 +106,16 @@ def run(args):
                        "batch_size": args.phae_batch_size, "module__width": args.phae_width,
                        "max_train_voxels": args.phae_epoch_voxels}
     phae_params.update(device=args.device, verbose=1)
-    tables = run_study(exams, out, test_size=args.test_size, phae_params=phae_params,
-                       max_train_voxels=args.max_train_voxels, snrs=tuple(args.snrs),
-                       n_boot=args.n_boot, random_state=args.seed, n_jobs=args.n_jobs,
-                       source=source)
+    snrs = tuple(int(snr) if snr.is_integer() else snr for snr in args.snrs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads)
+    try:
+        tables = run_study(exams, out, test_size=args.test_size, phae_params=phae_params,
+                           max_train_voxels=args.max_train_voxels, snrs=snrs,
+                           n_boot=args.n_boot, random_state=args.seed, n_jobs=args.n_jobs,
+                           source=source)
+    finally:
+        torch.set_num_threads(threads)
     auc = tables["table1"]["auc"]
     print(f"study of {len(exams)} patients done in {time.perf_counter() - started:.0f} s; "
           f"test AUC {', '.join(f'{m} {v:.2f}' for m, v in auc.items())}; report in "

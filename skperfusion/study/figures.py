@@ -128,8 +128,9 @@ def plot_ratio_boxplots(ratios, grades, cutoffs=None, *, parameter="CBF",
             ax.hlines(cutoffs[method], m - 0.45, m + 0.45, colors=colors[method],
                       linestyles="--", label=f"{method} cut-off {cutoffs[method]:.2f}")
     ax.set_xticks([m + (c - (len(classes) - 1) / 2) * width for m in range(len(methods))
-                   for c in range(len(classes))],
-                  [f"{method}\n{grade}" for method in methods for grade in classes])
+                   for c in range(len(classes))], list(classes) * len(methods), minor=True)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.tick_params(axis="x", which="major", length=0, pad=16)
     ax.set_ylabel(f"tumour / NAWM {parameter} ratio")
     if cutoffs is not None:
         ax.legend(fontsize="small")

@@ -1,0 +1,65 @@
+"""``skperfusion study``: a tiny end-to-end demo run and its bad-input errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skperfusion.cli import main
+from skperfusion.datasets import simulate_cohort
+
+TINY = ["--n-subjects", "10", "--shape", "10", "10", "2", "--snrs", "20", "--n-boot", "50",
+        "--max-train-voxels", "500", "--phae-epochs", "1", "--phae-width", "4",
+        "--phae-batch-size", "256", "--phae-epoch-voxels", "256"]
+
+
+def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["study", "--demo", "--out", str(out), *TINY]) == 0
+    assert "report in" in capsys.readouterr().out
+    written = {p.name for p in out.iterdir()}
+    assert written == {"demo_cohort", "report.md", "table1.csv", "noise_robustness.csv",
+                       "map_errors.csv", "ratios.csv", "fig3_maps.png",
+                       "fig4_ratio_boxplots.png", "fig5_auc_vs_snr.png", "roc_curves.png"}
+    table1 = pd.read_csv(out / "table1.csv", index_col="method")
+    assert table1.index.tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
+    assert table1["auc"].between(0, 1).all()
+    assert (table1["auc_low"] <= table1["auc"]).all()
+    # The ground-truth ratios are the simulator's own tumour/NAWM CBF ratios.
+    participants = pd.read_csv(out / "demo_cohort" / "participants.tsv", sep="\t",
+                               index_col="participant_id")
+    ratios = pd.read_csv(out / "ratios.csv", index_col="participant_id")
+    assert len(ratios) == 4 and set(ratios["grade"]) == {"LGG", "HGG"}
+    np.testing.assert_allclose(ratios["ground truth"],
+                               participants.loc[ratios.index, "true_cbf_ratio"], rtol=1e-5)
+    noise = pd.read_csv(out / "noise_robustness.csv")
+    assert noise["method"].tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
+    errors = pd.read_csv(out / "map_errors.csv")
+    assert errors["snr"].tolist() == ["acquired"] * 3 + ["20"] * 3
+    report = (out / "report.md").read_text()
+    for text in ("## Table 1", "| PHAE ", "## Noise robustness", "fig5_auc_vs_snr.png",
+                 "rCBF |error| (%)", "- **seed**: 0"):
+        assert text in report
+
+
+def test_study_needs_a_cohort_or_demo(tmp_path, capsys):
+    assert main(["study", "--out", str(tmp_path / "out")]) == 2
+    assert "either COHORT_DIR or --demo" in capsys.readouterr().err
+
+
+def test_one_grade_cohort_is_rejected_without_output(tmp_path, capsys):
+    cohort = tmp_path / "cohort"
+    simulate_cohort(cohort, 4, shape=(10, 10, 2), random_state=0)
+    table = pd.read_csv(cohort / "participants.tsv", sep="\t")
+    table.assign(grade="HGG").to_csv(cohort / "participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    assert main(["study", str(cohort), "--out", str(out)]) == 2
+    assert "only HGG patients" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_options_are_rejected(tmp_path, capsys):
+    assert main(["study", "--demo", "--out", str(tmp_path / "out"), "--test-size", "1.5"]) == 2
+    assert "--test-size must be in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["study", "--demo", "--out", str(tmp_path / "out"), "--snrs", "0"])
