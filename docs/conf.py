@@ -9,10 +9,11 @@ import os
 import re
 from pathlib import Path
 
-import skperfusion
-
-# Examples and the API pages import matplotlib; never open a window.
+# Examples and the API pages import matplotlib; never open a window. Set
+# before skperfusion (and so matplotlib) is imported.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import skperfusion
 
 project = "skperfusion"
 author = "skperfusion developers"

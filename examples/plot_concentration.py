@@ -34,13 +34,14 @@ from skperfusion.preprocessing import ConcentrationTransformer, detect_baseline_
 
 tr, te, n_times = 1.2, 0.03, 60
 # Peak arterial ΔR2* of 40 1/s: the arterial signal drops to 30 % at the peak.
+t0 = 12.5  # bolus arrival in the artery, s
 tissue_c, aif_c = simulate_concentration(
-    partial(gamma_variate, t0=12.0, peak=40.0), tr, cbf=[60.0], mtt=[4.0], n_times=n_times
+    partial(gamma_variate, t0=t0, peak=40.0), tr, cbf=[60.0], mtt=[4.0], n_times=n_times
 )
 s0 = 500.0
 signal = s0 * np.exp(-te * pair_curves(tissue_c, aif_c))
-arrival = round(12.0 / tr)  # bolus arrival frame: frames before it are baseline
-noisy = add_noise(signal, snr=40, n_baseline=arrival, random_state=0)
+n_pre_bolus = int(np.sum(np.arange(n_times) * tr <= t0))  # frames before the arrival
+noisy = add_noise(signal, snr=40, n_baseline=n_pre_bolus, random_state=0)
 
 # %%
 # Convert to concentration
@@ -48,10 +49,12 @@ noisy = add_noise(signal, snr=40, n_baseline=arrival, random_state=0)
 # ``n_baseline=None`` detects the bolus arrival on the arterial channel; the
 # tissue channel uses the same baseline frames. Here we also drop the first
 # two frames, as one would for an acquisition that starts before the
-# magnetisation reaches steady state.
+# magnetisation reaches steady state. The detection leaves out the frame just
+# before the detected arrival, whose signal the start of the bolus may
+# already lower.
 detected = detect_baseline_frames(noisy[:, 1, 2:])
-print(f"after skipping 2 frames: {detected[0]} baseline frames detected, "
-      f"bolus arrival at frame {arrival - 2}")
+print(f"after skipping 2 frames: {n_pre_bolus - 2} pre-bolus frames, "
+      f"{detected[0]} used as baseline")
 
 to_concentration = ConcentrationTransformer(te=te, n_skip=2)
 concentration = to_concentration.fit_transform(noisy)

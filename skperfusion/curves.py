@@ -1,4 +1,4 @@
-"""Voxel-level input conventions (SPEC §4): pairing tissue curves with AIFs.
+"""Voxel-level input conventions: pairing tissue curves with AIFs.
 
 One sample is one voxel. ``X`` has shape ``(n_samples, 2, n_times)`` with
 channel 0 the tissue curve and channel 1 that voxel's arterial input curve,

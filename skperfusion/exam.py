@@ -1,6 +1,6 @@
 """DSC exams on disk: the exam model, cohort loading and atomic NIfTI output.
 
-On-disk layout (SPEC §6), read by :func:`load_exam` / :func:`load_cohort` and
+On-disk layout, read by :func:`load_exam` / :func:`load_cohort` and
 written by :func:`write_exam` and the simulator::
 
     cohort/
@@ -223,7 +223,7 @@ class Exam:
         return self.signal[self.mask("aif")].mean(axis=0)
 
     def curves(self, mask="brain", transformer=None, *, time_grid=None):
-        """Voxel matrix ``X`` of concentration curves (SPEC §4) for one mask.
+        """Voxel matrix ``X`` of concentration curves for one mask.
 
         The AIF is the mean arterial *signal* converted to concentration with
         the same transformer as the tissue (the paper's recipe), broadcast to
@@ -494,7 +494,7 @@ def load_cohort(root, n_jobs=None, *, require_rois=True):
     Parameters
     ----------
     root : str or path-like
-        Cohort folder (SPEC §6 layout).
+        Cohort folder (on-disk layout in the module docstring).
     n_jobs : int or None, default=None
         Exams loaded in parallel with joblib (threads unless a backend such as
         dask is set with :func:`joblib.parallel_config`).

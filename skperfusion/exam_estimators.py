@@ -44,8 +44,8 @@ class ExamMaps:
         Maps by name, e.g. ``"CBF"`` (ml/100g/min), ``"CBV"`` (ml/100g),
         ``"MTT"`` and ``"Tmax"`` (s); NaN outside the mapped voxels.
     seconds : float, default=nan
-        Wall-clock time spent on this exam (concentration conversion and
-        deconvolution), in seconds; NaN for maps not computed here (e.g.
+        Wall-clock time spent on this exam (concentration conversion,
+        resampling and deconvolution), in seconds; NaN for maps not computed here (e.g.
         ground truth).
     mask : str, default="brain"
         The exam mask whose voxels were mapped.

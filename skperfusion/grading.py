@@ -50,7 +50,7 @@ def youden_cutoff(scores, is_high):
     Examples
     --------
     >>> youden_cutoff([1.0, 1.5, 2.0, 3.0, 1.25], [False, False, True, True, True])
-    (1.75, 0.6666666666666667, 1.0)
+    (1.75, 0.6666666666666666, 1.0)
     """
     scores = np.asarray(scores, dtype=float)
     is_high = np.asarray(is_high, dtype=bool)

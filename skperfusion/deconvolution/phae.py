@@ -150,8 +150,10 @@ class PHAEDeconvolver(BaseDeconvolver):
         Haematocrit correction factor ``kH``, dimensionless.
     rho : float, default=1.04
         Brain density in g/ml.
-    chunk_size : int, default=4096
-        Voxels encoded at once in ``transform`` (the inference batch).
+    chunk_size : int, default=512
+        Voxels encoded at once in ``transform`` (the inference batch); on
+        a CPU, small batches that stay in cache are the fastest
+        (``benchmarks/bench_phae.py``).
     residue : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
         Residue family of the decoder; the paper uses the Lorentzian.
     gamma_shape : float, default=2.0
@@ -262,7 +264,7 @@ class PHAEDeconvolver(BaseDeconvolver):
     }
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
-                 chunk_size=4096, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
+                 chunk_size=512, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
                  max_delay=10.0, mtt_min=0.5, mtt_max=30.0, max_epochs=65, lr=1e-4,
                  batch_size=1536, max_train_voxels=None, train_split=None, callbacks=None,
                  device="cpu", random_state=None, verbose=0, **kwargs):
@@ -409,7 +411,7 @@ class PHAEDeconvolver(BaseDeconvolver):
         module.train(False)
         curves = torch.as_tensor(np.stack((tissue, aif), axis=1), dtype=torch.float32)
         with torch.inference_mode():
-            mtt, delay = module.encode(curves.to(self.net_.device))
+            mtt, delay = module.encode(curves.to(self.net_.device), fold=True)
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
         defined = np.isfinite(cbv)
         mtt = np.where(defined, mtt.cpu().numpy(), np.nan)
