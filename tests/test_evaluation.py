@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
@@ -93,13 +94,18 @@ def test_mann_whitney_exact_p_value_by_hand_and_scipy():
 
 def test_grading_table_rows_per_method_and_times():
     scores, y = _random_grades(1)
-    ratios = pd.DataFrame({"A": scores, "B": scores[::-1]})
+    ratios = pd.DataFrame({"A": scores, "B": scores[::-1], "C": scores})
     times = pd.DataFrame({"A": np.linspace(1, 3, scores.size)})
     table = grading_table(ratios, y, times=times, n_boot=100, random_state=0)
-    assert table.index.tolist() == ["A", "B"]
+    assert table.index.tolist() == ["A", "B", "C"]
+    # Every method sees the same resamples: equal ratios, equal intervals.
+    pd.testing.assert_series_equal(table.loc["A"].drop(table.filter(like="time").columns),
+                                   table.loc["C"].drop(table.filter(like="time").columns),
+                                   check_names=False)
     assert table.loc["A", "auc"] == pytest.approx(roc_auc_score(y == "HGG", scores))
     assert table.loc["A", ["time_mean", "time_min", "time_max"]].tolist() == [2.0, 1.0, 3.0]
     assert np.isnan(table.loc["B", "time_mean"])
+    assert table.loc["B", "auc_low"] != table.loc["A", "auc_low"]
 
 
 @pytest.mark.parametrize("scores, y, match", [
@@ -176,3 +182,45 @@ def test_noise_robustness_table(exams):
         assert osvd.loc[10, column] > osvd.loc[30, column]
     again = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_boot=50, random_state=0)
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_figures_show_the_tables(tmp_path):
+    from skperfusion.study import figures
+
+    scores, y = _random_grades(2, n=16)
+    ratios = pd.DataFrame({"A": scores, TRUTH: np.sort(scores)})
+    roc = figures.plot_roc_curves(ratios, y)
+    legend = [text.get_text() for text in roc.axes[0].get_legend().get_texts()]
+    assert legend[0] == f"A (AUC {roc_auc_score(y == 'HGG', scores):.2f})"
+    boxes = figures.plot_ratio_boxplots(ratios, y, {"A": 1.5})
+    (lines,) = [c for c in boxes.axes[0].collections if isinstance(c, LineCollection)]
+    (cutoff,) = lines.get_segments()
+    np.testing.assert_allclose(cutoff[:, 1], [1.5, 1.5])
+    noise = pd.DataFrame({"snr": [30, 10, 30, 10], "method": ["A", "A", TRUTH, TRUTH],
+                          "auc": [0.9, 0.7, 1.0, 1.0], "auc_low": [0.8, 0.5, 1.0, 1.0],
+                          "auc_high": [1.0, 0.9, 1.0, 1.0]})
+    curves = figures.plot_auc_vs_snr(noise).axes[0].get_lines()
+    np.testing.assert_array_equal(curves[0].get_xydata(), [[10, 0.7], [30, 0.9]])
+    path = figures.save_figure(roc, tmp_path / "roc.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["roc.png"]
+
+
+def test_report_tables_are_formatted_like_the_paper():
+    from skperfusion.study.report import noise_auc_table, table1
+
+    row = {"auc": 0.87, "auc_low": 0.69, "auc_high": 0.99, "cutoff": 1.77, "cutoff_low": 1.04,
+           "cutoff_high": 2.25, "sensitivity": 0.692, "sensitivity_low": 0.5,
+           "sensitivity_high": 1.0, "specificity": 1.0, "specificity_low": 0.692,
+           "specificity_high": 1.0, "accuracy": 0.84, "mannwhitney_p": 0.007,
+           "time_mean": 11.8, "time_min": 7.09, "time_max": 17.33}
+    formatted = table1(pd.DataFrame([row], index=["oSVD"]))
+    assert formatted.loc["oSVD"].tolist() == [
+        "0.87 (0.69-0.99)", "1.77 (1.04-2.25)", "69.2 (50.0-100.0)", "100.0 (69.2-100.0)",
+        "84.0", "0.007", "11.8 (7.09-17.3)"]
+    noise = pd.DataFrame({"snr": [50, 50, 10, 10], "method": ["PHAE", TRUTH, "PHAE", TRUTH],
+                          "auc": [0.9, 0.95, 0.8, 0.95], "auc_low": [0.7, 0.8, 0.6, 0.8],
+                          "auc_high": [1.0, 1.0, 0.9, 1.0]})
+    table = noise_auc_table(noise)
+    assert table.index.tolist() == [50, 10] and table.columns.tolist() == ["PHAE", TRUTH]
+    assert table.loc[10, "PHAE"] == "0.80 (0.60-0.90)"

@@ -67,6 +67,17 @@ EXPECTED_FAILED_CHECKS = dict.fromkeys([
 ], _ODD_COLUMNS)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Train on one thread: results then do not depend on the core count (float
+    reduction order), and the runs stay fast when other processes share the
+    cores (two OpenMP threads on a busy 2-core machine were 7x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def simulate(n, seed, family="lorentzian", n_aifs=8, t0=(5.0, 12.0), peak=(0.5, 5.0),
              delay=None, n_times=N_TIMES, **residue_kw):
     """Curves with CBF 10-70 ml/100g/min and MTT 2-12 s over ``n_aifs`` different AIFs."""
@@ -354,8 +365,9 @@ def test_save_load_in_a_new_process(small_model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["phae.pt"]  # no temporary left
     np.save(tmp_path / "X.npy", X)
     script = (
-        "import sys, numpy as np\n"
+        "import sys, numpy as np, torch\n"
         "from skperfusion import PHAEDeconvolver\n"
+        "torch.set_num_threads(1)  # as in this process: same float reduction order\n"
         "model = PHAEDeconvolver.load(sys.argv[1])\n"
         "np.save(sys.argv[3], model.transform(np.load(sys.argv[2])))\n"
     )

@@ -1,11 +1,14 @@
 """``skperfusion study``: a tiny end-to-end demo run and its bad-input errors."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from skperfusion.cli import main
-from skperfusion.datasets import simulate_cohort
+from skperfusion.datasets import simulate_cohort, simulate_exam
+from skperfusion.study.run import run_study
 
 TINY = ["--n-subjects", "10", "--shape", "10", "10", "2", "--snrs", "20", "--n-boot", "50",
         "--max-train-voxels", "500", "--phae-epochs", "1", "--phae-width", "4",
@@ -63,3 +66,20 @@ def test_bad_options_are_rejected(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit):
         main(["study", "--demo", "--out", str(tmp_path / "out"), "--snrs", "0"])
+    (tmp_path / "out" / "demo_cohort").mkdir(parents=True)
+    assert main(["study", "--demo", "--out", str(tmp_path / "out")]) == 2
+    assert "exists from an earlier demo" in capsys.readouterr().err
+
+
+def test_study_of_a_cohort_without_ground_truth(tmp_path):
+    exams = [dataclasses.replace(
+        simulate_exam(f"sub-{i}", grade, shape=(10, 10, 2), random_state=i), ground_truth=None)
+        for i, grade in enumerate(["LGG", "HGG"] * 4)]
+    tables = run_study(exams, tmp_path, test_size=0.5, max_train_voxels=300, snrs=(20,),
+                       n_boot=20, progress=False,
+                       phae_params={"max_epochs": 1, "module__width": 4, "batch_size": 256})
+    assert tables["table1"].index.tolist() == ["oSVD", "Tikhonov", "PHAE"]
+    assert tables["map_errors"].empty
+    assert set(tables["noise_robustness"]["method"]) == {"oSVD", "Tikhonov", "PHAE"}
+    report = (tmp_path / "report.md").read_text()
+    assert "ground truth" not in report and "map errors" not in report.lower()

@@ -92,6 +92,9 @@ def run(args):
     cohort = args.cohort_dir
     if args.demo:
         cohort = out / "demo_cohort"
+        if cohort.exists():
+            raise FileExistsError(f"{cohort} exists from an earlier demo: study it with "
+                                  f"'skperfusion study {cohort} --out {out}', or remove it.")
         simulate_cohort(cohort, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
                         random_state=args.seed, n_jobs=args.n_jobs, progress=True)
         source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "

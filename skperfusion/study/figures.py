@@ -192,7 +192,8 @@ def plot_roc_curves(ratios, grades, *, higher_class="HGG"):
     for method in ratios.columns:
         fpr, tpr, _ = roc_curve(is_high, ratios[method])
         area = np.trapezoid(tpr, fpr)
-        ax.step(fpr, tpr, where="post", color=colors[method],
+        # Straight segments: the ROC of tied scores is the diagonal between points.
+        ax.plot(fpr, tpr, color=colors[method],
                 linestyle=":" if method == TRUTH else "-", label=f"{method} (AUC {area:.2f})")
     ax.plot([0, 1], [0, 1], color="0.8", linewidth=0.8)
     ax.set_xlabel("1 - specificity")

@@ -147,6 +147,7 @@ def run_study(exams, out_dir, *, test_size=0.4, phae_params=None, max_train_voxe
         "roc_curves.png": figures.plot_roc_curves(ratios, y_test),
     }
     grid = mappers["PHAE"]
+    params = phae.get_params()
     settings = {
         "cohort": source or f"{len(exams)} exams given in memory",
         "patients": f"{len(exams)} ({(grades == 'LGG').sum()} LGG, {(grades == 'HGG').sum()} HGG)",
@@ -155,9 +156,11 @@ def run_study(exams, out_dir, *, test_size=0.4, phae_params=None, max_train_voxe
         "seed": random_state,
         "time grid": f"TR {grid.tr_:.4g} s x {grid.n_times_} frames (smallest training TR, "
                      "shortest training acquisition; every exam resampled onto it)",
-        "PHAE": ", ".join(f"{k}={v}" for k, v in phae.get_params().items()
-                          if k in ("max_epochs", "lr", "batch_size", "module__width",
-                                   "max_train_voxels", "residue", "device")),
+        "PHAE": (f"{params.get('module__width', 'the default number of')} feature maps, "
+                 f"{params['max_epochs']} epochs of "
+                 f"{params['max_train_voxels'] or 'all'} voxels, batch {params['batch_size']}, "
+                 f"Adam lr {params['lr']:g}, {params['residue']} residue, "
+                 f"device {params['device']}"),
         "PHAE training voxels": f"{grid.n_train_voxels_} drawn from the training exams",
         "graded parameter": f"tumour/NAWM {parameter} ratio, HGG above the cut-off",
         "bootstrap": f"{n_boot} stratified resamples of the test patients, percentile 95% CI",
