@@ -77,7 +77,7 @@ def main():
         torch.set_num_threads(args.threads)
     n_infer, n_train = (6_000, 3_072) if args.quick else (16_000, 6_144)
     widths = (32,) if args.quick else (16, 32)
-    chunk_sizes = (256, 512, 2048) if args.quick else (128, 256, 512, 1024, 4096)
+    chunk_sizes = (128, 256, 1024) if args.quick else (128, 256, 512, 1024, 4096)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {args.device}")
 
     print(f"\nInference ({n_infer} voxels, best of 2)")

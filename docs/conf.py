@@ -9,9 +9,12 @@ import os
 import re
 from pathlib import Path
 
-# Examples and the API pages import matplotlib; never open a window. Set
-# before skperfusion (and so matplotlib) is imported.
+# Set before skperfusion (and so matplotlib and torch) is imported. Examples
+# and API pages import matplotlib: never open a window. The examples' arrays
+# are small: one torch/BLAS thread avoids the oversubscription that made their
+# PHAE steps several times slower with two threads on a busy 2-core machine.
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import skperfusion
 

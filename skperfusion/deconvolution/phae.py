@@ -101,6 +101,8 @@ def _plain(value):
     """Return ``value`` as plain Python data, or raise TypeError if it is not such data."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
@@ -140,7 +142,14 @@ class PHAEDeconvolver(BaseDeconvolver):
     ``optimizer__weight_decay``), ``iterator_train__*``,
     ``iterator_valid__*`` and ``callbacks__*``. They appear in
     :meth:`get_params`, work with :meth:`set_params`, ``clone`` and
-    ``GridSearchCV`` (e.g. ``{"module__width": [16, 32]}``).
+    ``GridSearchCV`` (e.g. ``{"module__width": [16, 32]}``), whose default
+    scoring is :meth:`score`, the negative reconstruction error on the
+    held-out voxels: settings are chosen self-supervised too.
+
+    After training, the batch-normalisation statistics are re-estimated in
+    one pass with the final weights (the running averages gathered during
+    training lag behind the weights, enough to move the MTT), and inference
+    folds them into the convolutions.
 
     Parameters
     ----------
@@ -150,7 +159,7 @@ class PHAEDeconvolver(BaseDeconvolver):
         Haematocrit correction factor ``kH``, dimensionless.
     rho : float, default=1.04
         Brain density in g/ml.
-    chunk_size : int, default=512
+    chunk_size : int, default=256
         Voxels encoded at once in ``transform`` (the inference batch); on
         a CPU, small batches that stay in cache are the fastest
         (``benchmarks/bench_phae.py``).
@@ -264,7 +273,7 @@ class PHAEDeconvolver(BaseDeconvolver):
     }
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
-                 chunk_size=512, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
+                 chunk_size=256, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
                  max_delay=10.0, mtt_min=0.5, mtt_max=30.0, max_epochs=65, lr=1e-4,
                  batch_size=1536, max_train_voxels=None, train_split=None, callbacks=None,
                  device="cpu", random_state=None, verbose=0, **kwargs):
