@@ -20,8 +20,6 @@ the magnetisation reached steady state, skipped before the baseline.
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from ._io import atomic_write
 from .curves import pair_curves
 from .preprocessing import ConcentrationTransformer
 
@@ -522,34 +521,6 @@ def load_cohort(root, n_jobs=None, *, require_rois=True):
     )
 
 
-def _atomic_write(writers, out_dir):
-    """Write several files all-or-nothing: temp files in ``out_dir``, then rename.
-
-    ``writers`` maps a final file name to ``write(temp_path)``. Files are
-    renamed only after every write succeeded, so an exception or interrupt
-    leaves no partial output (and no temp file) behind.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged = []
-    try:
-        for name, write in writers.items():
-            # Same extensions as the final name: nibabel picks compression from them.
-            stem, *_ = name.split(".")
-            handle, temp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.",
-                                            suffix="".join(Path(name).suffixes))
-            os.close(handle)
-            staged.append((Path(temp), out_dir / name))
-            write(Path(temp))
-    except BaseException:
-        for temp, _ in staged:
-            temp.unlink(missing_ok=True)
-        raise
-    for temp, final in staged:
-        os.replace(temp, final)
-    return [final for _, final in staged]
-
-
 def _nifti_writer(image):
     return lambda temp: nib.save(image, temp)
 
@@ -596,7 +567,7 @@ def save_maps(maps, exam, out_dir, *, prefix=""):
         unit = MAP_UNITS.get(name, "")
         writers[f"{prefix}{name}.nii.gz"] = _nifti_writer(
             _map_image(volume, exam, f"skperfusion {name} {unit}".strip()))
-    return _atomic_write(writers, out_dir)
+    return atomic_write(writers, out_dir)
 
 
 def write_exam(exam, folder):
@@ -632,4 +603,4 @@ def write_exam(exam, folder):
     for name, volume in (exam.ground_truth or {}).items():
         writers[_gt_file(name)] = _nifti_writer(_map_image(
             volume, exam, f"ground truth {name} {MAP_UNITS[name]}"))
-    return _atomic_write(writers, folder)
+    return atomic_write(writers, folder)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn_checks import ODD_COLUMN_CHECKS
 
 from skperfusion import ConcentrationTransformer, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
@@ -252,26 +253,12 @@ def test_pandas_output_is_flat_for_both_input_forms():
 
 # --- scikit-learn conventions ------------------------------------------------------------------
 
-_ODD_COLUMNS = "feeds a flat X with an odd number of columns, invalid by SPEC §4"
 # sklearn makes positive_only data by X - X.min(), which holds an exact zero: a zero signal
 # has no logarithm and is rejected by SPEC §10. The same behaviours on strictly positive
 # signals are tested in test_conventions_on_strictly_positive_signals.
 _ZERO_SIGNAL = "positive_only check data holds an exact 0, whose logarithm is undefined"
 EXPECTED_FAILED_CHECKS = {
-    "check_fit_score_takes_y": _ODD_COLUMNS,
-    "check_dont_overwrite_parameters": _ODD_COLUMNS,
-    "check_estimators_dtypes": _ODD_COLUMNS,
-    "check_pipeline_consistency": _ODD_COLUMNS,
-    "check_estimators_nan_inf": _ODD_COLUMNS,
-    "check_estimators_pickle": _ODD_COLUMNS,
-    "check_f_contiguous_array_estimator": _ODD_COLUMNS,
-    "check_transformer_data_not_an_array": _ODD_COLUMNS,
-    "check_transformer_general": _ODD_COLUMNS,
-    "check_transformer_preserve_dtypes": _ODD_COLUMNS,
-    "check_methods_sample_order_invariance": _ODD_COLUMNS,
-    "check_methods_subset_invariance": _ODD_COLUMNS,
-    "check_dict_unchanged": _ODD_COLUMNS,
-    "check_fit2d_predict1d": _ODD_COLUMNS,
+    **ODD_COLUMN_CHECKS,
     "check_estimators_overwrite_params": _ZERO_SIGNAL,
     "check_estimators_fit_returns_self": _ZERO_SIGNAL,
     "check_readonly_memmap_input": _ZERO_SIGNAL,
@@ -291,7 +278,7 @@ def test_sklearn_compatible(estimator, check):
 
 
 def test_conventions_on_strictly_positive_signals():
-    # The behaviours of the checks marked _ZERO_SIGNAL, and a few of _ODD_COLUMNS.
+    # The behaviours of the checks marked _ZERO_SIGNAL, and a few of the odd-column ones.
     rng = np.random.default_rng(2)
     X = rng.uniform(1.0, 2.0, size=(7, 10))
     transformer = ConcentrationTransformer()

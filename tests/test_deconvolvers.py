@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn_checks import ODD_COLUMN_CHECKS
 
 from skperfusion import (
     ConcentrationTransformer,
@@ -16,27 +17,7 @@ from skperfusion import (
 )
 from skperfusion.datasets import gamma_variate, simulate_concentration
 
-# These checks feed a flat X with an odd number of columns (3 features), which
-# cannot be split into [tissue | aif] (SPEC §4): a clear error is the right
-# answer. The same behaviours on even-column data are tested below
-# (test_conventions_on_curves, test_pandas_output_pickle_and_dtype).
-_ODD_COLUMNS = "feeds a flat X with an odd number of columns, invalid by SPEC §4"
-EXPECTED_FAILED_CHECKS = dict.fromkeys([
-    "check_fit_score_takes_y",
-    "check_dont_overwrite_parameters",
-    "check_estimators_dtypes",
-    "check_pipeline_consistency",
-    "check_estimators_nan_inf",
-    "check_estimators_pickle",
-    "check_f_contiguous_array_estimator",
-    "check_transformer_data_not_an_array",
-    "check_transformer_general",
-    "check_transformer_preserve_dtypes",
-    "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance",
-    "check_dict_unchanged",
-    "check_fit2d_predict1d",
-], _ODD_COLUMNS)
+EXPECTED_FAILED_CHECKS = ODD_COLUMN_CHECKS  # see tests/sklearn_checks.py
 
 DECONVOLVERS = [
     OSVDDeconvolver(),

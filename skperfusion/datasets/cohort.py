@@ -38,7 +38,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..exam import GRADES, MAP_NAMES, Exam, _atomic_write, write_exam
+from .._io import atomic_write
+from ..exam import GRADES, MAP_NAMES, Exam, write_exam
 from ..physics import convolve_aif
 from .curves import gamma_variate, simulate_concentration
 from .noise import NOISE_KINDS, add_noise
@@ -427,6 +428,6 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
         rows = tqdm(rows, total=n_subjects, desc="simulating", unit="subject")
     rows = list(rows)
     participants = pd.DataFrame(rows)
-    _atomic_write({"participants.tsv": lambda temp: participants.to_csv(
+    atomic_write({"participants.tsv": lambda temp: participants.to_csv(
         temp, sep="\t", index=False, na_rep="n/a")}, root)
     return participants

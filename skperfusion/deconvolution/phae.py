@@ -11,9 +11,8 @@ the encoder alone and the closed forms.
 
 import copy
 import inspect
-import os
-import tempfile
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from skorch.history import History
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from .._io import atomic_write
 from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR, cbf_from_cbv_mtt, cbv_from_curves
 from ._base import BaseDeconvolver
@@ -492,16 +492,8 @@ class PHAEDeconvolver(BaseDeconvolver):
                                  if hasattr(self, "feature_names_in_") else None),
             "history": _plain(self.history_.to_list()),
         }
-        path = os.fspath(path)
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                             prefix=".phae-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(payload, stream)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        path = Path(path)
+        atomic_write({path.name: lambda temp: torch.save(payload, temp)}, path.parent)
 
     @classmethod
     def load(cls, path, device=None):

@@ -11,7 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from ..exam import MAP_UNITS, _atomic_write
+from .._io import atomic_write
+from ..exam import MAP_UNITS
 from .evaluation import TRUTH
 
 __all__ = [
@@ -221,6 +222,6 @@ def save_figure(figure, path, *, dpi=120):
         The written file.
     """
     path = Path(path)
-    (written,) = _atomic_write({path.name: lambda temp: figure.savefig(temp, dpi=dpi)},
+    (written,) = atomic_write({path.name: lambda temp: figure.savefig(temp, dpi=dpi)},
                                path.parent)
     return written

@@ -15,8 +15,8 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .._io import atomic_write
 from ..deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
-from ..exam import _atomic_write
 from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades
 from . import figures
 from .evaluation import TRUTH, grading_table, map_errors, noise_robustness
@@ -177,7 +177,7 @@ def run_study(exams, out_dir, *, test_size=0.4, phae_params=None, max_train_voxe
     writers.update({name: (lambda temp, f=figure: f.savefig(temp, dpi=120))
                     for name, figure in plots.items()})
     writers["report.md"] = lambda temp: temp.write_text(report, encoding="utf-8")
-    _atomic_write(writers, out_dir)
+    atomic_write(writers, out_dir)
     return tables
 
 
