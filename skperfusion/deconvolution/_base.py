@@ -42,7 +42,7 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
     }
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
-                 chunk_size=20_000):
+                 chunk_size=4096):
         self.tr = tr
         self.kh = kh
         self.rho = rho

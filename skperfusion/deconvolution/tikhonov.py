@@ -111,7 +111,7 @@ class TikhonovDeconvolver(ResidueDeconvolver):
         Haematocrit correction factor ``kH``, dimensionless.
     rho : float, default=1.04
         Brain density in g/ml.
-    chunk_size : int, default=20000
+    chunk_size : int, default=4096
         Voxels processed at once; bounds the memory.
 
     Attributes
@@ -156,7 +156,7 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     }
 
     def __init__(self, tr=1.0, lambda_selection="gcv", lambda_fraction=0.1,
-                 kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=20_000):
+                 kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=4096):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
         self.lambda_selection = lambda_selection
         self.lambda_fraction = lambda_fraction
