@@ -59,14 +59,15 @@ search = GridSearchCV(
 search.fit(exams, y)
 
 results = pd.DataFrame(search.cv_results_)
-results["method"] = [type(d).__name__ for d in results["param_maps__deconvolver"]]
+results["method"] = [type(d).__name__.removesuffix("Deconvolver")
+                     for d in results["param_maps__deconvolver"]]
 print(results[["method", "mean_test_score", "std_test_score", "mean_fit_time"]]
       .to_string(index=False, float_format="{:.2f}".format))
 
 fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 ax.bar(results["method"], results["mean_test_score"], yerr=results["std_test_score"],
        capsize=4)
-ax.set(ylabel="ROC AUC (mean ± sd over folds)", ylim=(0, 1.05),
+ax.set(ylabel="ROC AUC (mean ± sd over folds)", ylim=(0, 1.1),
        title="Grading by tumour/NAWM CBF ratio")
 plt.show()
 
