@@ -312,8 +312,12 @@ class Exam:
 def resample_curves(X, tr, new_tr, n_times):
     """Linearly resample curves onto another uniform time grid.
 
-    Times past the last sample hold its value (the post-bolus plateau), so
-    a shorter series can be put on a longer grid; a longer one is cut.
+    Times past the last acquired sample are zero, so a shorter series can be
+    put on a longer grid (a longer one is cut). Zero, rather than holding
+    the last value, keeps the areas ``∫C`` and ``∫Ca`` of the acquired window
+    and hence CBV (eq. 2) unchanged up to the last half interval, and is the
+    zero padding the block-circulant deconvolution applies anyway; holding
+    would stretch the post-bolus plateau, noise included, into extra area.
 
     Parameters
     ----------
@@ -335,11 +339,13 @@ def resample_curves(X, tr, new_tr, n_times):
     if not (new_tr > 0 and tr > 0) or int(n_times) != n_times or n_times < 1:
         raise ValueError(f"need tr > 0, new_tr > 0 and n_times >= 1; got tr={tr!r}, "
                          f"new_tr={new_tr!r}, n_times={n_times!r}.")
-    position = np.minimum(np.arange(int(n_times)) * (new_tr / tr), X.shape[-1] - 1)
+    position = np.arange(int(n_times)) * (new_tr / tr)
+    acquired = position <= X.shape[-1] - 1
+    position = np.where(acquired, position, 0.0)
     lower = np.floor(position).astype(int)
     upper = np.minimum(lower + 1, X.shape[-1] - 1)
     weight = (position - lower).astype(X.dtype if X.dtype.kind == "f" else float)
-    return X[..., lower] * (1 - weight) + X[..., upper] * weight
+    return np.where(acquired, X[..., lower] * (1 - weight) + X[..., upper] * weight, 0)
 
 
 def _read_nifti(path, who, what, dtype=np.float32):

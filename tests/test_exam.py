@@ -90,7 +90,14 @@ def test_curves_resample_onto_a_time_grid():
     assert X.shape == (4, 2, 100)
     np.testing.assert_allclose(X[0, 1, ::2][:40], aif, atol=1e-9)
     np.testing.assert_allclose(X[0, 1, 1:79:2], 0.5 * (aif[:-1] + aif[1:]), atol=1e-9)
-    np.testing.assert_allclose(X[0, 1, 78:], aif[-1], atol=1e-9)  # held past the end
+    np.testing.assert_allclose(X[0, 1, 79:], 0.0)  # nothing acquired past the end
+    original = exam.curves()
+    # Zero past the end keeps the acquired areas, hence CBV (eq. 2), up to the
+    # triangle of the step to zero, half a new interval wide.
+    step_to_zero = 0.5 * 0.5 * original[..., -1]
+    np.testing.assert_allclose(np.trapezoid(X, dx=0.5, axis=-1),
+                               np.trapezoid(original, dx=exam.tr, axis=-1) + step_to_zero,
+                               rtol=1e-9)
 
 
 def test_resample_is_exact_on_a_ramp_and_validates():

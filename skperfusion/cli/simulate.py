@@ -5,7 +5,7 @@ import math
 from ..datasets import simulate_cohort
 from ._args import add_command, positive_float, positive_int
 
-HELP = "simulate a glioma DSC cohort (SPEC §6 layout) with ground-truth maps"
+HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
 DETAILS = (
     "Each subject gets sub-<id>/dsc.nii.gz, dsc.json, four masks and "
     "gt_CBF/gt_CBV/gt_MTT/gt_Tmax.nii.gz (ml/100g/min, ml/100g, s, s); participants.tsv "
