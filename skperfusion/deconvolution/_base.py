@@ -90,14 +90,20 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
             non-positive AIF area) and for Tmax where the method does not
             estimate it.
         """
+        return np.concatenate(list(self._map_chunks(X, self._deconvolve)))
+
+    def _map_chunks(self, X, function):
+        """Validate ``X`` against ``fit`` and apply ``function(tissue, aif)`` chunk by chunk.
+
+        Chunks of ``chunk_size`` voxels bound the memory of the intermediate
+        arrays; each result is cast to the input's floating dtype.
+        """
         check_is_fitted(self)
         curves, _ = validate_curves(self, X, reset=False)
-        maps = np.empty((curves.shape[0], len(PERFUSION_MAPS)), dtype=curves.dtype)
         for start in range(0, curves.shape[0], self.chunk_size):
             chunk = curves[start:start + self.chunk_size]
             with np.errstate(all="ignore"):
-                maps[start:start + self.chunk_size] = self._deconvolve(chunk[:, 0], chunk[:, 1])
-        return maps
+                yield function(chunk[:, 0], chunk[:, 1]).astype(curves.dtype, copy=False)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output maps.

@@ -12,9 +12,7 @@ share one AIF across voxels: it is then transformed once and broadcast.
 
 import numpy as np
 import scipy.fft
-from sklearn.utils.validation import check_is_fitted
 
-from ..curves import validate_curves
 from ..physics import (
     cbv_from_curves,
     circulant_aif_spectrum,
@@ -164,14 +162,7 @@ class ResidueDeconvolver(BaseDeconvolver):
             (``n_residue = 2 · n_times`` on the block-circulant circle, whose
             second half stands for negative times, or ``n_times`` for sSVD).
         """
-        check_is_fitted(self)
-        curves, _ = validate_curves(self, X, reset=False)
-        parts = [
-            self._residues(curves[start:start + self.chunk_size, 0],
-                           curves[start:start + self.chunk_size, 1])
-            for start in range(0, curves.shape[0], self.chunk_size)
-        ]
-        return np.concatenate(parts).astype(curves.dtype, copy=False)
+        return np.concatenate(list(self._map_chunks(X, self._residues)))
 
     def _is_circular(self):
         return True
