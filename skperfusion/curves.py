@@ -114,8 +114,9 @@ def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
         Input, see :func:`pair_curves`.
     reset : bool
         True in ``fit`` (record the input shape), False afterwards (check it).
-    positive : bool, default=False
-        Require strictly positive values (signals whose log is taken).
+    positive : bool or "non-negative", default=False
+        Require strictly positive values (True: signals whose log is taken)
+        or non-negative ones (``"non-negative"``).
     min_times : int, default=1
         Smallest number of time points accepted.
 
@@ -145,7 +146,7 @@ def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
     if n_times < min_times:
         raise ValueError(f"X has {n_times} time point(s); {estimator.__class__.__name__} "
                          f"needs at least {min_times}.")
-    if positive and not np.all(X > 0):
+    if positive and not np.all(X >= 0 if positive == "non-negative" else X > 0):
         # "Negative values in data" is the wording sklearn's positive_only checks expect.
         kind = "Negative" if np.any(X < 0) else "Zero"
         raise ValueError(

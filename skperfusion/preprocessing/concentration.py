@@ -179,8 +179,9 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Strictly positive tissue and arterial signals, see
-            :func:`skperfusion.pair_curves`.
+            Non-negative tissue and arterial signals, see
+            :func:`skperfusion.pair_curves`; ``transform`` needs them
+            strictly positive.
         y : None
             Ignored.
 
@@ -189,7 +190,9 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         self : object
             Fitted transformer.
         """
-        signals, _ = validate_curves(self, X, reset=True, positive=True)
+        # No logarithm is taken here: zeros are only refused by transform, as
+        # scikit-learn's positive_only convention (non-negative input) allows.
+        signals, _ = validate_curves(self, X, reset=True, positive="non-negative")
         n_times = signals.shape[2]
         if self.n_skip >= n_times:
             raise ValueError(
