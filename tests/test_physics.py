@@ -12,6 +12,7 @@ from skperfusion.physics import (
     RESIDUE_FAMILIES,
     cbf_from_cbv_mtt,
     cbf_to_flow_rate,
+    cbv_from_cbf_mtt,
     cbv_from_curves,
     circulant_aif_spectrum,
     convolve_aif,
@@ -242,6 +243,7 @@ def test_central_volume_theorem_by_hand():
     # CBV 4 ml/100g flowing at 60 ml/100g/min = 1 ml/100g/s is renewed every 4 s.
     assert float(cbf_from_cbv_mtt(4.0, 4.0)) == pytest.approx(60.0)
     assert float(mtt_from_cbv_cbf(4.0, 60.0)) == pytest.approx(4.0)
+    assert float(cbv_from_cbf_mtt(60.0, 4.0)) == pytest.approx(4.0)
     np.testing.assert_array_equal(cbf_from_cbv_mtt(np.array([4.0, 4.0]), np.array([0.0, -1.0])),
                                   np.nan)
     np.testing.assert_array_equal(mtt_from_cbv_cbf(4.0, np.array([0.0])), np.nan)

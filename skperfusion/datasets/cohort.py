@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from ..exam import GRADES, MAP_NAMES, Exam, write_exam
-from ..physics import convolve_aif
+from ..physics import cbv_from_cbf_mtt, convolve_aif
 from .curves import gamma_variate, simulate_concentration
 from .noise import NOISE_KINDS, add_noise
 
@@ -326,7 +326,7 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
                 **{key: value[part] for key, value in residue_kw.items()})
         delta_r2[voxels] = TISSUE_RELAXIVITY * tissue
         truth["CBF"][voxels], truth["MTT"][voxels], truth["Tmax"][voxels] = cbf, mtt, delay
-    truth["CBV"] = truth["CBF"] * truth["MTT"] / 60.0
+    truth["CBV"] = cbv_from_cbf_mtt(truth["CBF"], truth["MTT"])
     csf = labels == LABELS["csf"]
     for name in ("CBF", "CBV"):
         truth[name][csf] = 0.0

@@ -10,7 +10,13 @@ discretisation error as well.
 
 import numpy as np
 
-from ..physics import cbf_to_flow_rate, convolve_aif, residue_function
+from ..physics import (
+    DEFAULT_DENSITY,
+    DEFAULT_HEMATOCRIT_FACTOR,
+    cbf_to_flow_rate,
+    convolve_aif,
+    residue_function,
+)
 
 __all__ = ["gamma_variate", "simulate_concentration"]
 
@@ -47,7 +53,8 @@ def gamma_variate(t, t0=10.0, alpha=3.0, beta=1.5, peak=1.0):
 
 
 def simulate_concentration(aif, tr, cbf, mtt, *, family="exponential", delay=0.0,
-                           kh=0.73, rho=1.04, n_times=60, oversample=20, **residue_kw):
+                           kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, n_times=60,
+                           oversample=20, **residue_kw):
     """Tissue and arterial curves with known perfusion, sampled at ``TR``.
 
     Parameters

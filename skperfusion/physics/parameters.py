@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_HEMATOCRIT_FACTOR",
     "cbf_from_cbv_mtt",
     "cbf_to_flow_rate",
+    "cbv_from_cbf_mtt",
     "cbv_from_curves",
     "flow_rate_to_cbf",
     "mtt_from_cbv_cbf",
@@ -139,6 +140,24 @@ def cbf_from_cbv_mtt(cbv, mtt):
     mtt = np.asarray(mtt)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mtt > 0, _SECONDS_PER_MINUTE * np.asarray(cbv) / mtt, np.nan)
+
+
+def cbv_from_cbf_mtt(cbf, mtt):
+    """Cerebral blood volume from the central volume theorem, ``CBV = CBF · MTT``.
+
+    Parameters
+    ----------
+    cbf : array_like
+        CBF in ml/100g/min.
+    mtt : array_like
+        MTT in seconds.
+
+    Returns
+    -------
+    cbv : ndarray
+        CBV in ml/100g.
+    """
+    return np.asarray(cbf) * np.asarray(mtt) / _SECONDS_PER_MINUTE
 
 
 def tmax_from_residue(impulse_response, tr):
