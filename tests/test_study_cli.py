@@ -42,6 +42,13 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     for text in ("## Table 1", "| PHAE ", "## Noise robustness", "fig5_auc_vs_snr.png",
                  "rCBF |error| (%)", "- **seed**: 0"):
         assert text in report
+    # The README's main command can be run again: same settings reuse the same patients.
+    assert main(["study", "--demo", "--out", str(out), *TINY]) == 0
+    assert "reusing the demo cohort" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out / "ratios.csv", index_col="participant_id"),
+                                  ratios)
+    assert main(["study", "--demo", "--out", str(out), *TINY, "--seed", "1"]) == 2
+    assert "other settings" in capsys.readouterr().err
 
 
 def test_study_needs_a_cohort_or_demo(tmp_path, capsys):
@@ -68,7 +75,8 @@ def test_bad_options_are_rejected(tmp_path, capsys):
         main(["study", "--demo", "--out", str(tmp_path / "out"), "--snrs", "0"])
     (tmp_path / "out" / "demo_cohort").mkdir(parents=True)
     assert main(["study", "--demo", "--out", str(tmp_path / "out")]) == 2
-    assert "exists from an earlier demo" in capsys.readouterr().err
+    assert "exists from an earlier demo with other settings or unfinished" in (
+        capsys.readouterr().err)
 
 
 def test_study_of_a_cohort_without_ground_truth(tmp_path):

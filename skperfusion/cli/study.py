@@ -1,9 +1,12 @@
 """``skperfusion study``: the whole glioma-grading study into a report folder."""
 
+import json
 import time
 from pathlib import Path
 
 from ._args import add_command, positive_float, positive_int
+
+_DEMO_SETTINGS = "demo_settings.json"
 
 HELP = "run the glioma-grading study (Fayolle et al. 2025) into a report folder"
 DETAILS = (
@@ -75,11 +78,36 @@ def register(subparsers):
                            "down on a busy machine (threads waiting for each other)")
 
 
+def _simulate_or_reuse_demo(cohort, args):
+    """Simulate the demo cohort, or reuse the one an identical earlier demo left.
+
+    The settings are recorded next to the cohort once it is complete, so a
+    re-run with the same settings studies the same patients again, while
+    other settings or an interrupted simulation give a clear error instead
+    of silently mixing cohorts.
+    """
+    from .._io import atomic_write
+    from ..datasets import simulate_cohort
+
+    settings = {"n_subjects": args.n_subjects, "shape": list(args.shape),
+                "snr": args.demo_snr, "seed": args.seed}
+    record = cohort / _DEMO_SETTINGS
+    if cohort.exists():
+        if record.is_file() and json.loads(record.read_text()) == settings:
+            print(f"reusing the demo cohort {cohort} (same settings)")
+            return
+        raise FileExistsError(f"{cohort} exists from an earlier demo with other settings or "
+                              f"unfinished: study it with 'skperfusion study {cohort} --out "
+                              f"{args.out}', or remove it.")
+    simulate_cohort(cohort, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
+                    random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+    atomic_write({_DEMO_SETTINGS: lambda temp: temp.write_text(json.dumps(settings))}, cohort)
+
+
 def run(args):
     """Run the study described by parsed ``args``."""
     import torch
 
-    from ..datasets import simulate_cohort
     from ..exam import load_cohort
     from ..study.run import run_study
 
@@ -92,11 +120,7 @@ def run(args):
     cohort = args.cohort_dir
     if args.demo:
         cohort = out / "demo_cohort"
-        if cohort.exists():
-            raise FileExistsError(f"{cohort} exists from an earlier demo: study it with "
-                                  f"'skperfusion study {cohort} --out {out}', or remove it.")
-        simulate_cohort(cohort, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
-                        random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+        _simulate_or_reuse_demo(cohort, args)
         source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
                   f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
                   f"seed {args.seed})")
