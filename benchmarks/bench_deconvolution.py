@@ -17,10 +17,10 @@ import functools
 import resource
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import numpy as np
+from _timing import best_time
 
 N_TIMES, TR, REPEATS = 60, 1.0, 3
 METHODS = {
@@ -53,12 +53,7 @@ def _run_one(method, dtype, n_voxels):
     name, params = METHODS[method]
     X = _curves(n_voxels, dtype)
     estimator = getattr(skperfusion, name)(tr=TR, **params).fit(X)
-    best, best_cpu = np.inf, np.inf
-    for _ in range(REPEATS):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        estimator.transform(X)
-        best = min(best, time.perf_counter() - start)
-        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    best, best_cpu = best_time(lambda: estimator.transform(X), REPEATS)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     estimator.transform(X)

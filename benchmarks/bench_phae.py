@@ -20,10 +20,10 @@ Run: ``python benchmarks/bench_phae.py [--quick] [--threads N] [--device DEV]``.
 
 import argparse
 import functools
-import time
 
 import numpy as np
 import torch
+from _timing import best_time
 
 from skperfusion import PHAEDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
@@ -49,12 +49,7 @@ def _inference(X, width, chunk_sizes, repeats, device):
     for chunk_size in chunk_sizes:
         model.set_params(chunk_size=chunk_size)
         model.transform(X[:chunk_size])  # warm-up (oneDNN primitive creation)
-        best, best_cpu = np.inf, np.inf
-        for _ in range(repeats):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            model.transform(X)
-            best = min(best, time.perf_counter() - start)
-            best_cpu = min(best_cpu, time.process_time() - start_cpu)
+        best, best_cpu = best_time(lambda: model.transform(X), repeats)
         rows.append((X.shape[2], width, chunk_size, len(X) / best, 1e5 * best / len(X),
                      len(X) / best_cpu))
     return rows
