@@ -1,8 +1,39 @@
-"""Atomic file output shared by every writer of the library."""
+"""Safe file output shared by every writer of the library (SPEC §12).
 
+- :func:`atomic_write` writes a set of files into one folder all-or-nothing;
+- :func:`atomic_directory` builds a whole folder (a cohort) beside its final
+  place and renames it in at the end;
+- :func:`check_outputs` refuses to replace existing outputs without
+  ``overwrite`` and refuses, always, to write over an input of the run;
+- :func:`check_path_component` and :func:`check_inside` keep paths taken
+  from files (``participant_id``) or options (``--prefix``) inside their folder;
+- :func:`csv_safe` escapes identifiers written to CSV against spreadsheet
+  formula injection.
+
+Temporary files and folders are named ``.skperfusion-tmp-<pid>-<token>-<name>``
+(backups of replaced files ``.skperfusion-bak-...``): a later run removes the
+ones whose process no longer exists, so a killed run leaves nothing behind
+for long.
+"""
+
+import contextlib
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import signal
+import threading
 from pathlib import Path
+
+__all__ = ["atomic_directory", "atomic_write", "check_inside", "check_outputs",
+           "check_path_component", "csv_safe", "remove_stale_temporaries"]
+
+_TEMP = ".skperfusion-tmp-"
+_BACKUP = ".skperfusion-bak-"
+_OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-[0-9a-f]+-")
+# Signals that end a command: held back while a set of files is renamed in.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "SIGTERM") else set()
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _umask():
@@ -12,20 +43,131 @@ def _umask():
     return mask
 
 
-def atomic_write(writers, out_dir):
-    """Write several files all-or-nothing: temp files in ``out_dir``, then rename.
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
 
-    ``writers`` maps a final file name to ``write(temp_path)``. Files are
-    renamed only after every write succeeded, so an exception or interrupt
-    leaves no partial output (and no temp file) behind. The files get the
-    permissions an ordinary ``open`` would give them (``0o666 & ~umask``),
-    not the private ``0o600`` of :func:`tempfile.mkstemp`.
+
+def _owned_name(prefix, name):
+    return f"{prefix}{os.getpid()}-{secrets.token_hex(4)}-{name}"
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporary files and folders that killed runs left in ``folder``.
+
+    Only entries named by this module (``.skperfusion-tmp-<pid>-...`` and
+    ``.skperfusion-bak-<pid>-...``) whose process ``<pid>`` no longer runs are
+    removed; those of a run still in progress are kept.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder to clean; nothing happens if it does not exist.
+
+    Returns
+    -------
+    removed : list of pathlib.Path
+        The removed entries.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        match = _OWNED.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT/SIGTERM back in this block; yield a function telling if one came.
+
+    Only the main thread runs Python's signal handlers, so elsewhere (and
+    where ``pthread_sigmask`` does not exist) nothing is held and the
+    function always answers False.
+    """
+    if not (hasattr(signal, "pthread_sigmask") and
+            threading.current_thread() is threading.main_thread()):
+        yield lambda: False
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield lambda: bool(signal.sigpending() & _STOP_SIGNALS)
+    finally:
+        # A held signal is delivered here, once the files are consistent.
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _check_target(path):
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"cannot write {path}: a folder of that name exists.")
+    if path.is_symlink():
+        raise FileExistsError(f"cannot write {path}: it is a symbolic link; remove it first.")
+
+
+def _commit(staged):
+    """Rename every temp file onto its target; undo all of it on any failure.
+
+    Existing targets are first moved to backups, so that a failure (or a
+    stop signal) at any point can restore the previous set exactly.
+    """
+    backups, placed = [], []
+    try:
+        for temp, final in staged:
+            if final.exists():
+                backup = final.with_name(_owned_name(_BACKUP, final.name))
+                os.replace(final, backup)
+                backups.append((backup, final))
+            os.replace(temp, final)
+            placed.append(final)
+    except BaseException:
+        for final in placed:
+            final.unlink(missing_ok=True)
+        for backup, final in backups:
+            os.replace(backup, final)
+        raise
+    return backups
+
+
+def atomic_write(writers, out_dir):
+    """Write a set of files into one folder all-or-nothing.
+
+    Every file is first written to a temporary file in ``out_dir`` (named
+    ``.skperfusion-tmp-<pid>-<token>-<name>``); only when all writes
+    succeeded are they renamed onto their final names, with SIGINT and
+    SIGTERM held back meanwhile. If a rename fails, or a stop signal came
+    during the renames, every file is put back as it was (replaced files
+    are restored from backups) and the error is raised. So a failed or
+    interrupted call leaves either the complete new set or the previous
+    state, and no temp file. Targets are checked before anything is
+    written: a folder or a symbolic link of a target's name is an error.
+    Temporary files of earlier, killed runs are removed.
+
+    Existing files are replaced: callers refuse them beforehand where the
+    user has to opt in (:func:`check_outputs`). The files get the
+    permissions an ordinary ``open`` would give them (``0o666 & ~umask``).
 
     Parameters
     ----------
     writers : dict of str to callable
-        Final file name (relative to ``out_dir``) to a function writing the
-        file's content to the path it receives.
+        Final file name (relative to ``out_dir``, no folder part) to a
+        function writing the file's content to the path it receives; that
+        path has the final name's extensions (nibabel picks compression
+        from them).
     out_dir : str or path-like
         Target folder, created if needed.
 
@@ -33,25 +175,261 @@ def atomic_write(writers, out_dir):
     -------
     paths : list of pathlib.Path
         The written files, in the order of ``writers``.
+
+    Raises
+    ------
+    IsADirectoryError, FileExistsError
+        A target is a folder or a symbolic link (nothing is written).
+    ValueError
+        A file name has a folder part.
     """
     out_dir = Path(out_dir)
+    for name in writers:
+        check_path_component(name, what="output file name")
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    finals = [out_dir / name for name in writers]
+    for final in finals:
+        _check_target(final)
     mode = 0o666 & ~_umask()
     staged = []
     try:
-        for name, write in writers.items():
-            # Same extensions as the final name: nibabel picks compression from them.
-            stem = Path(name).name.split(".")[0]
-            handle, temp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.",
-                                            suffix="".join(Path(name).suffixes))
-            os.close(handle)
-            staged.append((Path(temp), out_dir / name))
-            write(Path(temp))
+        for (name, write), final in zip(writers.items(), finals, strict=True):
+            temp = out_dir / _owned_name(_TEMP, name)
+            staged.append((temp, final))
+            temp.touch(mode=0o600, exist_ok=False)
+            write(temp)
             os.chmod(temp, mode)
-    except BaseException:
+        with _signals_held() as stop_requested:
+            backups = _commit(staged)
+            if stop_requested():
+                # Undo the set: the stop is delivered when the signals are released.
+                for _, final in staged:
+                    final.unlink(missing_ok=True)
+                for backup, final in backups:
+                    os.replace(backup, final)
+                backups = []
+        for backup, _ in backups:
+            backup.unlink(missing_ok=True)
+    finally:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
-        raise
-    for temp, final in staged:
-        os.replace(temp, final)
-    return [final for _, final in staged]
+    return finals
+
+
+@contextlib.contextmanager
+def atomic_directory(target, *, overwrite=False):
+    """Build a folder beside ``target`` and rename it into place at the end.
+
+    The block receives a temporary sibling folder
+    (``.skperfusion-tmp-<pid>-<token>-<name>``) to fill. When the block ends
+    normally the folder is renamed to ``target`` (with SIGINT/SIGTERM held
+    back); on an exception or interrupt it is removed, and ``target`` is
+    left as it was. Stale temporary siblings of killed runs are removed.
+
+    Parameters
+    ----------
+    target : str or path-like
+        Final folder.
+    overwrite : bool, default=False
+        Replace an existing ``target`` as a whole (it is moved aside and
+        removed only after the new folder is in place). Without it an
+        existing non-empty ``target`` is an error; an empty one is replaced.
+
+    Yields
+    ------
+    folder : pathlib.Path
+        The temporary folder to write into.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(parent)
+    _check_replaceable(target, overwrite)
+    temp = parent / _owned_name(_TEMP, target.name)
+    temp.mkdir()
+    try:
+        yield temp
+        _check_replaceable(target, overwrite)
+        with _signals_held() as stop_requested:
+            backup = None
+            if target.exists():
+                backup = parent / _owned_name(_BACKUP, target.name)
+                os.replace(target, backup)
+            try:
+                os.replace(temp, target)
+            except BaseException:
+                if backup is not None:
+                    os.replace(backup, target)
+                raise
+            if stop_requested():
+                os.replace(target, temp)
+                if backup is not None:
+                    os.replace(backup, target)
+                backup = None
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _check_replaceable(target, overwrite):
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise FileExistsError(f"{target} exists and is not a folder; choose another output.")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{target} exists and is not empty; pass --overwrite to "
+                              "replace it.")
+
+
+def _resolved(path):
+    return Path(os.path.realpath(path))
+
+
+def check_outputs(outputs, *, inputs=(), overwrite=False, folders=False):
+    """Refuse outputs that exist (unless ``overwrite``) or that are inputs of the run.
+
+    The one check every writing command makes before it starts working.
+
+    Parameters
+    ----------
+    outputs : iterable of str or path-like
+        Files the run will write (folders with ``folders=True``).
+    inputs : iterable of str or path-like, default=()
+        Files and folders the run reads. An output that is an input, holds
+        one, or is an existing file inside an input folder is refused even
+        with ``overwrite`` (links are followed).
+    overwrite : bool, default=False
+        Allow replacing existing outputs (never inputs).
+    folders : bool, default=False
+        The outputs are folders, written as a whole (an empty existing
+        folder is not an existing output).
+
+    Raises
+    ------
+    FileExistsError
+        An output exists and ``overwrite`` is False, is a symbolic link, or
+        is a file where a folder is expected.
+    IsADirectoryError
+        A folder exists where a file is expected.
+    ValueError
+        An output is an input of the run. The message names both.
+    """
+    inputs = [_resolved(path) for path in inputs]
+    for output in map(Path, outputs):
+        real = _resolved(output)
+        for source in inputs:
+            if (real == source or (output.exists() and source in real.parents)
+                    or (folders and real in source.parents)):
+                raise ValueError(f"refusing to write {output}: it is or holds an input of "
+                                 f"this run ({source}); choose another output.")
+        if output.is_symlink():
+            raise FileExistsError(f"{output} is a symbolic link; refusing to write through "
+                                  "it.")
+        if folders:
+            if output.exists() and not output.is_dir():
+                raise FileExistsError(f"{output} exists and is not a folder.")
+            exists = output.is_dir() and any(output.iterdir())
+        else:
+            if output.is_dir():
+                raise IsADirectoryError(f"{output} is a folder; the output is a file.")
+            exists = output.exists()
+        if exists and not overwrite:
+            raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+
+
+_SEPARATORS = tuple({"/", "\\", os.sep, os.altsep or "/"})
+
+
+def check_path_component(name, *, what="name", pattern=None):
+    """Check that ``name`` is one plain path component (no folder, no ``..``).
+
+    Parameters
+    ----------
+    name : str
+        The candidate, e.g. a ``participant_id`` or a file name prefix.
+    what : str, default="name"
+        What it is, for the error message (e.g. ``"participant_id in row 3
+        of participants.tsv"``).
+    pattern : str or None, default=None
+        Regular expression the whole name must also match.
+
+    Returns
+    -------
+    name : str
+        The name, unchanged.
+
+    Raises
+    ------
+    ValueError
+        Empty, ``.`` or ``..``, absolute, holding a path separator or a NUL,
+        or not matching ``pattern``.
+    """
+    text = str(name)
+    bad = (not text or text in (".", "..") or "\0" in text or os.path.isabs(text)
+           or any(sep in text for sep in _SEPARATORS))
+    if bad or (pattern is not None and re.fullmatch(pattern, text) is None):
+        expected = f" matching {pattern}" if pattern else ""
+        raise ValueError(f"{what} {text!r} is not a single file name{expected} (no folder "
+                         "part, no '..'); refusing a path that could leave its folder.")
+    return text
+
+
+def check_inside(path, root, *, what="path", allow_links=False):
+    """Check that ``path``, links followed, lies inside ``root``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The path to check (it need not exist).
+    root : str or path-like
+        The folder it must stay in.
+    what : str, default="path"
+        What it is, for the error message.
+    allow_links : bool, default=False
+        Accept a path that leaves ``root`` through a symbolic link.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``path`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        The resolved path is outside the resolved ``root``.
+    """
+    path = Path(path)
+    if not allow_links:
+        real, real_root = _resolved(path), _resolved(root)
+        if real != real_root and real_root not in real.parents:
+            raise ValueError(f"{what} {path} leads outside {root} (to {real}, through a "
+                             "symbolic link); refusing it.")
+    return path
+
+
+def csv_safe(value):
+    """Escape a text cell so that a spreadsheet shows it instead of running it.
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return are formulas to spreadsheet programs (CSV injection); they get a
+    leading apostrophe, the escape those programs recognise. Other values
+    are returned unchanged.
+
+    Parameters
+    ----------
+    value : object
+        Cell value (only strings are changed).
+
+    Returns
+    -------
+    value : object
+
+    Examples
+    --------
+    >>> from skperfusion._io import csv_safe
+    >>> csv_safe("=HYPERLINK(\\"http://x\\")"), csv_safe("sub-001")
+    ('\\'=HYPERLINK("http://x")', 'sub-001')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
