@@ -171,8 +171,5 @@ class ResidueDeconvolver(BaseDeconvolver):
         residues = self._residues(tissue, aif)
         cbf = flow_rate_to_cbf(residues.max(axis=-1), self.kh, self.rho)
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
-        if self._is_circular():
-            tmax = tmax_from_residue(residues, self.tr)
-        else:
-            tmax = np.argmax(residues, axis=-1) * float(self.tr)
+        tmax = tmax_from_residue(residues, self.tr, circular=self._is_circular())
         return np.column_stack([cbf, cbv, mtt_from_cbv_cbf(cbv, cbf), tmax])

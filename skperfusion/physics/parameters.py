@@ -11,9 +11,12 @@ Units used throughout skperfusion:
 
 import numpy as np
 
+from ._array_ops import NUMPY
+
 __all__ = [
     "DEFAULT_DENSITY",
     "DEFAULT_HEMATOCRIT_FACTOR",
+    "aif_peak_scale",
     "cbf_from_cbv_mtt",
     "cbf_to_flow_rate",
     "cbv_from_cbf_mtt",
@@ -95,11 +98,49 @@ def cbv_from_curves(tissue, aif, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSI
     cbv : ndarray of shape (...)
         CBV in ml/100g; NaN where the AIF area is not positive.
     """
-    tissue_area = np.trapezoid(tissue, axis=-1)
-    aif_area = np.trapezoid(aif, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(aif_area > 0, tissue_area / aif_area, np.nan)
-    return kh / rho * _ML_PER_100G * ratio
+        return cbv_from_areas(np.asarray(tissue), np.asarray(aif), kh, rho, NUMPY)
+
+
+def cbv_from_areas(tissue, aif, kh, rho, ops):
+    """Eq. 2 with the operations ``ops``: the one formula of :func:`cbv_from_curves` and its
+    torch twin."""
+    tissue_area, aif_area = ops.trapezoid(tissue), ops.trapezoid(aif)
+    return kh / rho * _ML_PER_100G * ops.where(aif_area > 0, tissue_area / aif_area, ops.nan)
+
+
+def per_minute_quotient(cbv, denominator, ops):
+    """``60 · CBV / x`` where ``x > 0``, else NaN: ``MTT = CBV / CBF`` and ``CBF = CBV / MTT``."""
+    return ops.where(denominator > 0, _SECONDS_PER_MINUTE * cbv / denominator, ops.nan)
+
+
+def aif_peak_scale(aif, ops=NUMPY):
+    """Divisor of the AIF-peak normalisation (SPEC §4), for numpy or torch arrays.
+
+    Dividing both channels of a sample by the peak of its AIF is the
+    stateless equivalent of the paper's per-subject normalisation (all
+    voxels of an exam share one AIF): MTT and the ratio ``∫C / ∫Ca`` behind
+    CBV are unchanged, and the curves get a fixed scale whatever the
+    concentration unit.
+
+    Parameters
+    ----------
+    aif : ndarray or torch.Tensor of shape (n_samples, n_times)
+        Arterial concentration (any unit).
+    ops : namespace, default=NUMPY
+        Array operations (``skperfusion.physics.torch_ops.TORCH`` for tensors).
+
+    Returns
+    -------
+    scale : array of shape (n_samples,)
+        The AIF peak, or 1 for a sample whose AIF has no positive peak
+        (such a sample has no defined perfusion and is left unscaled).
+    has_peak : array of bool, shape (n_samples,)
+        Whether the AIF has a positive peak.
+    """
+    peak = ops.amax(aif)
+    has_peak = peak > 0
+    return ops.where(has_peak, peak, 1.0), has_peak
 
 
 def mtt_from_cbv_cbf(cbv, cbf):
@@ -117,9 +158,8 @@ def mtt_from_cbv_cbf(cbv, cbf):
     mtt : ndarray
         MTT in seconds; NaN where CBF is not positive.
     """
-    cbf = np.asarray(cbf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(cbf > 0, _SECONDS_PER_MINUTE * np.asarray(cbv) / cbf, np.nan)
+        return per_minute_quotient(np.asarray(cbv), np.asarray(cbf), NUMPY)
 
 
 def cbf_from_cbv_mtt(cbv, mtt):
@@ -137,9 +177,8 @@ def cbf_from_cbv_mtt(cbv, mtt):
     cbf : ndarray
         CBF in ml/100g/min; NaN where MTT is not positive.
     """
-    mtt = np.asarray(mtt)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mtt > 0, _SECONDS_PER_MINUTE * np.asarray(cbv) / mtt, np.nan)
+        return per_minute_quotient(np.asarray(cbv), np.asarray(mtt), NUMPY)
 
 
 def cbv_from_cbf_mtt(cbf, mtt):
@@ -160,12 +199,24 @@ def cbv_from_cbf_mtt(cbf, mtt):
     return np.asarray(cbf) * np.asarray(mtt) / _SECONDS_PER_MINUTE
 
 
-def tmax_from_residue(impulse_response, tr):
-    """Time to the maximum of a (circular) impulse response.
+def tmax_from_residue(impulse_response, tr, *, circular=True):
+    """Tmax, the time of the residue maximum, to sub-TR precision.
+
+    A residue function is a survival function: ``R`` is non-increasing from
+    its value 1 at the bolus arrival, so the true impulse response
+    ``f · R(t - d)`` peaks *at* its onset ``d``. A deconvolved estimate is
+    band-limited (truncated SVD, Tikhonov): its jump at ``d`` is smeared over
+    one to two samples, and the sample of the estimate's maximum lies about
+    one TR after ``d`` (plus the half sample that the rectangular-rule
+    convolution matrix adds). Tmax is therefore estimated as the onset: the
+    time at which the rising flank before the maximum crosses half the
+    maximum, linearly interpolated between the two samples around it. For a
+    smeared jump the half-height crossing sits on the jump, whatever its
+    position between samples.
 
     The block-circulant deconvolution returns the residue on a circle of
-    ``L`` samples: a peak in the second half stands for a *negative* delay
-    (tissue bolus before the AIF) and is mapped to ``(k - L) · TR``.
+    ``L`` samples: its second half stands for *negative* delays (tissue
+    bolus before the AIF), sample ``k`` mapped to ``(k - L) · TR``.
 
     Parameters
     ----------
@@ -173,14 +224,43 @@ def tmax_from_residue(impulse_response, tr):
         Deconvolved impulse response (any unit).
     tr : float
         Sampling interval in seconds.
+    circular : bool, default=True
+        Whether the response lives on the block-circulant circle (the second
+        half negative times); False for responses on ``t_k = k · TR``,
+        ``k >= 0`` (sSVD).
 
     Returns
     -------
     tmax : ndarray of shape (...)
-        Tmax in seconds, in ``[-L/2 · TR, L/2 · TR)``.
+        Tmax in seconds, in ``[-L/2 · TR, L/2 · TR)`` on the circle (in
+        ``[0, (L - 1) · TR]`` otherwise); NaN where the response has no
+        positive finite maximum. A lone spike at sample ``k`` (a maximum
+        with nothing before it) gives ``(k - 1/2) · TR``, and a maximum at
+        the first time of the window gives that time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(tmax_from_residue(np.array([0.0, 0.0, 0.5, 1.0, 0.8, 0.6]), 1.5,
+    ...                         circular=False))
+    3.0
     """
-    impulse_response = np.asarray(impulse_response)
-    n_samples = impulse_response.shape[-1]
-    peak = np.argmax(impulse_response, axis=-1)
-    peak = np.where(peak >= (n_samples + 1) // 2, peak - n_samples, peak)
-    return peak * float(tr)
+    response = np.asarray(impulse_response, dtype=float)
+    n_samples = response.shape[-1]
+    start = n_samples // 2 if circular else 0  # samples of negative time, put first
+    ordered = np.roll(response, start, axis=-1) if start else response
+    filled = np.where(np.isfinite(ordered), ordered, -np.inf)
+    peak = np.argmax(filled, axis=-1)
+    height = np.take_along_axis(filled, peak[..., None], axis=-1)
+    half = height / 2.0
+    index = np.arange(n_samples)
+    # Last sample below half the maximum before the maximum (-1: none).
+    below = np.where((filled < half) & (index < peak[..., None]), index, -1).max(axis=-1)
+    lower = np.take_along_axis(filled, np.maximum(below, 0)[..., None], axis=-1)[..., 0]
+    upper = np.take_along_axis(filled, np.minimum(below + 1, n_samples - 1)[..., None],
+                               axis=-1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = below + (half[..., 0] - lower) / (upper - lower)
+    onset = np.where(below >= 0, crossing, peak)
+    defined = np.isfinite(height[..., 0]) & (height[..., 0] > 0)
+    return np.where(defined, (onset - start) * float(tr), np.nan)
