@@ -7,8 +7,8 @@
   ``overwrite`` and refuses, always, to write over an input of the run;
 - :func:`check_path_component` and :func:`check_inside` keep paths taken
   from files (``participant_id``) or options (``--prefix``) inside their folder;
-- :func:`csv_safe` escapes identifiers written to CSV against spreadsheet
-  formula injection.
+- :func:`csv_safe` and :func:`write_csv` escape identifiers written to CSV
+  against spreadsheet formula injection.
 
 Temporary files and folders are named ``.skperfusion-tmp-<pid>-<token>-<name>``
 (backups of replaced files ``.skperfusion-bak-...``): a later run removes the
@@ -26,13 +26,13 @@ import threading
 from pathlib import Path
 
 __all__ = ["atomic_directory", "atomic_write", "check_inside", "check_outputs",
-           "check_path_component", "csv_safe", "remove_stale_temporaries"]
+           "check_path_component", "csv_safe", "remove_stale_temporaries", "write_csv"]
 
 _TEMP = ".skperfusion-tmp-"
 _BACKUP = ".skperfusion-bak-"
 _OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-[0-9a-f]+-")
 # Signals that end a command: held back while a set of files is renamed in.
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM} if hasattr(signal, "SIGTERM") else set()
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -96,20 +96,27 @@ def remove_stale_temporaries(folder):
 def _signals_held():
     """Hold SIGINT/SIGTERM back in this block; yield a function telling if one came.
 
-    Only the main thread runs Python's signal handlers, so elsewhere (and
-    where ``pthread_sigmask`` does not exist) nothing is held and the
+    The stop signals' handlers are replaced by one that only records them,
+    and the recorded signals are raised again, to the previous handlers,
+    when the block ends. Python runs signal handlers in the main thread
+    only, whatever thread the signal reached, so this holds the signals for
+    the whole process; outside the main thread nothing is held and the
     function always answers False.
     """
-    if not (hasattr(signal, "pthread_sigmask") and
-            threading.current_thread() is threading.main_thread()):
+    if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    received = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in _STOP_SIGNALS}
     try:
-        yield lambda: bool(signal.sigpending() & _STOP_SIGNALS)
+        yield lambda: bool(received)
     finally:
-        # A held signal is delivered here, once the files are consistent.
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        # Delivered now, once the files are consistent again.
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def _check_target(path):
@@ -309,8 +316,9 @@ def check_outputs(outputs, *, inputs=(), overwrite=False, folders=False):
     FileExistsError
         An output exists and ``overwrite`` is False, is a symbolic link, or
         is a file where a folder is expected.
-    IsADirectoryError
-        A folder exists where a file is expected.
+    IsADirectoryError, NotADirectoryError
+        A folder exists where a file is expected, or a file where the
+        output's folder should be.
     ValueError
         An output is an input of the run. The message names both.
     """
@@ -325,6 +333,9 @@ def check_outputs(outputs, *, inputs=(), overwrite=False, folders=False):
         if output.is_symlink():
             raise FileExistsError(f"{output} is a symbolic link; refusing to write through "
                                   "it.")
+        if output.parent.exists() and not output.parent.is_dir():
+            raise NotADirectoryError(f"{output.parent} is a file; the output {output.name} "
+                                     "needs a folder there.")
         if folders:
             if output.exists() and not output.is_dir():
                 raise FileExistsError(f"{output} exists and is not a folder.")
@@ -433,3 +444,31 @@ def csv_safe(value):
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def write_csv(frame, path, **kwargs):
+    """Write a table as CSV with its text cells escaped by :func:`csv_safe`.
+
+    Identifiers (``participant_id`` in the index or a column) come from
+    files the user may not control; a spreadsheet opening the CSV then shows
+    them instead of evaluating them. Numbers are written unchanged.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table.
+    path : str or path-like
+        Output file (usually a temp path given by :func:`atomic_write`).
+    **kwargs
+        Passed to :meth:`pandas.DataFrame.to_csv` (e.g. ``index``).
+    """
+    from pandas.api.types import is_numeric_dtype
+
+    frame = frame.copy()
+    if not is_numeric_dtype(frame.index):
+        frame.index = frame.index.map(csv_safe)
+    frame.columns = frame.columns.map(csv_safe)
+    for k in range(frame.shape[1]):
+        if not is_numeric_dtype(frame.iloc[:, k]):
+            frame.iloc[:, k] = frame.iloc[:, k].map(csv_safe)
+    frame.to_csv(path, **kwargs)

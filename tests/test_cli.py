@@ -6,11 +6,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from skperfusion import exam as exam_module
 from skperfusion.cli import main
-from skperfusion.cli.maps import compute_maps
 from skperfusion.deconvolution import OSVDDeconvolver
-from skperfusion.exam import MAP_NAMES, load_exam
+from skperfusion.exam import MAP_NAMES, load_exam, write_exam
+from skperfusion.exam_estimators import PerfusionMapper
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
         data = image.get_fdata()
         assert np.isnan(data[~brain]).all()
     if method == "osvd":
-        expected = compute_maps(exam, OSVDDeconvolver(tr=exam.tr))
+        expected = PerfusionMapper(OSVDDeconvolver()).fit([exam]).transform([exam])[0].maps
         np.testing.assert_allclose(nib.load(out / "CBF.nii.gz").get_fdata(), expected["CBF"],
                                    rtol=1e-5, equal_nan=True)
     cbf = nib.load(out / "CBF.nii.gz").get_fdata()
@@ -88,7 +87,9 @@ def test_train_then_maps_with_phae(cohort, tmp_path):
         (["maps", "{cohort}/sub-001", "{tmp}/out", "--model", "{tmp}/m.pt"],
          "only used with --method phae"),
         (["train", "{tmp}", "{tmp}/m.pt"], "missing .*participants.tsv"),
-        (["simulate", "{cohort}"], "already holds a cohort"),
+        (["simulate", "{cohort}"], "cohort exists; pass --overwrite"),
+        (["maps", "{cohort}/sub-001", "{tmp}/out", "--prefix", "../x_"],
+         "--prefix .*not a single file name"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(cohort, tmp_path, capsys, argv, message):
@@ -101,7 +102,7 @@ def test_bad_input_exits_2_with_one_line(cohort, tmp_path, capsys, argv, message
 
 def test_bad_exam_file_names_subject_and_file(cohort, tmp_path, capsys):
     broken = tmp_path / "sub-bad"
-    exam_module.write_exam(load_exam(cohort / "sub-001"), broken)
+    write_exam(load_exam(cohort / "sub-001"), broken)
     (broken / "dsc.json").write_text('{"EchoTime": 0.03}')
     assert main(["maps", str(broken), str(tmp_path / "out")]) == 2
     line = _one_line_error(capsys)
@@ -137,7 +138,7 @@ def test_interrupted_maps_leave_no_partial_output(cohort, tmp_path, monkeypatch,
             raise failure
         real_save(image, path)
 
-    monkeypatch.setattr(exam_module.nib, "save", failing_save)
+    monkeypatch.setattr(nib, "save", failing_save)
     out = tmp_path / "maps"
     assert main(["maps", str(cohort / "sub-001"), str(out)]) == status
     assert len(calls) == 2  # the first map was fully written to its temp file

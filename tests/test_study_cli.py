@@ -42,8 +42,11 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     for text in ("## Table 1", "| PHAE ", "## Noise robustness", "fig5_auc_vs_snr.png",
                  "rCBF |error| (%)", "- **seed**: 0"):
         assert text in report
+    # An earlier report is only replaced with --overwrite (SPEC §12).
+    assert main(["study", "--demo", "--out", str(out), *TINY]) == 2
+    assert "report.md exists; pass --overwrite" in capsys.readouterr().err
     # The README's main command can be run again: same settings reuse the same patients.
-    assert main(["study", "--demo", "--out", str(out), *TINY]) == 0
+    assert main(["study", "--demo", "--out", str(out), *TINY, "--overwrite"]) == 0
     assert "reusing the demo cohort" in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_csv(out / "ratios.csv", index_col="participant_id"),
                                   ratios)

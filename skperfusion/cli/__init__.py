@@ -1,18 +1,46 @@
 """The ``skperfusion`` command line: simulate, maps, train (and study).
 
 Every sub-command validates its inputs; a bad input ends with exit code 2
-and a one-line message on stderr, never a traceback.
+and a one-line message on stderr, never a traceback. Ctrl-C (SIGINT) ends
+it with exit code 130 and SIGTERM with 143, in both cases after the
+command's temporary files are removed and without any output written
+(see ``docs/user_guide/data_safety.rst``).
 """
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 from . import maps, simulate, study, train
+from ._args import resolve_output
 
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (simulate, maps, train, study)
 _USER_ERRORS = (ValueError, OSError, KeyError)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser():
@@ -48,18 +76,22 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 2 on bad input, 130 when interrupted.
+        0 on success, 2 on bad input, 130 when interrupted (Ctrl-C), 143 when
+        terminated (SIGTERM).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    resolve_output(parser, args)
     try:
-        args.func(args)
+        with _sigterm_as_interrupt():
+            args.func(args)
     except _USER_ERRORS as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"skperfusion {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"skperfusion {args.command}: interrupted; no partial output was written.",
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"skperfusion {args.command}: {stopped}; no partial output was written.",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, _Terminated) else 130
     return 0

@@ -51,3 +51,52 @@ def add_command(subparsers, name, summary, details, run):
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.set_defaults(func=run)
     return parser
+
+
+def add_output_arguments(parser, dest, help, *, positional=True):
+    """Add the output and ``--overwrite`` arguments, the same in every sub-command.
+
+    The output is given as ``--out PATH``, or (where ``positional``) as the
+    last positional argument; :func:`resolve_output` merges the two.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser.
+    dest : str
+        Attribute of the parsed arguments that receives the output path.
+    help : str
+        What the output is (a folder, a file).
+    positional : bool, default=True
+        Also accept the output as a positional argument.
+    """
+    if positional:
+        parser.add_argument(dest, nargs="?", metavar=dest.upper(), help=f"{help} (or --out)")
+    parser.add_argument("--out", dest="out_option", metavar="PATH", default=None,
+                        required=not positional, help=help)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier run (never an input of this "
+                             "run); without it existing outputs are refused")
+    parser.set_defaults(output_dest=dest)
+
+
+def resolve_output(parser, args):
+    """Put the output given as ``--out`` or positionally into ``args.<dest>``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Parser used for the error (exit code 2).
+    args : argparse.Namespace
+        Parsed arguments of a sub-command registered with
+        :func:`add_output_arguments`.
+    """
+    dest = getattr(args, "output_dest", None)
+    if dest is None:
+        return
+    positional, option = getattr(args, dest, None), args.out_option
+    if positional is not None and option is not None and positional != option:
+        parser.error(f"the output is given twice ({positional} and --out {option}).")
+    if positional is None and option is None:
+        parser.error(f"the output {dest.upper()} (or --out PATH) is required.")
+    setattr(args, dest, option if option is not None else positional)

@@ -1,9 +1,11 @@
 """``skperfusion simulate``: write a synthetic glioma cohort with ground truth."""
 
 import math
+from pathlib import Path
 
+from .._io import atomic_directory, check_outputs
 from ..datasets import simulate_cohort
-from ._args import add_command, positive_float, positive_int
+from ._args import add_command, add_output_arguments, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
 DETAILS = (
@@ -21,7 +23,8 @@ def register(subparsers):
     subparsers : argparse._SubParsersAction
     """
     parser = add_command(subparsers, "simulate", HELP, DETAILS, run)
-    parser.add_argument("out_dir", help="output cohort folder (must not hold a cohort yet)")
+    add_output_arguments(parser, "out_dir", "output cohort folder, written as a whole (with "
+                         "--overwrite an earlier cohort there is replaced)")
     parser.add_argument("--n-subjects", type=positive_int, default=24, help="cohort size")
     parser.add_argument("--lgg-fraction", type=float, default=0.4,
                         help="fraction of low-grade gliomas, in (0, 1)")
@@ -38,10 +41,33 @@ def register(subparsers):
 
 def run(args):
     """Simulate the cohort described by parsed ``args``."""
-    table = simulate_cohort(args.out_dir, args.n_subjects, lgg_fraction=args.lgg_fraction,
-                            shape=tuple(args.shape), snr=args.snr, noise=args.noise,
-                            random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+    check_cohort_output(args.out_dir, args.overwrite)
+    with atomic_directory(args.out_dir, overwrite=args.overwrite) as folder:
+        table = simulate_cohort(folder, args.n_subjects, lgg_fraction=args.lgg_fraction,
+                                shape=tuple(args.shape), snr=args.snr, noise=args.noise,
+                                random_state=args.seed, n_jobs=args.n_jobs, progress=True)
     counts = table["grade"].value_counts()
     snr = "inf" if math.isinf(args.snr) else f"{args.snr:g}"
     print(f"wrote {len(table)} subjects ({counts.get('LGG', 0)} LGG, {counts.get('HGG', 0)} "
           f"HGG, SNR {snr}) to {args.out_dir}")
+
+
+def check_cohort_output(folder, overwrite):
+    """Refuse a cohort output folder that holds anything but an earlier cohort.
+
+    An empty or missing folder is free; a folder with ``participants.tsv``
+    is an earlier cohort, replaced as a whole only with ``overwrite``; any
+    other non-empty folder is never replaced (it is not ours to delete).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Output cohort folder.
+    overwrite : bool
+        ``--overwrite`` was given.
+    """
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "participants.tsv").is_file():
+        raise FileExistsError(f"{folder} is not empty and holds no cohort (participants.tsv); "
+                              "refusing to replace it, even with --overwrite.")
+    check_outputs([folder], overwrite=overwrite, folders=True)

@@ -4,7 +4,8 @@ import json
 import time
 from pathlib import Path
 
-from ._args import add_command, positive_float, positive_int
+from .._io import atomic_directory, check_outputs
+from ._args import add_command, add_output_arguments, positive_float, positive_int
 
 _DEMO_SETTINGS = "demo_settings.json"
 
@@ -40,7 +41,7 @@ def register(subparsers):
     parser = add_command(subparsers, "study", HELP, DETAILS, run)
     parser.add_argument("cohort_dir", nargs="?", default=None,
                         help="cohort folder with participants.tsv (omit with --demo)")
-    parser.add_argument("--out", required=True, help="output folder for the report")
+    add_output_arguments(parser, "out", "output folder for the report", positional=False)
     demo = parser.add_argument_group("demo cohort")
     demo.add_argument("--demo", action="store_true",
                       help="simulate a cohort into OUT/demo_cohort first and study it")
@@ -78,30 +79,44 @@ def register(subparsers):
                            "down on a busy machine (threads waiting for each other)")
 
 
-def _simulate_or_reuse_demo(cohort, args):
-    """Simulate the demo cohort, or reuse the one an identical earlier demo left.
+def _demo_settings(args):
+    return {"n_subjects": args.n_subjects, "shape": list(args.shape), "snr": args.demo_snr,
+            "seed": args.seed}
 
-    The settings are recorded next to the cohort once it is complete, so a
-    re-run with the same settings studies the same patients again, while
-    other settings or an interrupted simulation give a clear error instead
-    of silently mixing cohorts.
+
+def _reusable_demo(cohort, args):
+    """Whether ``cohort`` is a complete demo cohort with this run's settings.
+
+    The settings are recorded inside the cohort, which appears as a whole
+    (:func:`~skperfusion._io.atomic_directory`): an interrupted simulation
+    leaves no cohort, and a re-run with the same settings studies the same
+    patients again. Another (or an unfinished, older) demo cohort is an error
+    unless ``--overwrite`` asks to simulate it again.
     """
-    from .._io import atomic_write
+    record = cohort / _DEMO_SETTINGS
+    if not cohort.exists():
+        return False
+    try:
+        same = record.is_file() and json.loads(record.read_text()) == _demo_settings(args)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        same = False
+    if same:
+        return True
+    if args.overwrite:
+        return False
+    raise FileExistsError(f"{cohort} exists from an earlier demo with other settings or "
+                          "unfinished: pass --overwrite to simulate it again, study it with "
+                          f"'skperfusion study {cohort} --out {args.out}', or remove it.")
+
+
+def _simulate_demo(cohort, args):
+    """Simulate the demo cohort into a temporary sibling and rename it in whole."""
     from ..datasets import simulate_cohort
 
-    settings = {"n_subjects": args.n_subjects, "shape": list(args.shape),
-                "snr": args.demo_snr, "seed": args.seed}
-    record = cohort / _DEMO_SETTINGS
-    if cohort.exists():
-        if record.is_file() and json.loads(record.read_text()) == settings:
-            print(f"reusing the demo cohort {cohort} (same settings)")
-            return
-        raise FileExistsError(f"{cohort} exists from an earlier demo with other settings or "
-                              f"unfinished: study it with 'skperfusion study {cohort} --out "
-                              f"{args.out}', or remove it.")
-    simulate_cohort(cohort, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
-                    random_state=args.seed, n_jobs=args.n_jobs, progress=True)
-    atomic_write({_DEMO_SETTINGS: lambda temp: temp.write_text(json.dumps(settings))}, cohort)
+    with atomic_directory(cohort, overwrite=args.overwrite) as folder:
+        simulate_cohort(folder, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
+                        random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+        (folder / _DEMO_SETTINGS).write_text(json.dumps(_demo_settings(args)))
 
 
 def run(args):
@@ -109,7 +124,7 @@ def run(args):
     import torch
 
     from ..exam import load_cohort
-    from ..study.run import run_study
+    from ..study.run import OUTPUT_FILES, run_study
 
     if args.demo == (args.cohort_dir is not None):
         raise ValueError("give either COHORT_DIR or --demo (which simulates one).")
@@ -117,10 +132,15 @@ def run(args):
         raise ValueError(f"--test-size must be in (0, 1); got {args.test_size}.")
     started = time.perf_counter()
     out = Path(args.out)
-    cohort = args.cohort_dir
+    cohort = out / "demo_cohort" if args.demo else Path(args.cohort_dir)
+    reuse = args.demo and _reusable_demo(cohort, args)
+    check_outputs([out / name for name in OUTPUT_FILES], inputs=[cohort],
+                  overwrite=args.overwrite)
     if args.demo:
-        cohort = out / "demo_cohort"
-        _simulate_or_reuse_demo(cohort, args)
+        if reuse:
+            print(f"reusing the demo cohort {cohort} (same settings)")
+        else:
+            _simulate_demo(cohort, args)
         source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
                   f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
                   f"seed {args.seed})")

@@ -1,10 +1,11 @@
 """``skperfusion train``: train a PHAE on a cohort's brain voxels and save it."""
 
 
+from .._io import check_outputs
 from ..deconvolution import PHAEDeconvolver
 from ..exam import load_cohort
 from ..exam_estimators import PerfusionMapper
-from ._args import add_command, positive_float, positive_int
+from ._args import add_command, add_output_arguments, positive_float, positive_int
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
 DETAILS = (
@@ -25,7 +26,7 @@ def register(subparsers):
     """
     parser = add_command(subparsers, "train", HELP, DETAILS, run)
     parser.add_argument("cohort_dir", help="cohort folder with participants.tsv")
-    parser.add_argument("model", help="output model file")
+    add_output_arguments(parser, "model", "output model file")
     parser.add_argument("--epochs", type=positive_int, default=65, help="training epochs")
     parser.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--batch-size", type=positive_int, default=1536,
@@ -46,6 +47,7 @@ def register(subparsers):
 
 def run(args):
     """Train and save the PHAE described by parsed ``args``."""
+    check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
     exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False)
     phae = PHAEDeconvolver(max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                            module__width=args.width, device=args.device,

@@ -4,6 +4,7 @@
 with ``S0`` the mean of the pre-bolus baseline frames of that channel.
 """
 
+import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -93,6 +94,22 @@ def detect_baseline_frames(signal, n_sd=ARRIVAL_THRESHOLD_SD, min_frames=MIN_BAS
     return np.where(found, np.maximum(last_at_baseline + 1, min_frames), n_times)
 
 
+def _degenerate_samples(signals):
+    """Samples with a non-positive signal somewhere, warned about once.
+
+    Their logarithm is undefined (SPEC §10): the sample's outputs become NaN
+    and the other samples are computed as usual.
+    """
+    degenerate = ~np.all(signals > 0, axis=(1, 2))
+    n_bad = int(np.count_nonzero(degenerate))
+    if n_bad:
+        warnings.warn(f"{n_bad} of {len(signals)} sample(s) (first: sample "
+                      f"{int(np.argmax(degenerate))}) have a zero or negative signal, whose "
+                      "logarithm is undefined; their concentrations are NaN.",
+                      UserWarning, stacklevel=3)
+    return degenerate
+
+
 class ConcentrationTransformer(TransformerMixin, BaseEstimator):
     """DSC signal to concentration, ``C(t) = -ln(S(t) / S0) / TE`` (eq. 1).
 
@@ -140,8 +157,11 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
     Notes
     -----
     Input is the signal ``X`` of shape ``(n_samples, 2, n_times)`` (tissue,
-    arterial) or its flat form ``(n_samples, 2 * n_times)``; it must be
-    strictly positive (its logarithm is taken). The output has the form of the
+    arterial) or its flat form ``(n_samples, 2 * n_times)``; its logarithm is
+    taken, so a sample with a zero or negative signal in a kept frame (a
+    degenerate voxel) gets NaN concentrations in both channels, with one
+    warning counting such samples, and the other samples are unaffected
+    (SPEC §10). The output has the form of the
     input, except under ``set_output(transform="pandas")`` where it is the
     flat form with columns ``tissue_t<k>`` and ``aif_t<k>`` (``k`` the
     acquisition frame), or the kept input columns when ``X`` had names.
@@ -179,9 +199,9 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Non-negative tissue and arterial signals, see
-            :func:`skperfusion.pair_curves`; ``transform`` needs them
-            strictly positive.
+            Tissue and arterial signals, see :func:`skperfusion.pair_curves`;
+            ``transform`` gives NaN for the samples that are not strictly
+            positive.
         y : None
             Ignored.
 
@@ -190,9 +210,8 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         self : object
             Fitted transformer.
         """
-        # No logarithm is taken here: zeros are only refused by transform, as
-        # scikit-learn's positive_only convention (non-negative input) allows.
-        signals, _ = validate_curves(self, X, reset=True, positive="non-negative")
+        # No logarithm is taken here; degenerate samples only matter in transform.
+        signals, _ = validate_curves(self, X, reset=True)
         n_times = signals.shape[2]
         if self.n_skip >= n_times:
             raise ValueError(
@@ -214,18 +233,26 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Strictly positive signals with the ``n_times`` seen in ``fit``.
+            Signals with the ``n_times`` seen in ``fit``; samples with a zero
+            or negative value in a kept frame give NaN (one warning counts them).
 
         Returns
         -------
         C : ndarray of shape (n_samples, 2, n_times - n_skip) or (n_samples, 2 * (n_times - n_skip))
             Tissue and arterial concentrations in 1/s (dimensionless with
-            ``normalize_by_aif_peak``), in the form of ``X``.
+            ``normalize_by_aif_peak``), in the form of ``X``; NaN for the
+            degenerate samples.
         """
         check_is_fitted(self)
-        signals, was_channel_form = validate_curves(self, X, reset=False, positive=True)
+        signals, was_channel_form = validate_curves(self, X, reset=False)
         signals = signals[:, :, self.n_skip:]
         n_samples, _, n_frames = signals.shape
+        degenerate = _degenerate_samples(signals)
+        if degenerate.any():
+            # Stand-in values keep the other samples' arithmetic (and a shared AIF) intact.
+            good = np.flatnonzero(~degenerate)
+            signals = signals.copy()
+            signals[degenerate] = signals[good[0]] if good.size else 1.0
         if self.n_baseline is None:
             aif = signals[:, AIF]
             # All voxels of an exam share one AIF: detect once when they do.
@@ -241,7 +268,7 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         concentration *= -1.0 / self.te
         if self.normalize_by_aif_peak:
             peak = concentration[:, AIF].max(axis=1)
-            flat_aif = np.flatnonzero(~(peak > 0))
+            flat_aif = np.flatnonzero(~(peak > 0) & ~degenerate)
             if flat_aif.size:
                 raise ValueError(
                     f"normalize_by_aif_peak=True but the arterial concentration of "
@@ -250,6 +277,7 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
                     "bolus to normalise by."
                 )
             concentration /= peak[:, None, None]
+        concentration[degenerate] = np.nan
         if was_channel_form and _get_output_config("transform", self)["dense"] == "default":
             return concentration
         return concentration.reshape(n_samples, -1)
@@ -280,7 +308,6 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = False
         return tags

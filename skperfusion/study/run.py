@@ -15,16 +15,20 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .._io import atomic_write
+from .._io import atomic_write, write_csv
 from ..deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
 from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades
 from . import figures
 from .evaluation import TRUTH, grading_table, map_errors, noise_robustness
 from .report import error_table, noise_auc_table, table1
 
-__all__ = ["run_study"]
+__all__ = ["OUTPUT_FILES", "run_study"]
 
 _TABLES = ("table1", "noise_robustness", "map_errors", "ratios")
+_FIGURES = ("fig3_maps.png", "fig4_ratio_boxplots.png", "fig5_auc_vs_snr.png",
+            "roc_curves.png")
+OUTPUT_FILES = ("report.md", *(f"{name}.csv" for name in _TABLES), *_FIGURES)
+"""Every file :func:`run_study` writes into its folder (the CLI refuses existing ones)."""
 
 
 def _ratios(maps_by_method, parameter):
@@ -138,14 +142,14 @@ def run_study(exams, out_dir, *, test_size=0.4, phae_params=None, max_train_voxe
         tables["map_errors"] = pd.DataFrame()
 
     example = next(i for i, exam in enumerate(test) if exam.grade == "HGG")
-    plots = {
-        "fig3_maps.png": figures.plot_map_comparison(
+    plots = dict(zip(_FIGURES, (
+        figures.plot_map_comparison(
             {name: items[example] for name, items in maps.items() if name != TRUTH}),
-        "fig4_ratio_boxplots.png": figures.plot_ratio_boxplots(
+        figures.plot_ratio_boxplots(
             ratios, y_test, tables["table1"]["cutoff"], parameter=parameter),
-        "fig5_auc_vs_snr.png": figures.plot_auc_vs_snr(tables["noise_robustness"]),
-        "roc_curves.png": figures.plot_roc_curves(ratios, y_test),
-    }
+        figures.plot_auc_vs_snr(tables["noise_robustness"]),
+        figures.plot_roc_curves(ratios, y_test),
+    ), strict=True))
     grid = mappers["PHAE"]
     params = phae.get_params()
     settings = {
@@ -173,7 +177,7 @@ def run_study(exams, out_dir, *, test_size=0.4, phae_params=None, max_train_voxe
     }
     report = _report(settings, tables, has_truth)
     writers = {f"{name}.csv": (lambda temp, t=tables[name], index=name in ("table1", "ratios"):
-                               t.to_csv(temp, index=index)) for name in _TABLES}
+                               write_csv(t, temp, index=index)) for name in _TABLES}
     writers.update({name: (lambda temp, f=figure: f.savefig(temp, dpi=120))
                     for name, figure in plots.items()})
     writers["report.md"] = lambda temp: temp.write_text(report, encoding="utf-8")
