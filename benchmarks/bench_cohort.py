@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from skperfusion.cli.maps import compute_maps
 from skperfusion.datasets import draw_subject_parameters, simulate_exam
 from skperfusion.datasets.cohort import LABELS
 from skperfusion.deconvolution import OSVDDeconvolver, TikhonovDeconvolver
 from skperfusion.exam import Exam, write_exam
+from skperfusion.exam_estimators import PerfusionMapper
 
 METHODS = {"oSVD": OSVDDeconvolver, "Tikhonov": TikhonovDeconvolver}
 REGIONS = ("gm", "wm", "tumor")
@@ -86,7 +86,7 @@ def accuracy(n_subjects, seed):
             exam, labels = simulate_exam(f"sub-{k:03d}", grade, snr=snr, random_state=child,
                                          return_labels=True)
             for method, cls in METHODS.items():
-                maps = compute_maps(exam, cls(tr=exam.tr))
+                maps = PerfusionMapper(cls()).fit([exam]).transform([exam])[0].maps
                 voxels.append(_voxel_table(exam, labels, maps, method, snr))
                 tumor, nawm = exam.masks["tumor"], exam.masks["nawm"]
                 ratios.append({"method": method, "snr": snr, "grade": grade,

@@ -13,6 +13,7 @@ so it runs unchanged on a cluster through joblib's dask or ray backends.
 """
 
 import time
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import ClassVar
@@ -20,14 +21,15 @@ from typing import ClassVar
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .deconvolution import OSVDDeconvolver
-from .exam import GRADES, MAP_NAMES, Exam
+from .exam import GRADES, MAP_NAMES, Exam, ExamAIF, ExamToCurves
 
-__all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades"]
+__all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades", "normalized_maps"]
 
 _ROIS = ("tumor", "nawm")
 
@@ -49,12 +51,16 @@ class ExamMaps:
         ground truth).
     mask : str, default="brain"
         The exam mask whose voxels were mapped.
+    aif : ExamAIF or None, default=None
+        The AIF the maps were computed with (curve, arterial voxels, any
+        venous scaling); None for maps not computed here.
     """
 
     exam: Exam
     maps: dict
     seconds: float = float("nan")
     mask: str = "brain"
+    aif: ExamAIF | None = None
 
 
 def _check_exams(X, estimator, item_type=Exam, what="exams"):
@@ -104,20 +110,59 @@ def _finite_mean(values):
     return float(values.mean()) if values.size else np.nan
 
 
-def _training_curves(exam, voxels, mask, transformer, time_grid):
+def normalized_maps(exam_maps):
+    """rCBF and rCBV: CBF and CBV divided by their mean over the NAWM mask.
+
+    What clinicians read: relative values do not depend on the AIF's
+    absolute scale (arterial partial volume, relaxivities).
+
+    Parameters
+    ----------
+    exam_maps : ExamMaps
+        Maps with ``"CBF"`` and ``"CBV"``.
+
+    Returns
+    -------
+    maps : dict of str to ndarray of shape (X, Y, Z)
+        ``{"rCBF": ..., "rCBV": ...}``, dimensionless; empty when the exam
+        has no ``nawm`` mask. A map whose NAWM mean (of finite voxels) is
+        not positive is all NaN, with a warning.
+    """
+    exam = exam_maps.exam
+    if "nawm" not in exam.masks:
+        return {}
+    relative = {}
+    for name in ("CBF", "CBV"):
+        volume = exam_maps.maps[name]
+        reference = _finite_mean(volume[exam.masks["nawm"]])
+        if not reference > 0:
+            warnings.warn(f"subject {exam.subject_id}: the NAWM mean of {name} is "
+                          f"{reference:.4g}; r{name} is undefined (NaN).", stacklevel=2)
+            relative[f"r{name}"] = np.full(volume.shape, np.nan)
+        else:
+            relative[f"r{name}"] = volume / reference
+    return relative
+
+
+def _training_curves(exam, voxels, mask, step):
     """Grid curves of the chosen voxels (indices into ``mask``) of one exam."""
     selected = exam.mask(mask)
     subset = np.zeros(selected.size, dtype=bool)
     subset[np.flatnonzero(selected)[voxels]] = True
-    return exam.curves(subset.reshape(selected.shape), transformer, time_grid=time_grid)
+    return step.transform(exam, subset.reshape(selected.shape)).X
 
 
-def _map_exam(deconvolver, exam, mask, transformer, time_grid):
-    """Maps of one exam as an ``(X, Y, Z, n_maps)`` volume and the seconds spent."""
+def _map_exam(deconvolver, exam, mask, step, names):
+    """Maps of one exam, the AIF used and the seconds spent."""
     start = time.perf_counter()
-    values = deconvolver.transform(exam.curves(mask, transformer, time_grid=time_grid))
+    curves = step.transform(exam, mask)
+    values = deconvolver.transform(curves.X)
     seconds = time.perf_counter() - start
-    return exam.to_volume(values, mask), seconds
+    volume = exam.to_volume(values, mask)
+    maps = {name: volume[..., k] for k, name in enumerate(names)}
+    if curves.k2 is not None:
+        maps["K2"] = exam.to_volume(curves.k2, mask)
+    return ExamMaps(exam, maps, seconds, mask, curves.aif)
 
 
 class PerfusionMapper(TransformerMixin, BaseEstimator):
@@ -127,18 +172,29 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     (a validation only for the stateless oSVD and Tikhonov; the
     self-supervised training of the PHAE), ``transform`` maps every exam.
 
-    One deconvolver works on one time grid: every exam's concentration
-    curves are put on the grid chosen in ``fit`` (linear interpolation by
-    :meth:`Exam.curves`, an identity for exams already on it), so that
-    multi-protocol cohorts (and the simulator's) can be pooled and every
-    method sees the same curves.
+    Every exam goes through one exam-to-curves step,
+    :class:`~skperfusion.exam.ExamToCurves` (``curves``: AIF, AIF scaling,
+    signal to concentration for one or several echoes, leakage correction,
+    resampling). One deconvolver works on one time grid: every exam's
+    curves are put on the grid chosen in ``fit`` (linear interpolation, an
+    identity for exams already on it), so that multi-protocol cohorts (and
+    the simulator's) can be pooled and every method sees the same curves.
 
     Parameters
     ----------
     deconvolver : estimator or None, default=None
         Voxel-level deconvolver (``fit``/``transform`` on curves ``X`` of
         shape ``(n, 2, T)``, see :func:`skperfusion.pair_curves`); None uses
-        ``OSVDDeconvolver()``. Its ``tr`` is set to the grid's.
+        ``OSVDDeconvolver()``. Its ``tr`` is set to the grid's. A
+        :class:`sklearn.frozen.FrozenEstimator` (e.g. a loaded, trained
+        PHAE) is used as it is: ``fit`` then only sets the grid, which must
+        be the one it was trained on (give ``tr`` and ``n_times``).
+    curves : ExamToCurves or None, default=None
+        The exam-to-curves step (its parameters ``aif``, ``aif_scaling``,
+        ``leakage`` choose the AIF and corrections); None uses
+        ``ExamToCurves()`` (the ``aif`` mask, no scaling, no leakage
+        correction). Its grid (``tr``, ``n_times``) is replaced by the
+        mapper's.
     tr : float or None, default=None
         Sampling interval of the grid in seconds; None takes the smallest
         TR of the training exams (their TR when they share one).
@@ -147,10 +203,6 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         exam covers after its non-steady-state frames (their frame count
         when they share TR and length). Shorter exams hold their last value
         beyond their end.
-    transformer : transformer or None, default=None
-        Signal-to-concentration transformer handed to :meth:`Exam.curves`;
-        None uses each exam's default
-        (``ConcentrationTransformer(te=exam.te, n_skip=exam.n_skip)``).
     mask : str, default="brain"
         Exam mask whose voxels are mapped (and used for training).
     max_train_voxels : int or None, default=200_000
@@ -166,13 +218,15 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     deconvolver_ : estimator
-        The fitted clone of ``deconvolver``.
+        The fitted clone of ``deconvolver`` (``deconvolver`` itself when frozen).
+    curves_ : ExamToCurves
+        The exam-to-curves step on the mapper's grid.
     tr_ : float
         Sampling interval of the grid, in seconds.
     n_times_ : int
         Frames of the grid.
     n_train_voxels_ : int
-        Voxels the deconvolver was trained on.
+        Voxels the deconvolver was trained on (0 when frozen).
     feature_names_out_ : ndarray of str
         Names of the maps, from the deconvolver.
 
@@ -203,19 +257,19 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         "deconvolver": [None, HasMethods(["fit", "transform"])],
         "tr": [None, Interval(Real, 0, None, closed="neither")],
         "n_times": [None, Interval(Integral, 2, None, closed="left")],
-        "transformer": [None, HasMethods(["fit_transform"])],
+        "curves": [None, HasMethods(["transform", "set_params"])],
         "mask": [str],
         "max_train_voxels": [None, Interval(Integral, 1, None, closed="left")],
         "n_jobs": [None, Integral],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, deconvolver=None, *, tr=None, n_times=None, transformer=None,
+    def __init__(self, deconvolver=None, *, curves=None, tr=None, n_times=None,
                  mask="brain", max_train_voxels=200_000, n_jobs=None, random_state=None):
         self.deconvolver = deconvolver
+        self.curves = curves
         self.tr = tr
         self.n_times = n_times
-        self.transformer = transformer
         self.mask = mask
         self.max_train_voxels = max_train_voxels
         self.n_jobs = n_jobs
@@ -238,13 +292,33 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
             Fitted mapper.
         """
         exams = _check_exams(X, self)
-        self.tr_ = min(exam.tr for exam in exams) if self.tr is None else float(self.tr)
-        if self.n_times is None:
+        frozen = isinstance(self.deconvolver, FrozenEstimator)
+        if self.tr is not None:
+            self.tr_ = float(self.tr)
+        else:
+            self.tr_ = (float(self.deconvolver.tr) if frozen
+                        else min(exam.tr for exam in exams))
+        if self.n_times is not None:
+            self.n_times_ = int(self.n_times)
+        elif frozen:
+            self.n_times_ = int(self.deconvolver.n_times_)
+        else:
             duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)
             # The tolerance keeps rounding from dropping the last frame of an exact fit.
             self.n_times_ = int(np.floor(duration / self.tr_ + 1e-6)) + 1
+        self.curves_ = clone(self.curves if self.curves is not None else ExamToCurves())
+        self.curves_.set_params(tr=self.tr_, n_times=self.n_times_)
+        if frozen:
+            self.deconvolver_ = self.deconvolver
+            self.n_train_voxels_ = 0
         else:
-            self.n_times_ = int(self.n_times)
+            self.deconvolver_, self.n_train_voxels_ = self._train(exams)
+        self.feature_names_out_ = np.asarray(self.deconvolver_.get_feature_names_out(),
+                                             dtype=object)
+        return self
+
+    def _train(self, exams):
+        """Fit a clone of the deconvolver on voxels drawn from the exams."""
         counts = np.array([int(exam.mask(self.mask).sum()) for exam in exams])
         total = int(counts.sum())
         n_draw = total if self.max_train_voxels is None else min(self.max_train_voxels, total)
@@ -253,18 +327,13 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         per_exam = [voxels - start for voxels, start in
                     zip(np.split(drawn, np.searchsorted(drawn, starts[1:])), starts, strict=True)]
         curves = np.concatenate(Parallel(n_jobs=self.n_jobs)(
-            delayed(_training_curves)(exam, voxels, self.mask, self.transformer,
-                                      (self.tr_, self.n_times_))
+            delayed(_training_curves)(exam, voxels, self.mask, self.curves_)
             for exam, voxels in zip(exams, per_exam, strict=True) if voxels.size
         ))
         deconvolver = OSVDDeconvolver() if self.deconvolver is None else clone(self.deconvolver)
         if "tr" in deconvolver.get_params():
             deconvolver.set_params(tr=self.tr_)
-        self.deconvolver_ = deconvolver.fit(curves)
-        self.n_train_voxels_ = n_draw
-        self.feature_names_out_ = np.asarray(self.deconvolver_.get_feature_names_out(),
-                                             dtype=object)
-        return self
+        return deconvolver.fit(curves), n_draw
 
     def transform(self, X):
         """Compute the perfusion maps of every exam.
@@ -281,16 +350,11 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         exams = _check_exams(X, self)
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(_map_exam)(self.deconvolver_, exam, self.mask, self.transformer,
-                               (self.tr_, self.n_times_))
+        return Parallel(n_jobs=self.n_jobs)(
+            delayed(_map_exam)(self.deconvolver_, exam, self.mask, self.curves_,
+                               self.feature_names_out_)
             for exam in exams
         )
-        return [
-            ExamMaps(exam, {name: volume[..., k] for k, name in enumerate(self.feature_names_out_)},
-                     seconds, self.mask)
-            for exam, (volume, seconds) in zip(exams, results, strict=True)
-        ]
 
     def set_output(self, *, transform=None):
         """Accept an output configuration; maps are volumes, not tables.

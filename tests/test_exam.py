@@ -8,7 +8,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from skperfusion import exam as exam_module
 from skperfusion.datasets import simulate_cohort, simulate_exam
 from skperfusion.exam import (
     MAP_NAMES,
@@ -285,7 +284,7 @@ def test_failed_save_leaves_no_partial_output(cohort, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # interrupted while writing the third map
         real_save(image, path)
 
-    monkeypatch.setattr(exam_module.nib, "save", failing_save)
+    monkeypatch.setattr(nib, "save", failing_save)
     maps = {name: np.ones(exam.shape) for name in MAP_NAMES}
     with pytest.raises(KeyboardInterrupt):
         save_maps(maps, exam, out)

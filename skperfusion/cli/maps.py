@@ -2,22 +2,28 @@
 
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
+from .._options import (
+    AIF_FILES,
+    AIF_SCALINGS,
+    AIF_STRATEGIES,
+    LEAKAGE_METHODS,
+    NORMALIZED_MAPS,
+)
+from ..deconvolution._registry import available_deconvolvers, get_deconvolver
+from ._args import add_command, add_output_arguments, positive_int
 
-from ..deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
-from ..exam import MAP_NAMES, load_exam, save_maps
-from ._args import add_command, positive_int
-
-HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with oSVD, Tikhonov or a trained PHAE"
-METHODS = ("osvd", "tikhonov", "phae")
+HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with any registered deconvolver"
 DETAILS = (
-    "Input: an exam folder with dsc.nii.gz (4-D DSC signal), dsc.json (EchoTime, "
-    "RepetitionTime in seconds) and aif_mask.nii.gz / brain_mask.nii.gz. The AIF is the "
-    "mean arterial signal; signals become concentrations C = -ln(S/S0)/TE. Output: "
+    "Input: an exam folder with dsc.nii.gz (4-D DSC signal) and dsc.json (EchoTime, "
+    "RepetitionTime in seconds), or dsc_echo-<n>.nii.gz/.json for a multi-echo acquisition "
+    "(all echoes are used: ΔR2* = ln[(S1/S1,0)/(S2/S2,0)]/(TE2-TE1), free of T1 leakage "
+    "effects), brain_mask.nii.gz, and aif_mask.nii.gz unless --aif auto. The AIF is the mean "
+    "arterial signal; single-echo signals become concentrations C = -ln(S/S0)/TE. Output: "
     "CBF.nii.gz (ml/100g/min), CBV.nii.gz (ml/100g), MTT.nii.gz (s), Tmax.nii.gz (s; NaN "
-    "where the method gives none) with the input's affine, NaN outside the mask, written "
-    "atomically."
+    "where the method gives none) with the input's affine, NaN outside the mask; where the "
+    "exam has nawm_mask.nii.gz also rCBF.nii.gz and rCBV.nii.gz (map divided by its NAWM "
+    "mean, dimensionless); the AIF used as aif_mask.nii.gz (its voxels), aif.tsv (time in s, "
+    "concentration in 1/s) and aif.png. Written atomically, as one set."
 )
 
 
@@ -30,98 +36,115 @@ def register(subparsers):
     """
     parser = add_command(subparsers, "maps", HELP, DETAILS, run)
     parser.add_argument("exam_dir", help="exam folder (sub-<id>)")
-    parser.add_argument("out_dir", help="output folder for the maps")
-    parser.add_argument("--method", choices=METHODS, default="osvd",
-                        help="deconvolution method; phae needs --model")
-    parser.add_argument("--model", help="PHAE model file written by 'skperfusion train'")
+    add_output_arguments(parser, "out_dir", "output folder for the maps")
+    trainable = [name for name in available_deconvolvers() if get_deconvolver(name).trainable]
+    parser.add_argument("--method", choices=available_deconvolvers(), default="osvd",
+                        help="deconvolution method" + (
+                            f"; {', '.join(trainable)} need(s) --model" if trainable else ""))
+    parser.add_argument("--model", help="trained model file (e.g. a PHAE written by "
+                                        "'skperfusion train')")
+    parser.add_argument("--aif", choices=AIF_STRATEGIES, default=None,
+                        help="arterial voxels: 'mask' (aif_mask.nii.gz) or 'auto' (selected "
+                             "automatically, Mouridsen et al. 2006); default 'mask' when "
+                             "aif_mask.nii.gz exists")
+    parser.add_argument("--aif-scaling", choices=AIF_SCALINGS, default="none",
+                        help="AIF partial-volume scaling: 'vof' rescales the AIF to the area "
+                             "of the venous output (vof_mask.nii.gz, or automatic selection)")
+    parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
+                        help="contrast-leakage correction of the concentration curves")
     parser.add_argument("--mask", default="brain", choices=("brain", "tumor", "nawm"),
                         help="voxels to map")
     parser.add_argument("--chunk-size", type=positive_int, default=20_000,
                         help="voxels deconvolved at a time (bounds memory)")
-    parser.add_argument("--prefix", default="", help="output file name prefix")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing maps")
+    parser.add_argument("--prefix", default="",
+                        help="output file name prefix (a plain name, no folder part)")
 
 
-def make_deconvolver(method, exam, model=None):
-    """Deconvolver and time grid for an exam.
+def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
+    """A mapper for one exam with a registered deconvolver.
 
     Parameters
     ----------
-    method : {"osvd", "tikhonov", "phae"}
-        Method name.
+    method : str
+        Registry name (:func:`~skperfusion.deconvolution.available_deconvolvers`).
     exam : Exam
-        The exam (its TR sets the oSVD / Tikhonov sampling interval).
+        The exam; its TR and length set the grid of untrained methods.
     model : str or path-like, optional
-        Saved PHAE (required for ``"phae"``).
+        Saved model of a trainable method (required for those, e.g. ``"phae"``);
+        the curves are resampled to the grid it was trained on.
+    curves : ExamToCurves or None, default=None
+        The exam-to-curves step.
+    chunk_size : int or None, default=None
+        Voxels deconvolved at a time, where the deconvolver has that parameter.
 
     Returns
     -------
-    deconvolver : BaseDeconvolver
-        Ready to ``fit``/``transform`` (PHAE already trained).
-    time_grid : tuple (tr, n_times) or None
-        Grid the curves must be resampled to (the PHAE's training grid).
+    mapper : PerfusionMapper
+        Not fitted yet.
     """
-    if method != "phae":
+    from sklearn.frozen import FrozenEstimator
+
+    from ..exam_estimators import PerfusionMapper
+
+    spec = get_deconvolver(method)
+    if not spec.trainable:
         if model is not None:
-            raise ValueError(f"--model is only used with --method phae, not {method}.")
-        cls = OSVDDeconvolver if method == "osvd" else TikhonovDeconvolver
-        return cls(tr=exam.tr), None
-    if model is None:
-        raise ValueError("--method phae needs --model, a file written by 'skperfusion train'.")
-    if not Path(model).is_file():
-        raise FileNotFoundError(f"PHAE model file {model} does not exist.")
-    deconvolver = PHAEDeconvolver.load(model)
-    return deconvolver, (deconvolver.tr, deconvolver.n_times_)
+            trained = [n for n in available_deconvolvers() if get_deconvolver(n).trainable]
+            raise ValueError(f"--model is only used with --method {' or '.join(trained)}, not "
+                             f"{method}.")
+        deconvolver = spec.load()()
+        grid = {"tr": exam.tr}
+    else:
+        if model is None:
+            raise ValueError(f"--method {method} needs --model, a file written by "
+                             "'skperfusion train'.")
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"{spec.label} model file {model} does not exist.")
+        deconvolver = spec.load().load(model)
+        grid = {}
+    if chunk_size is not None and "chunk_size" in deconvolver.get_params():
+        deconvolver.set_params(chunk_size=chunk_size)
+    if spec.trainable:
+        deconvolver = FrozenEstimator(deconvolver)
+    return PerfusionMapper(deconvolver, curves=curves, **grid)
 
 
-def compute_maps(exam, deconvolver, *, mask="brain", time_grid=None, chunk_size=20_000,
-                 progress=False):
-    """Perfusion maps of one exam, deconvolving chunks of voxels.
+def _output_names(exam, curves):
+    """Every file ``maps`` writes for this exam."""
+    from ..exam import MAP_NAMES
 
-    Parameters
-    ----------
-    exam : Exam
-        The exam.
-    deconvolver : BaseDeconvolver
-        Stateless (oSVD, Tikhonov) or already trained (PHAE) deconvolver.
-    mask : str, default="brain"
-        Voxels to map.
-    time_grid : tuple (tr, n_times) or None, default=None
-        Resample the curves to this grid first (see :meth:`Exam.curves`).
-    chunk_size : int, default=20000
-        Voxels per chunk.
-    progress : bool, default=False
-        Show a progress bar.
-
-    Returns
-    -------
-    maps : dict of str to ndarray of shape (X, Y, Z)
-        ``CBF`` (ml/100g/min), ``CBV`` (ml/100g), ``MTT`` (s), ``Tmax`` (s),
-        NaN outside ``mask``.
-    """
-    X = exam.curves(mask, time_grid=time_grid)
-    if not hasattr(deconvolver, "n_times_"):
-        deconvolver.fit(X[:1])
-    values = np.empty((X.shape[0], len(MAP_NAMES)))
-    starts = range(0, X.shape[0], chunk_size)
-    if progress:
-        starts = tqdm(starts, desc=f"{exam.subject_id} maps", unit="chunk")
-    for start in starts:
-        values[start:start + chunk_size] = deconvolver.transform(X[start:start + chunk_size])
-    volumes = exam.to_volume(values, mask)
-    return {name: volumes[..., k] for k, name in enumerate(MAP_NAMES)}
+    maps = [*MAP_NAMES, *(NORMALIZED_MAPS if "nawm" in exam.masks else ()),
+            *(("K2",) if curves.leakage != "none" else ())]
+    return [f"{name}.nii.gz" for name in maps] + list(AIF_FILES)
 
 
 def run(args):
     """Compute and save the maps described by parsed ``args``."""
+    from .._io import atomic_write, check_outputs, check_path_component
+    from ..aif import aif_writers
+    from ..exam import ExamToCurves, load_exam
+    from ..exam.nifti import map_writers
+    from ..exam_estimators import normalized_maps
+
     out_dir = Path(args.out_dir)
-    existing = [out_dir / f"{args.prefix}{name}.nii.gz" for name in MAP_NAMES]
-    existing = [str(path) for path in existing if path.exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace the maps.")
-    exam = load_exam(args.exam_dir, require_rois=False)
-    deconvolver, time_grid = make_deconvolver(args.method, exam, args.model)
-    maps = compute_maps(exam, deconvolver, mask=args.mask, time_grid=time_grid,
-                        chunk_size=args.chunk_size, progress=True)
-    paths = save_maps(maps, exam, out_dir, prefix=args.prefix)
+    if args.prefix:
+        check_path_component(args.prefix, what="--prefix")
+    aif = args.aif
+    if aif is None:
+        aif = "mask" if (Path(args.exam_dir) / "aif_mask.nii.gz").exists() else None
+        if aif is None and Path(args.exam_dir).is_dir():
+            raise ValueError(f"{args.exam_dir} has no aif_mask.nii.gz; give one or select the "
+                             "arterial voxels automatically with --aif auto.")
+    exam = load_exam(args.exam_dir, require_rois=False, require_aif=aif == "mask")
+    curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage)
+    mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
+                         chunk_size=args.chunk_size)
+    check_outputs([out_dir / f"{args.prefix}{name}" for name in _output_names(exam, curves)],
+                  inputs=[args.exam_dir, *([args.model] if args.model else [])],
+                  overwrite=args.overwrite)
+    result = mapper.fit([exam]).transform([exam])[0]
+    maps = {**result.maps, **normalized_maps(result)}
+    writers = {**map_writers(maps, exam, args.prefix),
+               **aif_writers(result.aif, exam, args.prefix)}
+    paths = atomic_write(writers, out_dir)
     print(f"wrote {', '.join(path.name for path in paths)} to {out_dir}")

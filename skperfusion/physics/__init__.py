@@ -5,6 +5,7 @@ decoder (torch twins in :mod:`skperfusion.physics.torch_ops`).
 """
 
 from .convolution import circulant_aif_spectrum, convolve_aif
+from .multi_echo import delta_r2star_from_echoes
 from .parameters import (
     DEFAULT_DENSITY,
     DEFAULT_HEMATOCRIT_FACTOR,
@@ -36,6 +37,7 @@ __all__ = [
     "cbv_from_curves",
     "circulant_aif_spectrum",
     "convolve_aif",
+    "delta_r2star_from_echoes",
     "exponential_residue",
     "flow_rate_to_cbf",
     "gamma_residue",

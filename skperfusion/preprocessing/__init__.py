@@ -1,5 +1,6 @@
 """Pre-processing of DSC signals."""
 
 from .concentration import ConcentrationTransformer, detect_baseline_frames
+from .multi_echo import MultiEchoTransformer
 
-__all__ = ["ConcentrationTransformer", "detect_baseline_frames"]
+__all__ = ["ConcentrationTransformer", "MultiEchoTransformer", "detect_baseline_frames"]
