@@ -8,7 +8,7 @@ or the flat form ``(n_samples, 2 * n_times)`` laid out ``[tissue | aif]``.
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-__all__ = ["pair_curves", "split_curves"]
+__all__ = ["pair_curves", "shared_aif", "split_curves"]
 
 TISSUE, AIF = 0, 1
 
@@ -86,6 +86,34 @@ def split_curves(X):
     return X[:, TISSUE], X[:, AIF]
 
 
+def shared_aif(aif):
+    """Collapse identical AIF rows to one row, so that per-AIF work is done once.
+
+    All voxels of an exam share one AIF; the transformers and deconvolvers
+    detect it here, once, and then transform or analyse it a single time.
+
+    Parameters
+    ----------
+    aif : ndarray of shape (n_samples, n_times)
+        Arterial curves.
+
+    Returns
+    -------
+    aif : ndarray of shape (1, n_times) or (n_samples, n_times)
+        The first row when every row equals it, else ``aif`` unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skperfusion.curves import shared_aif
+    >>> shared_aif(np.ones((3, 4))).shape
+    (1, 4)
+    """
+    if aif.shape[0] > 1 and not (aif == aif[:1]).all():
+        return aif
+    return aif[:1]
+
+
 def _to_flat(X):
     """Reshape a channel-form array to the flat form; leave anything else alone."""
     if hasattr(X, "ndim") and not hasattr(X, "columns") and X.ndim == 3:
@@ -97,7 +125,7 @@ def _to_flat(X):
     return X, False
 
 
-def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
+def validate_curves(estimator, X, *, reset, positive=False, min_times=1, allow_nan=False):
     """Validate ``X`` for a curve estimator and return it in channel form.
 
     Shared validation path of every voxel-level estimator: accepts the
@@ -119,6 +147,8 @@ def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
         or non-negative ones (``"non-negative"``).
     min_times : int, default=1
         Smallest number of time points accepted.
+    allow_nan : bool, default=False
+        Accept NaN (degenerate voxels marked upstream); inf is still refused.
 
     Returns
     -------
@@ -134,7 +164,8 @@ def validate_curves(estimator, X, *, reset, positive=False, min_times=1):
             f"got an array with {np.ndim(X)} dimensions."
         )
     X = validate_data(
-        estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_features=1
+        estimator, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_features=1,
+        ensure_all_finite="allow-nan" if allow_nan else True,
     )
     n_features = X.shape[1]
     if n_features % 2:

@@ -1,0 +1,203 @@
+"""Contrast-leakage correction (SPEC §11): physics helpers, LeakageCorrector, ground truth."""
+
+import functools
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn_checks import ODD_COLUMN_CHECKS
+
+from skperfusion.datasets import gamma_variate, simulate_concentration
+from skperfusion.physics import convolve_aif
+from skperfusion.physics.leakage import (
+    bsw_design_matrix,
+    bsw_fit,
+    convolution_matrix,
+    cumulative_integral,
+    exchange_fit,
+    tofts_kernel,
+)
+from skperfusion.preprocessing.leakage import LeakageCorrector
+
+TR, N_TIMES = 1.0, 90
+TISSUE_R, BLOOD_R, HCT = 44.0, 7.6, 0.45
+AIF = functools.partial(gamma_variate, t0=12.0, alpha=3.0, beta=1.5, peak=6.0)
+TIMES = np.arange(N_TIMES) * TR
+
+
+# --- pure physics --------------------------------------------------------------------------------
+
+def test_cumulative_integral_is_the_trapezoidal_running_sum():
+    rng = np.random.default_rng(0)
+    curve = rng.normal(size=(3, 20))
+    np.testing.assert_allclose(cumulative_integral(curve, 0.5)[:, -1],
+                               np.trapezoid(curve, dx=0.5, axis=1))
+    assert (cumulative_integral(curve, 0.5)[:, 0] == 0).all()
+
+
+def test_convolution_matrix_matches_convolve_aif():
+    rng = np.random.default_rng(1)
+    aif, impulse = rng.uniform(size=30), rng.uniform(size=(4, 30))
+    np.testing.assert_allclose(impulse @ convolution_matrix(aif, 1.3).T,
+                               convolve_aif(aif, impulse, 1.3), atol=1e-12)
+
+
+def test_bsw_fit_recovers_exact_coefficients_in_one_solve():
+    reference = AIF(TIMES) * 3.0
+    design = bsw_design_matrix(reference, TR)
+    truth = np.array([[1.0, 0.0], [0.5, 0.01], [2.0, -0.02]])
+    k1, k2 = bsw_fit(truth @ design.T, design)
+    np.testing.assert_allclose(np.stack([k1, k2], axis=1), truth, atol=1e-10)
+
+
+def test_exchange_fit_recovers_amplitude_and_rate():
+    grid = np.linspace(0, 0.02, 41)
+    t = np.arange(30.0, 70.0)
+    tails = -np.array([[0.004], [-0.002]]) * np.exp(-np.array([[0.005], [0.0]]) * t)
+    k2, best = exchange_fit(tails, t, grid)
+    np.testing.assert_allclose(k2, [0.004, -0.002], rtol=1e-12)
+    np.testing.assert_allclose(grid[best], [0.005, 0.0])
+    assert tofts_kernel(-1.0, 1.0, 0.1) == 0 and tofts_kernel(0.0, 0.3, 0.1) == 0.3
+
+
+# --- curve-level data with known truth -----------------------------------------------------------
+
+def _vascular(n, cbf, mtt, delay):
+    tissue, arterial = simulate_concentration(AIF, TR, np.full(n, cbf), np.full(n, mtt),
+                                              delay=delay, n_times=N_TIMES, oversample=10)
+    return TISSUE_R * tissue, arterial
+
+
+def _extravascular(ktrans_per_min, ve):
+    """Tofts EES concentration (mM) from the plasma curve."""
+    ktrans = ktrans_per_min / 60.0
+    plasma = AIF(TIMES) / (1.0 - HCT)
+    return convolve_aif(plasma, tofts_kernel(TIMES, ktrans, ktrans / ve), TR)
+
+
+def _brain(tumour, *, snr_sd=0.0, seed=0):
+    """300 GM + 200 WM voxels and the given tumour curves, with one linear AIF."""
+    gm, arterial = _vascular(300, 60.0, 4.0, 0.5)
+    wm, _ = _vascular(200, 22.0, 5.5, 1.0)
+    tissue = np.concatenate([gm, wm, tumour])
+    tissue = tissue + snr_sd * np.random.default_rng(seed).standard_normal(tissue.shape)
+    return np.stack([tissue, np.broadcast_to(BLOOD_R * arterial, tissue.shape)], axis=1)
+
+
+@pytest.mark.parametrize(("ktrans", "ve"), [(0.05, 0.3), (0.10, 0.2)])
+@pytest.mark.parametrize("relaxivity", [-26.0, 15.0])  # T1-dominant, T2*-dominant
+def test_bidirectional_recovers_known_ktrans_and_kep(ktrans, ve, relaxivity):
+    vascular, _ = _vascular(100, 50.0, 4.0, 1.0)
+    X = _brain(vascular + relaxivity * _extravascular(ktrans, ve))
+    parameters = LeakageCorrector("bidirectional", tr=TR).fit(X).leakage_parameters(X)
+    # Leakage term = r_e · Ktrans · (Cp ⊗ e^{-kep t}) = -K2 · (ΔR2*_aif ⊗ e^{-kep t}).
+    expected_k2 = -relaxivity * ktrans / 60.0 / (1.0 - HCT) / BLOOD_R
+    np.testing.assert_allclose(parameters["K2"][500:], expected_k2, rtol=0.05)
+    # kep on a grid of 0.0005 1/s steps.
+    np.testing.assert_allclose(parameters["kep"][500:], ktrans / 60.0 / ve, atol=0.0006)
+    # Normal tissue: no leakage found.
+    assert np.abs(parameters["K2"][:500]).max() < 0.05 * abs(expected_k2)
+
+
+def test_bsw_recovers_leakage_of_tissue_like_the_reference():
+    gm, _ = _vascular(100, 60.0, 4.0, 0.5)
+    wm, _ = _vascular(100, 22.0, 5.5, 1.0)
+    reference_like = (300 * gm + 200 * wm) / 500  # same transit as the reference
+    k2 = 0.004
+    leaky = 2.0 * reference_like[:1] - k2 * cumulative_integral(reference_like[:1], TR)
+    X = _brain(np.repeat(leaky, 50, axis=0))
+    corrector = LeakageCorrector(tr=TR).fit(X)
+    assert not corrector.reference_voxels_[500:].any()
+    assert corrector.reference_voxels_[:500].mean() > 0.9
+    parameters = corrector.leakage_parameters(X)
+    np.testing.assert_allclose(parameters["K2"][500:], k2, rtol=0.02)
+    corrected = corrector.transform(X)[500:, 0]
+    np.testing.assert_allclose(corrected, np.broadcast_to(2.0 * reference_like[0], corrected.shape),
+                               atol=0.02 * reference_like.max())
+
+
+def test_nan_rows_stay_nan_and_do_not_touch_the_others():
+    vascular, _ = _vascular(20, 50.0, 4.0, 1.0)
+    X = _brain(vascular - 20.0 * _extravascular(0.05, 0.3), snr_sd=0.5)
+    for method in ("bsw", "bidirectional"):
+        corrector = LeakageCorrector(method, tr=TR).fit(X)
+        clean = corrector.transform(X)
+        holed = X.copy()
+        holed[[3, 510]] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = LeakageCorrector(method, tr=TR).fit(holed).transform(holed)
+        assert np.isnan(out[[3, 510], 0]).all()
+        keep = np.setdiff1d(np.arange(len(X)), [3, 510])
+        np.testing.assert_allclose(out[keep], clean[keep], rtol=1e-3, atol=1e-3)
+        parameters = corrector.leakage_parameters(holed)
+        assert np.isnan(parameters["K2"][[3, 510]]).all()
+        assert np.isfinite(parameters["K2"][keep]).all()
+
+
+def test_in_a_pipeline_before_a_deconvolver():
+    from skperfusion.deconvolution import OSVDDeconvolver
+
+    vascular, _ = _vascular(20, 50.0, 4.0, 1.0)
+    X = _brain(vascular - 20.0 * _extravascular(0.05, 0.3), snr_sd=0.5)
+    maps = make_pipeline(LeakageCorrector(tr=TR), OSVDDeconvolver(tr=TR)).fit(X).transform(X)
+    assert maps.shape == (len(X), 4) and np.isfinite(maps[:, :3]).all()
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_all_nan_input_is_an_error():
+    X = np.full((5, 2, 30), np.nan)
+    with pytest.raises(ValueError, match="every sample of X holds NaN"):
+        LeakageCorrector().fit(X)
+
+
+def test_only_leaky_voxels_give_no_reference():
+    vascular, _ = _vascular(50, 50.0, 4.0, 1.0)
+    X = _brain(vascular)[500:]
+    X[:, 0] -= 26.0 * _extravascular(0.1, 0.2)
+    with pytest.raises(ValueError, match="no non-enhancing voxels found"):
+        LeakageCorrector(tr=TR).fit(X)
+
+
+def test_noise_only_reference_warns():
+    X = np.random.default_rng(3).normal(size=(200, 2, 40))
+    with pytest.warns(UserWarning, match="look like noise"):
+        LeakageCorrector(n_baseline=25).fit(X)
+    with pytest.warns(UserWarning, match="arterial channel shows no bolus"):
+        LeakageCorrector().fit(X)
+
+
+def test_series_too_short_for_the_model():
+    X = _brain(_vascular(5, 50.0, 4.0, 1.0)[0])[:, :, :18]
+    with pytest.warns(UserWarning, match="cannot carry a leakage correction"):
+        corrector = LeakageCorrector(tr=TR, tail_fraction=0.5).fit(X)
+    np.testing.assert_array_equal(corrector.transform(X), X)
+    assert np.isnan(corrector.leakage_parameters(X)["K2"]).all()
+    with pytest.warns(UserWarning, match="ends before the residue lag tail_start"):
+        LeakageCorrector("bidirectional", tr=TR).fit(X)
+
+
+def test_degenerate_reference_is_left_uncorrected():
+    X = np.zeros((20, 2, 30))
+    X[:, 1, 10] = 1.0
+    with pytest.warns(UserWarning, match="zero or degenerate"):
+        corrector = LeakageCorrector(n_baseline=5).fit(X)
+    np.testing.assert_array_equal(corrector.transform(X), X)
+
+
+# --- scikit-learn conventions --------------------------------------------------------------------
+
+@parametrize_with_checks([LeakageCorrector(), LeakageCorrector("bidirectional")],
+                         expected_failed_checks=lambda est: ODD_COLUMN_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        # sklearn's random data hold no bolus: the noise warnings are expected there.
+        warnings.filterwarnings("ignore", "no voxel shows a bolus")
+        warnings.filterwarnings("ignore", "the leakage reference curve")
+        warnings.filterwarnings("ignore", "only .* non-enhancing voxel")
+        warnings.filterwarnings("ignore", "the series .* ends before")
+        warnings.filterwarnings("ignore", ".*cannot carry a leakage correction")
+        check(estimator)
