@@ -49,7 +49,7 @@ def cumulative_integral(curve, tr):
 
     Examples
     --------
-    >>> from skperfusion.physics import cumulative_integral
+    >>> from skperfusion.physics.leakage import cumulative_integral
     >>> cumulative_integral([0.0, 1.0, 1.0, 0.0], 2.0)
     array([0., 1., 3., 4.])
     """

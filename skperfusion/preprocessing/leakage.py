@@ -27,9 +27,9 @@ from ..physics.leakage import (
 )
 from .concentration import detect_baseline_frames
 
-__all__ = ["LEAKAGE_METHODS", "LeakageCorrector"]
+__all__ = ["CORRECTION_METHODS", "LeakageCorrector"]
 
-LEAKAGE_METHODS = ("bsw", "bidirectional")
+CORRECTION_METHODS = ("bsw", "bidirectional")
 """Correction methods of :class:`LeakageCorrector`."""
 
 BOLUS_SD = 5.0
@@ -162,7 +162,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "method": [StrOptions(set(LEAKAGE_METHODS))],
+        "method": [StrOptions(set(CORRECTION_METHODS))],
         "tr": [Interval(Real, 0, None, closed="neither")],
         "n_baseline": [Interval(Integral, 2, None, closed="left"), None],
         "n_sd": [Interval(Real, 0, None, closed="left")],
