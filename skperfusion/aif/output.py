@@ -63,7 +63,7 @@ def aif_writers(aif, exam, prefix=""):
     """
     mask_file, table_file, figure_file = (f"{prefix}{name}" for name in AIF_FILES)
     table = io.StringIO()
-    np.savetxt(table, np.column_stack([aif.times, aif.curve]), fmt="%.6g", delimiter="\t",
+    np.savetxt(table, np.column_stack([aif.times, aif.curve]), fmt="%.8g", delimiter="\t",
                header="time_s\tconcentration", comments="")
     mask = nib.Nifti1Image(aif.voxels.astype(np.uint8), exam.affine)
     figure = plot_aif(aif, exam)

@@ -78,8 +78,9 @@ def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=
        ``1 - roughness_quantile`` (sum of squared second differences per
        squared area: noise, truncated peaks).
     3. k-means (``n_clusters``) on the area-normalised curves; the cluster
-       whose mean curve has the earliest first moment is kept, and split
-       the same way once more.
+       whose mean curve has the earliest first moment is kept (fewer
+       clusters, of about 2 voxels at least, for few candidates), and split
+       the same way once more if it still holds ``2 · n_clusters`` voxels.
     4. Partial volume: the voxels of that cluster whose peak is below the
        cluster's median peak are dropped (tissue signal mixed into an
        arterial voxel lowers and widens its peak).
@@ -136,10 +137,11 @@ def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=
         roughness = np.sum(np.diff(C, n=2, axis=1) ** 2, axis=1) / area**2
     candidates &= roughness <= np.quantile(roughness[candidates], roughness_quantile)
     chosen = candidates.copy()
-    for _ in range(2):
+    for round_ in range(2):
         index = np.flatnonzero(chosen)
-        k = min(n_clusters, index.size)
-        if k < 2:
+        # Split once into at most n_clusters of >= 2 voxels, again only if many remain.
+        k = min(n_clusters, index.size // 2)
+        if k < 2 or (round_ and index.size < 2 * n_clusters):
             break
         shapes = C[index] / area[index, None]
         labels = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(shapes)
