@@ -414,7 +414,8 @@ def check_inside(path, root, *, what="path", allow_links=False):
         real, real_root = _resolved(path), _resolved(root)
         if real != real_root and real_root not in real.parents:
             raise ValueError(f"{what} {path} leads outside {root} (to {real}, through a "
-                             "symbolic link); refusing it.")
+                             "symbolic link); refusing it unless such links are allowed "
+                             "(--allow-external-links).")
     return path
 
 

@@ -80,6 +80,13 @@ def add_output_arguments(parser, dest, help, *, positional=True):
     parser.set_defaults(output_dest=dest)
 
 
+def add_link_argument(parser):
+    """Add ``--allow-external-links`` to a sub-command that reads a cohort."""
+    parser.add_argument("--allow-external-links", action="store_true",
+                        help="accept subject folders that are symbolic links leading outside "
+                             "the cohort folder (refused by default)")
+
+
 def resolve_output(parser, args):
     """Put the output given as ``--out`` or positionally into ``args.<dest>``.
 

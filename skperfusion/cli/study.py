@@ -5,19 +5,28 @@ import time
 from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
-from ._args import add_command, add_output_arguments, positive_float, positive_int
+from ..deconvolution._registry import available_deconvolvers
+from ._args import (
+    add_command,
+    add_link_argument,
+    add_output_arguments,
+    positive_float,
+    positive_int,
+)
 
 _DEMO_SETTINGS = "demo_settings.json"
 
 HELP = "run the glioma-grading study (Fayolle et al. 2025) into a report folder"
 DETAILS = (
     "Splits the patients (stratified by grade) into a PHAE training set and a test set, "
-    "trains the PHAE, maps the test exams with oSVD, Tikhonov and the PHAE, grades them "
+    "trains the PHAE, maps the test exams with every registered method, grades them "
     "by the tumour/NAWM CBF ratio (Table 1: AUC, Youden cut-off, sensitivity, specificity "
-    "with bootstrap 95% CIs, accuracy, Mann-Whitney p, inference time), repeats the "
-    "grading with Gaussian noise added at each SNR (Fig. 5) and, with ground truth, "
-    "compares the maps voxel-wise. Writes report.md, CSV tables and PNG figures into "
-    "--out. The PHAE defaults are CPU-friendly (the paper's encoder, but a larger learning "
+    "with bootstrap 95% CIs, accuracy, Mann-Whitney p, inference time; DeLong's test "
+    "between methods), cross-validates the grading over all patients (repeated stratified "
+    "K-fold, the PHAE and the cut-off fitted on the training folds), repeats the grading "
+    "over noise draws at each SNR (Fig. 5) and, with ground truth, compares the maps "
+    "voxel-wise. Writes report.md, CSV tables and PNG figures into --out. The PHAE "
+    "defaults are CPU-friendly (the paper's encoder, but a larger learning "
     "rate and 20 short epochs on voxel subsets: about two minutes of training); "
     "--phae-paper uses the paper's settings (65 epochs over every training voxel, "
     "lr 1e-4, batch 1536), best on a GPU."
@@ -56,11 +65,23 @@ def register(subparsers):
                        help="fraction of patients in the test set (paper: 25 of 64)")
     study.add_argument("--snrs", type=positive_float, nargs="+", default=(50, 40, 30, 20, 10),
                        help="baseline SNRs of the noise robustness experiment")
+    study.add_argument("--noise-draws", type=positive_int, default=None,
+                       help="noise draws per SNR (default 10; 3 with --demo, to keep it fast)")
+    study.add_argument("--methods", nargs="+", choices=available_deconvolvers(), default=None,
+                       help="deconvolvers to compare (default: every registered one)")
+    study.add_argument("--cv-splits", type=positive_int, default=5,
+                       help="folds of the cross-validated grading")
+    study.add_argument("--cv-repeats", type=positive_int, default=5,
+                       help="repeats of the cross-validated grading")
+    study.add_argument("--cv-trainable-repeats", type=positive_int, default=1,
+                       help="repeats for the trainable methods (the PHAE), each costing "
+                            "--cv-splits trainings")
     study.add_argument("--n-boot", type=positive_int, default=2000,
                        help="bootstrap resamples of the confidence intervals")
     study.add_argument("--max-train-voxels", type=positive_int, default=200_000,
                        help="voxels drawn from the training exams to train the PHAE")
     study.add_argument("--seed", type=int, default=0, help="random seed")
+    add_link_argument(study)
     study.add_argument("--n-jobs", type=int, default=None,
                        help="exams processed in parallel (joblib)")
     phae = parser.add_argument_group("PHAE training")
@@ -71,6 +92,9 @@ def register(subparsers):
     phae.add_argument("--phae-width", type=positive_int, default=32,
                       help="feature maps of the first encoder block")
     phae.add_argument("--phae-batch-size", type=positive_int, default=512)
+    phae.add_argument("--phae-cv-epochs", type=positive_int, default=5,
+                      help="training epochs of the PHAE retrained on each cross-validation "
+                           "fold (the training loss plateaus within 5 epochs on the demo)")
     phae.add_argument("--phae-epoch-voxels", type=positive_int, default=4096,
                       help="voxels drawn afresh for each epoch")
     phae.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -146,25 +170,32 @@ def run(args):
                   f"seed {args.seed})")
     else:
         source = str(cohort)
-    exams = load_cohort(cohort, n_jobs=args.n_jobs)
+    exams = load_cohort(cohort, n_jobs=args.n_jobs,
+                        allow_external_links=args.allow_external_links)
     if args.phae_paper:
         phae_params = dict(PAPER_PHAE)
     else:
         phae_params = {"max_epochs": args.phae_epochs, "lr": args.phae_lr,
                        "batch_size": args.phae_batch_size, "module__width": args.phae_width,
                        "max_train_voxels": args.phae_epoch_voxels}
-    phae_params.update(device=args.device, verbose=1)
+    phae_params.update(device=args.device)
+    n_draws = args.noise_draws or (3 if args.demo else 10)
     snrs = tuple(int(snr) if float(snr).is_integer() else snr for snr in args.snrs)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     try:
-        tables = run_study(exams, out, test_size=args.test_size, phae_params=phae_params,
-                           max_train_voxels=args.max_train_voxels, snrs=snrs,
-                           n_boot=args.n_boot, random_state=args.seed, n_jobs=args.n_jobs,
-                           source=source)
+        tables = run_study(exams, out, methods=args.methods, test_size=args.test_size,
+                           method_params={"phae": phae_params},
+                           cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
+                           max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
+                           n_splits=args.cv_splits, n_repeats=args.cv_repeats,
+                           trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
+                           random_state=args.seed, n_jobs=args.n_jobs, source=source)
     finally:
         torch.set_num_threads(threads)
     auc = tables["table1"]["auc"]
+    cv_auc = tables["table1_cv"]["auc"]
     print(f"study of {len(exams)} patients done in {time.perf_counter() - started:.0f} s; "
-          f"test AUC {', '.join(f'{m} {v:.2f}' for m, v in auc.items())}; report in "
+          f"test AUC {', '.join(f'{m} {v:.2f}' for m, v in auc.items())}; cross-validated "
+          f"AUC {', '.join(f'{m} {v:.2f}' for m, v in cv_auc.items())}; report in "
           f"{out / 'report.md'}")

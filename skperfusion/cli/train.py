@@ -5,7 +5,13 @@ from .._io import check_outputs
 from ..deconvolution import PHAEDeconvolver
 from ..exam import load_cohort
 from ..exam_estimators import PerfusionMapper
-from ._args import add_command, add_output_arguments, positive_float, positive_int
+from ._args import (
+    add_command,
+    add_link_argument,
+    add_output_arguments,
+    positive_float,
+    positive_int,
+)
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
 DETAILS = (
@@ -43,16 +49,21 @@ def register(subparsers):
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--n-jobs", type=int, default=None, help="exams loaded in parallel")
+    add_curve_arguments(parser)
+    add_link_argument(parser)
 
 
 def run(args):
     """Train and save the PHAE described by parsed ``args``."""
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
-    exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False)
+    exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False,
+                        require_aif=args.aif != "auto",
+                        allow_external_links=args.allow_external_links)
     phae = PHAEDeconvolver(max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                            module__width=args.width, device=args.device,
                            random_state=args.seed, verbose=1)
-    mapper = PerfusionMapper(phae, tr=args.tr, n_times=args.n_times,
+    curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=args.leakage)
+    mapper = PerfusionMapper(phae, curves=curves, tr=args.tr, n_times=args.n_times,
                              max_train_voxels=args.max_train_voxels, n_jobs=args.n_jobs,
                              random_state=args.seed)
     print(f"training a PHAE on up to {args.max_train_voxels} brain voxels of {len(exams)} "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._io import check_path_component
 from .model import GRADES
 
 __all__ = ["PARTICIPANTS_FILE", "Sidecar", "read_participants", "read_sidecar",
@@ -139,6 +140,10 @@ def sidecar_text(echo_time, repetition_time, *, n_skip=0, flip_angle=None):
     return json.dumps(sidecar, indent=2) + "\n"
 
 
+PARTICIPANT_ID_PATTERN = r"sub-[A-Za-z0-9]+"
+"""Form of a ``participant_id`` (BIDS): also the name of the subject's folder."""
+
+
 def read_participants(root):
     """Read ``participants.tsv`` of a cohort folder.
 
@@ -152,6 +157,13 @@ def read_participants(root):
     participants : pandas.DataFrame
         One row per subject; ``participant_id`` as str, ``grade`` as str or
         None (``n/a`` and empty cells), other columns as parsed by pandas.
+
+    Raises
+    ------
+    ValueError
+        Among others, a ``participant_id`` that is not one folder name of
+        the BIDS form ``sub-<label>`` (``label`` letters and digits), such as
+        ``../outside/evil`` or an absolute path; the message names its row.
     """
     path = Path(root) / PARTICIPANTS_FILE
     if not path.is_file():
@@ -166,6 +178,9 @@ def read_participants(root):
             raise ValueError(f"cohort {root}: {path} has no {column!r} column.")
     if table["participant_id"].isna().any() or table["participant_id"].duplicated().any():
         raise ValueError(f"cohort {root}: {path} has empty or duplicated participant_id values.")
+    for row, subject in enumerate(table["participant_id"], start=1):
+        check_path_component(subject, what=f"participant_id in row {row} of {path}",
+                             pattern=PARTICIPANT_ID_PATTERN)
     table["grade"] = table["grade"].astype(object).where(table["grade"].notna(), None)
     for subject, grade in zip(table["participant_id"], table["grade"], strict=True):
         if grade is not None and grade not in GRADES:

@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 from joblib import Parallel, delayed
 
-from .._io import atomic_write
+from .._io import atomic_write, check_inside
 from .bids import read_participants, read_sidecar, sidecar_text
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import map_image, nifti_writer, read_nifti
@@ -207,7 +207,8 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
         raise ValueError(f"{exc} (files in {folder})") from exc
 
 
-def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True):
+def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True,
+                allow_external_links=False):
     """Load every exam listed in a cohort's ``participants.tsv``.
 
     Parameters
@@ -222,6 +223,9 @@ def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True):
     require_aif : bool, default=True
         Require an ``aif`` mask in every exam (False for automatic AIF
         selection).
+    allow_external_links : bool, default=False
+        Accept subject folders that are symbolic links leading outside
+        ``root``; by default they are refused, naming the row.
 
     Returns
     -------
@@ -231,6 +235,9 @@ def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True):
     """
     root = Path(root)
     table = read_participants(root)
+    for row, subject in enumerate(table["participant_id"], start=1):
+        check_inside(root / subject, root, allow_links=allow_external_links,
+                     what=f"subject folder of {subject} (row {row} of participants.tsv)")
     extra_columns = [c for c in table.columns if c not in ("participant_id", "grade")]
     rows = table.to_dict(orient="records")
     # Threads by default: reading is I/O and zlib, which release the GIL, and

@@ -1,0 +1,298 @@
+"""Data safety of the command line (SPEC §12): refused outputs, contained cohort paths,
+Ctrl-C on real ``skperfusion`` processes, nothing partial left on disk."""
+
+import hashlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from skperfusion.cli import main
+from skperfusion.exam import MAP_NAMES
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+TINY_STUDY = ["--n-boot", "20", "--snrs", "20", "--max-train-voxels", "300",
+              "--phae-width", "4", "--phae-batch-size", "128", "--phae-epoch-voxels", "128"]
+TINY_PHAE = ["--max-train-voxels", "300", "--width", "4", "--batch-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("safety") / "cohort"
+    assert main(["simulate", str(root), "--n-subjects", "4", "--shape", "8", "8", "2",
+                 "--seed", "3"]) == 0
+    return root
+
+
+def _digest(folder):
+    """Content of every file under ``folder`` (relative path -> sha1), hidden ones included."""
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _temporaries(*folders):
+    return [p for folder in folders if folder.exists()
+            for p in folder.rglob(".skperfusion-*")]
+
+
+def _refused(capsys, argv, *needles):
+    """Run ``argv``; it must exit 2 with one stderr line naming every needle."""
+    assert main([str(a) for a in argv]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert str(needle) in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def _command():
+    script = Path(sys.executable).with_name("skperfusion")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from skperfusion.cli import main; "
+                                  "sys.exit(main())"]
+
+
+def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240):
+    """Start a real ``skperfusion`` process, send it ``signum`` once ``marker`` is printed.
+
+    Returns the exit status and everything it printed (stdout and stderr).
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    process = subprocess.Popen([*_command(), *map(str, argv)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=env)
+    output, deadline = b"", time.monotonic() + timeout
+    try:
+        while marker.encode() not in output:
+            assert time.monotonic() < deadline, output.decode(errors="replace")[-2000:]
+            ready, _, _ = select.select([process.stdout], [], [], 1.0)
+            if ready:
+                chunk = os.read(process.stdout.fileno(), 65536)
+                assert chunk, f"ended before {marker!r}: {output.decode(errors='replace')}"
+                output += chunk
+        process.send_signal(signum)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, (output + rest).decode(errors="replace")
+
+
+# --- no silent overwrite, never over an input -------------------------------------------------
+
+def test_train_refuses_to_write_over_its_input_even_with_overwrite(cohort, capsys):
+    victim = cohort / "sub-001" / "dsc.nii.gz"
+    before = _digest(cohort)
+    _refused(capsys, ["train", cohort, victim, "--overwrite", "--epochs", "1"], victim,
+             "input of this run")
+    _refused(capsys, ["train", cohort, "--out", victim, "--epochs", "1"], victim)
+    assert _digest(cohort) == before
+
+
+def test_train_refuses_an_existing_model_without_overwrite(cohort, tmp_path, capsys):
+    model = tmp_path / "phae.pt"
+    model.write_bytes(b"an earlier model")
+    _refused(capsys, ["train", cohort, model, "--epochs", "1"], model, "--overwrite")
+    assert model.read_bytes() == b"an earlier model"
+
+
+def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path, capsys):
+    out = tmp_path / "maps"
+    assert main(["maps", str(cohort / "sub-002"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = _digest(out)
+    _refused(capsys, ["maps", cohort / "sub-002", out], out / "CBF.nii.gz", "--overwrite")
+    (out / "CBV.nii.gz").unlink()
+    (out / "CBV.nii.gz").mkdir()
+    _refused(capsys, ["maps", cohort / "sub-002", out, "--overwrite"], out / "CBV.nii.gz",
+             "is a folder")
+    assert _digest(out) == {k: v for k, v in before.items() if not k.startswith("CBV")}
+    assert _temporaries(out) == []
+
+
+def test_maps_refuses_to_write_over_its_exam(cohort, tmp_path, capsys):
+    exam = tmp_path / "sub-copy"
+    shutil.copytree(cohort / "sub-001", exam)
+    before = _digest(exam)
+    _refused(capsys, ["maps", exam, exam, "--prefix", "gt_", "--overwrite"],
+             exam / "gt_CBF.nii.gz", "input of this run")
+    assert _digest(exam) == before
+
+
+def test_maps_prefix_must_stay_in_the_output_folder(cohort, tmp_path, capsys):
+    out = tmp_path / "out"
+    _refused(capsys, ["maps", cohort / "sub-001", out, "--prefix", "../x_"], "--prefix",
+             "../x_")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_study_refuses_an_earlier_report(cohort, tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier report")
+    _refused(capsys, ["study", cohort, "--out", out, *TINY_STUDY], out / "report.md",
+             "--overwrite")
+    assert [p.name for p in out.iterdir()] == ["report.md"]
+
+
+def test_simulate_refuses_existing_folders(cohort, tmp_path, capsys):
+    before = _digest(cohort)
+    _refused(capsys, ["simulate", cohort, "--n-subjects", "2"], cohort, "--overwrite")
+    assert _digest(cohort) == before
+    # A folder without a cohort is never replaced, even with --overwrite.
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "thesis.tex").write_text("years of work")
+    _refused(capsys, ["simulate", papers, "--n-subjects", "2", "--overwrite"], papers,
+             "holds no cohort")
+    assert (papers / "thesis.tex").read_text() == "years of work"
+    # An earlier cohort is replaced as a whole with --overwrite.
+    other = tmp_path / "other"
+    assert main(["simulate", str(other), "--n-subjects", "3", "--shape", "8", "8", "1"]) == 0
+    assert main(["simulate", str(other), "--n-subjects", "2", "--shape", "8", "8", "1",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in other.iterdir()) == ["participants.tsv", "sub-001",
+                                                       "sub-002"]
+    assert _temporaries(tmp_path) == []
+
+
+def test_the_output_is_given_once(cohort, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["maps", str(cohort / "sub-001"), str(tmp_path / "a"), "--out",
+              str(tmp_path / "b")])
+    assert info.value.code == 2
+    assert "the output is given twice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["maps", str(cohort / "sub-001")])
+    assert info.value.code == 2
+    assert "OUT_DIR (or --out PATH) is required" in capsys.readouterr().err
+
+
+def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
+    out = tmp_path / "maps"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = out / f".skperfusion-tmp-{int(dead.stdout)}-00000000-CBF.nii.gz"
+    stale.write_bytes(b"half a map")
+    assert main(["maps", str(cohort / "sub-003"), str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names >= {f"{n}.nii.gz" for n in MAP_NAMES} and stale.name not in names
+    assert _temporaries(out) == []
+
+
+# --- cohort paths stay inside the cohort --------------------------------------------------------
+
+def _cohort_copy(cohort, tmp_path):
+    copy = tmp_path / "cohort"
+    shutil.copytree(cohort, copy)
+    return copy, pd.read_csv(copy / "participants.tsv", sep="\t", dtype=str)
+
+
+@pytest.mark.parametrize("bad_id", ["../outside/evil", "/tmp/evil", "sub-001/..", "sub-0_1",
+                                    ".."])
+def test_participant_ids_must_be_single_folder_names(cohort, tmp_path, capsys, bad_id):
+    copy, table = _cohort_copy(cohort, tmp_path)
+    table.loc[1, "participant_id"] = bad_id
+    table.to_csv(copy / "participants.tsv", sep="\t", index=False)
+    model = tmp_path / "phae.pt"
+    line = _refused(capsys, ["train", copy, model, "--epochs", "1"], repr(bad_id), "row 2",
+                    "participants.tsv")
+    assert "sub-[A-Za-z0-9]+" in line
+    _refused(capsys, ["study", copy, "--out", tmp_path / "study", *TINY_STUDY], "row 2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
+
+
+def test_subject_folders_linking_outside_the_cohort_need_an_option(cohort, tmp_path, capsys):
+    copy, _ = _cohort_copy(cohort, tmp_path)
+    outside = tmp_path / "elsewhere"
+    (copy / "sub-003").rename(outside)
+    (copy / "sub-003").symlink_to(outside, target_is_directory=True)
+    _refused(capsys, ["train", copy, tmp_path / "phae.pt", "--epochs", "1"], "sub-003",
+             "row 3", "leads outside", "--allow-external-links")
+    assert load_exam_ids(copy, allow_external_links=True) == ["sub-001", "sub-002", "sub-003",
+                                                              "sub-004"]
+    # A link that stays inside the cohort is fine.
+    (copy / "sub-003").unlink()
+    outside.rename(copy / "data-003")
+    (copy / "sub-003").symlink_to(copy / "data-003", target_is_directory=True)
+    assert load_exam_ids(copy) == ["sub-001", "sub-002", "sub-003", "sub-004"]
+
+
+def load_exam_ids(root, **kwargs):
+    from skperfusion.exam import load_cohort
+
+    return [exam.subject_id for exam in load_cohort(root, require_rois=False, **kwargs)]
+
+
+def test_ids_in_study_csvs_cannot_run_as_formulas(tmp_path):
+    from skperfusion._io import write_csv
+
+    table = pd.DataFrame({"oSVD": [1.5, -0.5], "grade": ["HGG", "@SUM(A1)"]},
+                         index=pd.Index(["=cmd|' /C calc'!A0", "sub-002"],
+                                        name="participant_id"))
+    write_csv(table, tmp_path / "ratios.csv")
+    lines = (tmp_path / "ratios.csv").read_text().splitlines()
+    assert lines == ["participant_id,oSVD,grade", "'=cmd|' /C calc'!A0,1.5,HGG",
+                     "sub-002,-0.5,'@SUM(A1)"]
+
+
+# --- Ctrl-C on real processes -----------------------------------------------------------------
+
+def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):
+    model = tmp_path / "phae.pt"
+    status, output = _interrupt_when(
+        ["train", cohort, model, "--epochs", "100000", *TINY_PHAE], "train_loss")
+    assert status == 130, output
+    assert "interrupted; no partial output was written" in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_training_exits_143_and_saves_no_model(cohort, tmp_path):
+    model = tmp_path / "phae.pt"
+    status, output = _interrupt_when(
+        ["train", cohort, model, "--epochs", "100000", *TINY_PHAE], "train_loss",
+        signum=signal.SIGTERM)
+    assert status == 143, output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(cohort, tmp_path):
+    out = tmp_path / "study"
+    before = _digest(cohort)
+    status, output = _interrupt_when(
+        ["study", cohort, "--out", out, *TINY_STUDY, "--phae-epochs", "100000"], "train_loss")
+    assert status == 130, output
+    assert not out.exists()
+    assert _digest(cohort) == before and _temporaries(tmp_path, cohort) == []
+
+
+def test_ctrl_c_during_simulate_leaves_no_cohort(tmp_path):
+    out = tmp_path / "cohort"
+    status, output = _interrupt_when(
+        ["simulate", out, "--n-subjects", "400", "--shape", "8", "8", "2"], "simulating")
+    assert status == 130, output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_demo_study_can_be_rerun(tmp_path, capsys):
+    out = tmp_path / "study"
+    status, output = _interrupt_when(
+        ["study", "--demo", "--out", out, "--n-subjects", "400", "--shape", "8", "8", "2"],
+        "simulating")
+    assert status == 130, output
+    assert not (out / "demo_cohort").exists() and _temporaries(tmp_path) == []
+    assert main(["study", "--demo", "--out", str(out), "--n-subjects", "6", "--shape", "8", "8",
+                 "2", *TINY_STUDY, "--phae-epochs", "1"]) == 0
+    ratios = pd.read_csv(out / "ratios.csv")
+    assert len(ratios) > 0 and _temporaries(tmp_path) == []
