@@ -10,6 +10,7 @@ from scipy.integrate import quad
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.physics import (
     RESIDUE_FAMILIES,
+    aif_peak_scale,
     cbf_from_cbv_mtt,
     cbf_to_flow_rate,
     cbv_from_cbf_mtt,
@@ -24,10 +25,11 @@ from skperfusion.physics import (
     tmax_from_residue,
 )
 from skperfusion.physics.torch_ops import (
+    aif_peak_scale_torch,
+    cbf_from_cbv_mtt_torch,
+    cbv_from_curves_torch,
     convolve_aif_torch,
-    exponential_residue_torch,
-    gamma_residue_torch,
-    lorentzian_residue_torch,
+    residue_function_torch,
 )
 
 FAMILIES = [
@@ -182,30 +184,33 @@ def test_circulant_spectrum_diagonalises_the_padded_circulant():
 
 # --- torch twins ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    ("numpy_function", "torch_function", "kw"),
-    [
-        (RESIDUE_FAMILIES["lorentzian"], lorentzian_residue_torch, {}),
-        (RESIDUE_FAMILIES["exponential"], exponential_residue_torch, {}),
-        (RESIDUE_FAMILIES["gamma"], gamma_residue_torch, {"shape": 2.0}),
-        (RESIDUE_FAMILIES["gamma"], gamma_residue_torch, {"shape": 4.3}),
-    ],
-)
-def test_torch_residues_match_numpy(numpy_function, torch_function, kw):
+@pytest.mark.parametrize(("family", "kw"), FAMILIES)
+@pytest.mark.parametrize("n_times", [79, 80])
+def test_one_registry_serves_numpy_and_torch(family, kw, n_times):
     rng = np.random.default_rng(2)
-    t = np.linspace(0.0, 60.0, 80)
+    t = np.linspace(0.0, 60.0, n_times)
     mtt = rng.uniform(1.0, 15.0, size=(16, 1))
     delay = rng.uniform(0.0, 5.0, size=(16, 1))
-    expected = numpy_function(t, mtt, delay=delay, **kw)
-    got = torch_function(torch.from_numpy(t), torch.from_numpy(mtt), torch.from_numpy(delay),
-                         **kw)
+    expected = residue_function(family)(t, mtt, delay=delay, **kw)
+    got = residue_function_torch(family)(torch.from_numpy(t), torch.from_numpy(mtt),
+                                         torch.from_numpy(delay), **kw)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10, atol=1e-13)
 
 
-def test_torch_convolution_matches_numpy():
+def test_every_family_is_registered_once():
+    assert set(RESIDUE_FAMILIES) == {"lorentzian", "exponential", "gamma", "boxcar"}
+    assert all(name == family.name for name, family in RESIDUE_FAMILIES.items())
+    # Only the boxcar's step in MTT has no gradient, so only it is unfit for a decoder.
+    assert [n for n, f in RESIDUE_FAMILIES.items() if not f.differentiable] == ["boxcar"]
+    with pytest.raises(ValueError, match="expected one of"):
+        residue_function_torch("weibull")
+
+
+@pytest.mark.parametrize("n_times", [69, 70])
+def test_torch_convolution_and_parameters_match_numpy(n_times):
     rng = np.random.default_rng(3)
-    t = np.arange(70) * 1.2
+    t = np.arange(n_times) * 1.2
     aif = gamma_variate(t, t0=rng.uniform(3, 10, size=(32, 1)), peak=rng.uniform(1, 10, (32, 1)))
     cbf = rng.uniform(10, 70, size=(32, 1))
     mtt = rng.uniform(2, 12, size=(32, 1))
@@ -213,6 +218,21 @@ def test_torch_convolution_matches_numpy():
     expected = convolve_aif(aif, impulse, 1.2)
     got = convolve_aif_torch(torch.from_numpy(aif), torch.from_numpy(impulse), 1.2)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-12 * expected.max())
+    aif[0] = 0.0  # no AIF area, no peak: NaN CBV, scale 1
+    aif[1] *= -1.0
+    tissue = torch.from_numpy(expected)
+    cbv = cbv_from_curves_torch(tissue, torch.from_numpy(aif), 0.7, 1.1).numpy()
+    np.testing.assert_allclose(cbv, cbv_from_curves(expected, aif, 0.7, 1.1), rtol=1e-12,
+                               equal_nan=True)
+    assert np.isnan(cbv[:2]).all()
+    mtt_or_zero = np.r_[0.0, -1.0, mtt[2:, 0]]
+    np.testing.assert_allclose(
+        cbf_from_cbv_mtt_torch(torch.from_numpy(cbv), torch.from_numpy(mtt_or_zero)).numpy(),
+        cbf_from_cbv_mtt(cbv, mtt_or_zero), rtol=1e-12, equal_nan=True)
+    for got_part, part in zip(aif_peak_scale_torch(torch.from_numpy(aif)), aif_peak_scale(aif),
+                              strict=True):
+        np.testing.assert_array_equal(got_part.numpy(), part)
+    np.testing.assert_array_equal(aif_peak_scale(aif)[0][:3], [1.0, 1.0, aif[2].max()])
 
 
 def test_torch_twins_are_differentiable_in_mtt_and_delay():
@@ -220,7 +240,8 @@ def test_torch_twins_are_differentiable_in_mtt_and_delay():
     aif = torch.from_numpy(gamma_variate(t.numpy(), t0=3.0))[None]
     mtt = torch.tensor([[3.0], [7.0]], dtype=torch.float64, requires_grad=True)
     delay = torch.tensor([[0.4], [1.7]], dtype=torch.float64, requires_grad=True)
-    for residue in (lorentzian_residue_torch, gamma_residue_torch):
+    for family in ("lorentzian", "exponential", "gamma"):
+        residue = residue_function_torch(family)
         assert torch.autograd.gradcheck(
             lambda m, d, residue=residue: convolve_aif_torch(aif, 0.01 * residue(t, m, d), 1.0),
             (mtt, delay),

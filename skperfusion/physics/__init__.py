@@ -9,6 +9,7 @@ from .multi_echo import delta_r2star_from_echoes
 from .parameters import (
     DEFAULT_DENSITY,
     DEFAULT_HEMATOCRIT_FACTOR,
+    aif_peak_scale,
     cbf_from_cbv_mtt,
     cbf_to_flow_rate,
     cbv_from_cbf_mtt,
@@ -19,6 +20,7 @@ from .parameters import (
 )
 from .residue import (
     RESIDUE_FAMILIES,
+    ResidueFamily,
     boxcar_residue,
     exponential_residue,
     gamma_residue,
@@ -30,6 +32,8 @@ __all__ = [
     "DEFAULT_DENSITY",
     "DEFAULT_HEMATOCRIT_FACTOR",
     "RESIDUE_FAMILIES",
+    "ResidueFamily",
+    "aif_peak_scale",
     "boxcar_residue",
     "cbf_from_cbv_mtt",
     "cbf_to_flow_rate",

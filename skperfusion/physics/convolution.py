@@ -1,25 +1,36 @@
-"""The one discretisation of the indicator-dilution convolution.
+"""The indicator-dilution convolution on the sampling grid, and the circulant AIF matrix.
 
 The tissue concentration is ``C(t) = ∫_0^t Ca(t - s) h(s) ds`` with the
-impulse response (tissue response function) ``h = f · R``. Every method in
-skperfusion samples it on the acquisition grid ``t_i = i · TR`` with the
-**trapezoidal rule**::
+impulse response ``h = f · R`` in 1/s (``f`` the flow rate of CBF, see
+:func:`skperfusion.physics.cbf_to_flow_rate`; the TRF of Fayolle et al.
+2025, eq. 5). The forward model of skperfusion — the simulator, the PHAE
+decoder (through the torch twin) and the parametric fit — samples it on the
+acquisition grid ``t_i = i · TR`` with the **trapezoidal rule**::
 
     C[0] = 0
     C[i] = TR · ( Σ_{j=0..i} Ca[i-j] h[j]  -  (Ca[i] h[0] + Ca[0] h[i]) / 2 )
 
-The rectangular rule used by the original SVD papers counts the first residue
-sample with full weight and so adds ``TR/2 · Ca(t) h(0)`` to every sample,
-a bias of order ``TR / MTT``; the trapezoidal rule is second-order accurate
-and costs nothing more. The SVD family inverts the (block-)circulant matrix
-``TR · Ca[i-j]`` (Østergaard 1996, Wu 2003), whose eigenvalues are the DFT of
-the zero-padded AIF, see :func:`circulant_aif_spectrum`.
+The rectangular rule counts the first residue sample with full weight and
+so adds ``TR/2 · Ca(t) h(0)`` to every sample, a bias of order ``TR / MTT``;
+the trapezoidal rule is second-order accurate and costs nothing more.
+
+The SVD family and the Tikhonov deconvolver do **not** invert this
+trapezoidal matrix: as published (Østergaard 1996, Wu 2003, Calamante
+2003) they invert the rectangular-rule matrix ``TR · Ca[i-j]``, the
+lower-triangular Toeplitz one (sSVD) or its zero-padded block-circulant
+extension (oSVD, cSVD, Tikhonov), whose eigenvalues are the DFT of the
+zero-padded AIF, see :func:`circulant_aif_spectrum`. Their residue is thus
+that of a slightly different discretisation, one cause of the CBF bias
+documented in :class:`skperfusion.OSVDDeconvolver`; CBV (eq. 2, curve areas)
+does not depend on it.
 """
 
 import numpy as np
 import scipy.fft
 
-__all__ = ["circulant_aif_spectrum", "convolve_aif"]
+from ._array_ops import NUMPY, fft_length
+
+__all__ = ["circulant_aif_spectrum", "convolve_aif", "trapezoidal_convolution"]
 
 
 def convolve_aif(aif, impulse_response, tr):
@@ -49,16 +60,21 @@ def convolve_aif(aif, impulse_response, tr):
             f"aif has {n_times} time points but impulse_response has "
             f"{impulse_response.shape[-1]}."
         )
-    n_fft = scipy.fft.next_fast_len(2 * n_times, real=True)
-    full = scipy.fft.irfft(
-        scipy.fft.rfft(aif, n_fft, axis=-1) * scipy.fft.rfft(impulse_response, n_fft, axis=-1),
-        n_fft,
-        axis=-1,
-    )[..., :n_times]
+    return trapezoidal_convolution(aif, impulse_response, tr, NUMPY)
+
+
+def trapezoidal_convolution(aif, impulse_response, tr, ops):
+    """The trapezoidal convolution of the module docstring, with the operations ``ops``.
+
+    The one implementation behind :func:`convolve_aif` (numpy) and
+    :func:`skperfusion.physics.torch_ops.convolve_aif_torch`; no validation.
+    """
+    n_times = aif.shape[-1]
+    n_fft = fft_length(n_times)
+    full = ops.irfft(ops.rfft(aif, n_fft) * ops.rfft(impulse_response, n_fft), n_fft)
     end_points = 0.5 * (aif * impulse_response[..., :1] + aif[..., :1] * impulse_response)
-    concentration = tr * (full - end_points)
-    concentration[..., 0] = 0.0
-    return concentration
+    concentration = tr * (full[..., :n_times] - end_points)
+    return ops.where(ops.arange(n_times, like=concentration) == 0, 0.0, concentration)
 
 
 def circulant_aif_spectrum(aif, tr, n_padded=None):

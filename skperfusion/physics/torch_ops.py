@@ -1,93 +1,78 @@
-"""Torch twins of the physics core, for the PHAE decoder.
+"""Torch twins of the physics core, for the PHAE decoder and the parametric fit.
 
-Same conventions and discretisation as the numpy functions in
-:mod:`skperfusion.physics.residue` and :mod:`skperfusion.physics.convolution`
-(tested to agree), differentiable and batched on any device.
+The twins evaluate the very formulas of the numpy functions
+(:mod:`skperfusion.physics.residue`, :mod:`skperfusion.physics.convolution`,
+:mod:`skperfusion.physics.parameters`) with the operations :data:`TORCH`
+instead of numpy's, so the two cannot drift apart (tested to agree);
+differentiable and batched on any device.
 """
 
-import math
+import functools
+from types import SimpleNamespace
 
 import torch
 
-from .parameters import _ML_PER_100G, _SECONDS_PER_MINUTE
+from .convolution import trapezoidal_convolution
+from .parameters import aif_peak_scale, cbv_from_areas, per_minute_quotient
+from .residue import residue_function
 
 __all__ = [
+    "TORCH",
+    "aif_peak_scale_torch",
     "cbf_from_cbv_mtt_torch",
     "cbv_from_curves_torch",
     "convolve_aif_torch",
     "exponential_residue_torch",
     "gamma_residue_torch",
     "lorentzian_residue_torch",
+    "residue_function_torch",
 ]
 
 
-def lorentzian_residue_torch(t, mtt, delay=0.0):
-    """Torch twin of :func:`skperfusion.physics.lorentzian_residue`.
+def _gammaincc(a, x):
+    return torch.special.gammaincc(torch.as_tensor(a, dtype=x.dtype, device=x.device)
+                                   .expand_as(x), x)
+
+
+TORCH = SimpleNamespace(
+    where=torch.where,
+    exp=torch.exp,
+    gammaincc=_gammaincc,
+    amax=lambda x: torch.amax(x, dim=-1),
+    trapezoid=lambda y: torch.trapezoid(y, dim=-1),
+    rfft=lambda x, n: torch.fft.rfft(x, n, dim=-1),
+    irfft=lambda x, n: torch.fft.irfft(x, n, dim=-1),
+    arange=lambda n, like: torch.arange(n, device=like.device),
+    nan=torch.nan,
+)
+"""torch implementations of the operations of the physics formulas (see ``_array_ops``)."""
+
+
+def residue_function_torch(family):
+    """Torch twin of :func:`skperfusion.physics.residue_function`.
 
     Parameters
     ----------
-    t : torch.Tensor
-        Time in seconds.
-    mtt : torch.Tensor
-        MTT in seconds, broadcast against ``t``.
-    delay : torch.Tensor or float, default=0.0
-        Bolus delay in seconds.
+    family : str
+        Residue family, a key of :data:`skperfusion.physics.RESIDUE_FAMILIES`.
 
     Returns
     -------
-    residue : torch.Tensor
-        Dimensionless residue.
+    function : callable
+        ``function(t, mtt, delay=0.0, **parameters)`` on tensors (t, MTT and
+        delay in seconds, broadcast), the dimensionless residue; the gamma
+        ``shape`` may be a float or a tensor (not differentiated).
     """
-    s = t - delay
-    return torch.where(s >= 0, 1.0 / (1.0 + (math.pi * s / (2.0 * mtt)) ** 2), 0.0)
+    return functools.partial(_evaluate, residue_function(family))
 
 
-def exponential_residue_torch(t, mtt, delay=0.0):
-    """Torch twin of :func:`skperfusion.physics.exponential_residue`.
-
-    Parameters
-    ----------
-    t : torch.Tensor
-        Time in seconds.
-    mtt : torch.Tensor
-        MTT in seconds, broadcast against ``t``.
-    delay : torch.Tensor or float, default=0.0
-        Bolus delay in seconds.
-
-    Returns
-    -------
-    residue : torch.Tensor
-        Dimensionless residue.
-    """
-    s = t - delay
-    return torch.where(s >= 0, torch.exp(-torch.clamp(s, min=0.0) / mtt), 0.0)
+def _evaluate(family, t, mtt, delay=0.0, **parameters):
+    return family.evaluate(t, mtt, delay, TORCH, **parameters)
 
 
-def gamma_residue_torch(t, mtt, delay=0.0, shape=2.0):
-    """Torch twin of :func:`skperfusion.physics.gamma_residue`.
-
-    Differentiable with respect to ``mtt`` and ``delay`` (not ``shape``).
-
-    Parameters
-    ----------
-    t : torch.Tensor
-        Time in seconds.
-    mtt : torch.Tensor
-        MTT in seconds, broadcast against ``t``.
-    delay : torch.Tensor or float, default=0.0
-        Bolus delay in seconds.
-    shape : float, default=2.0
-        Gamma shape parameter, dimensionless.
-
-    Returns
-    -------
-    residue : torch.Tensor
-        Dimensionless residue.
-    """
-    s = torch.clamp(t - delay, min=0.0)
-    shape_t = torch.as_tensor(shape, dtype=s.dtype, device=s.device)
-    survival = torch.special.gammaincc(shape_t.expand_as(s * mtt), shape_t * s / mtt)
-    return torch.where(t - delay >= 0, survival, 0.0)
+lorentzian_residue_torch = residue_function_torch("lorentzian")
+exponential_residue_torch = residue_function_torch("exponential")
+gamma_residue_torch = residue_function_torch("gamma")
 
 
 def convolve_aif_torch(aif, impulse_response, tr):
@@ -95,29 +80,19 @@ def convolve_aif_torch(aif, impulse_response, tr):
 
     Parameters
     ----------
-    aif : torch.Tensor of shape (batch, n_times)
+    aif : torch.Tensor of shape (..., n_times)
         Arterial concentration.
-    impulse_response : torch.Tensor of shape (batch, n_times)
-        Impulse response in 1/s.
+    impulse_response : torch.Tensor of shape (..., n_times)
+        Impulse response ``h = f · R`` in 1/s.
     tr : float
         Sampling interval in seconds.
 
     Returns
     -------
-    concentration : torch.Tensor of shape (batch, n_times)
+    concentration : torch.Tensor of shape (..., n_times)
         Tissue concentration in the unit of ``aif``.
     """
-    n_times = aif.shape[-1]
-    n_fft = 2 * n_times
-    full = torch.fft.irfft(
-        torch.fft.rfft(aif, n_fft, dim=-1) * torch.fft.rfft(impulse_response, n_fft, dim=-1),
-        n_fft,
-        dim=-1,
-    )[..., :n_times]
-    end_points = 0.5 * (aif * impulse_response[..., :1] + aif[..., :1] * impulse_response)
-    concentration = tr * (full - end_points)
-    first = torch.zeros_like(concentration[..., :1])
-    return torch.cat([first, concentration[..., 1:]], dim=-1)
+    return trapezoidal_convolution(aif, impulse_response, tr, TORCH)
 
 
 def cbv_from_curves_torch(tissue, aif, kh, rho):
@@ -125,10 +100,8 @@ def cbv_from_curves_torch(tissue, aif, kh, rho):
 
     Parameters
     ----------
-    tissue : torch.Tensor of shape (..., n_times)
-        Tissue concentration ``C(t)``.
-    aif : torch.Tensor of shape (..., n_times)
-        Arterial concentration ``Ca(t)``, same unit as ``tissue``.
+    tissue, aif : torch.Tensor of shape (..., n_times)
+        Tissue and arterial concentrations, same unit.
     kh : float
         Haematocrit correction factor, dimensionless.
     rho : float
@@ -139,10 +112,7 @@ def cbv_from_curves_torch(tissue, aif, kh, rho):
     cbv : torch.Tensor of shape (...)
         CBV in ml/100g; NaN where the AIF area is not positive.
     """
-    tissue_area = torch.trapezoid(tissue, dim=-1)
-    aif_area = torch.trapezoid(aif, dim=-1)
-    ratio = torch.where(aif_area > 0, tissue_area / aif_area, torch.nan)
-    return kh / rho * _ML_PER_100G * ratio
+    return cbv_from_areas(tissue, aif, kh, rho, TORCH)
 
 
 def cbf_from_cbv_mtt_torch(cbv, mtt):
@@ -160,4 +130,22 @@ def cbf_from_cbv_mtt_torch(cbv, mtt):
     cbf : torch.Tensor
         CBF in ml/100g/min; NaN where MTT is not positive.
     """
-    return torch.where(mtt > 0, _SECONDS_PER_MINUTE * cbv / mtt, torch.nan)
+    return per_minute_quotient(cbv, mtt, TORCH)
+
+
+def aif_peak_scale_torch(aif):
+    """Torch twin of :func:`skperfusion.physics.aif_peak_scale`.
+
+    Parameters
+    ----------
+    aif : torch.Tensor of shape (n_samples, n_times)
+        Arterial concentration.
+
+    Returns
+    -------
+    scale : torch.Tensor of shape (n_samples,)
+        AIF peak, 1 where it is not positive.
+    has_peak : torch.Tensor of bool, shape (n_samples,)
+        Whether the AIF has a positive peak.
+    """
+    return aif_peak_scale(aif, TORCH)
