@@ -43,21 +43,37 @@ def register(subparsers):
                             f"; {', '.join(trainable)} need(s) --model" if trainable else ""))
     parser.add_argument("--model", help="trained model file (e.g. a PHAE written by "
                                         "'skperfusion train')")
-    parser.add_argument("--aif", choices=AIF_STRATEGIES, default=None,
-                        help="arterial voxels: 'mask' (aif_mask.nii.gz) or 'auto' (selected "
-                             "automatically, Mouridsen et al. 2006); default 'mask' when "
-                             "aif_mask.nii.gz exists")
-    parser.add_argument("--aif-scaling", choices=AIF_SCALINGS, default="none",
-                        help="AIF partial-volume scaling: 'vof' rescales the AIF to the area "
-                             "of the venous output (vof_mask.nii.gz, or automatic selection)")
-    parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
-                        help="contrast-leakage correction of the concentration curves")
+    add_curve_arguments(parser, aif_default=None)
     parser.add_argument("--mask", default="brain", choices=("brain", "tumor", "nawm"),
                         help="voxels to map")
     parser.add_argument("--chunk-size", type=positive_int, default=20_000,
                         help="voxels deconvolved at a time (bounds memory)")
     parser.add_argument("--prefix", default="",
                         help="output file name prefix (a plain name, no folder part)")
+
+
+def add_curve_arguments(parser, aif_default="mask"):
+    """Add ``--aif``, ``--aif-scaling`` and ``--leakage``, the exam-to-curves options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The sub-command's parser (``maps``, ``train``, ``study``).
+    aif_default : {"mask", "auto"} or None, default="mask"
+        Default of ``--aif``; None lets the command choose per exam.
+    """
+    parser.add_argument("--aif", choices=AIF_STRATEGIES, default=aif_default,
+                        help="arterial voxels: 'mask' (aif_mask.nii.gz) or 'auto' (selected "
+                             "automatically among the brain voxels, Mouridsen et al. 2006)"
+                             + ("; default 'mask' where aif_mask.nii.gz exists"
+                                if aif_default is None else ""))
+    parser.add_argument("--aif-scaling", choices=AIF_SCALINGS, default="none",
+                        help="AIF partial-volume scaling: 'vof' rescales the AIF to the area "
+                             "of the venous output function (vof_mask.nii.gz, or late, "
+                             "large-area voxels selected automatically)")
+    parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
+                        help="contrast-leakage correction of the concentration curves "
+                             "(writes K2.nii.gz, 1/s, with maps)")
 
 
 def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):

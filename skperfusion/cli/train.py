@@ -3,7 +3,7 @@
 
 from .._io import check_outputs
 from ..deconvolution import PHAEDeconvolver
-from ..exam import load_cohort
+from ..exam import ExamToCurves, load_cohort
 from ..exam_estimators import PerfusionMapper
 from ._args import (
     add_command,
@@ -12,6 +12,7 @@ from ._args import (
     positive_float,
     positive_int,
 )
+from .maps import add_curve_arguments
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
 DETAILS = (
