@@ -1,4 +1,4 @@
-"""The ``skperfusion`` command line: simulate, maps, train (and study).
+"""The ``skperfusion`` command line: simulate, import-dicom, maps, train (and study).
 
 Every sub-command validates its inputs; a bad input ends with exit code 2
 and a one-line message on stderr, never a traceback. Ctrl-C (SIGINT) ends
@@ -13,12 +13,12 @@ import signal
 import sys
 import threading
 
-from . import maps, simulate, study, train
+from . import import_dicom, maps, simulate, study, train
 from ._args import resolve_output
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (simulate, maps, train, study)
+_COMMANDS = (simulate, import_dicom, maps, train, study)
 _USER_ERRORS = (ValueError, OSError, KeyError)
 
 

@@ -1,0 +1,38 @@
+"""``skperfusion import-dicom``: a DSC DICOM series into the exam layout."""
+
+from ._args import add_command, add_output_arguments
+
+HELP = "convert a DSC DICOM series (single- or multi-echo) into an exam folder with dcm2niix"
+DETAILS = (
+    "Converts every DICOM file under DICOM_DIR with dcm2niix (pip install "
+    "'skperfusion[dicom]'); the folder must hold one DSC series. One echo gives "
+    "dsc.nii.gz + dsc.json, several give dsc_echo-<n>.nii.gz + dsc_echo-<n>.json numbered by "
+    "increasing echo time; the BIDS sidecars hold EchoTime and RepetitionTime in seconds "
+    "(converted from the DICOM milliseconds) and FlipAngle in degrees. Add "
+    "brain_mask.nii.gz (and aif_mask.nii.gz, or use 'maps --aif auto') before computing maps. "
+    "The exam folder is written as a whole at the end; an existing one is refused without "
+    "--overwrite."
+)
+
+
+def register(subparsers):
+    """Add the ``import-dicom`` sub-command.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+    """
+    parser = add_command(subparsers, "import-dicom", HELP, DETAILS, run)
+    parser.add_argument("dicom_dir", help="folder with the DICOM files of one DSC series")
+    add_output_arguments(parser, "exam_dir", "exam folder to create (sub-<id>)")
+
+
+def run(args):
+    """Convert the series described by parsed ``args``."""
+    from ..exam.dicom import import_dicom
+
+    try:
+        paths = import_dicom(args.dicom_dir, args.exam_dir, overwrite=args.overwrite)
+    except ImportError as exc:  # the optional dcm2niix: a user error, not a crash
+        raise ValueError(str(exc)) from exc
+    print(f"wrote {', '.join(path.name for path in paths)} to {args.exam_dir}")
