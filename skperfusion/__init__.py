@@ -4,30 +4,36 @@ Deconvolvers (oSVD, Tikhonov and the physics-informed autoencoder PHAE of
 Fayolle et al. 2025) turning tissue and arterial concentration curves into
 CBF (ml/100g/min), CBV (ml/100g), MTT and Tmax (s), a signal-to-concentration
 transformer, exam-level tools and the glioma-grading study.
+
+The names below are imported on first use (PEP 562 module ``__getattr__``),
+so that ``import skperfusion`` and the command line's ``--help`` do not pay
+for scikit-learn, nibabel or torch; ``from skperfusion import
+OSVDDeconvolver`` works as usual.
 """
 
-from .curves import pair_curves, split_curves
-from .deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
-from .exam import Exam, load_cohort, load_exam, save_maps
-from .exam_estimators import PerfusionMapper, ROIRatio
-from .grading import CBFRatioGrader
-from .preprocessing import ConcentrationTransformer
+from ._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CBFRatioGrader",
-    "ConcentrationTransformer",
-    "Exam",
-    "OSVDDeconvolver",
-    "PHAEDeconvolver",
-    "PerfusionMapper",
-    "ROIRatio",
-    "TikhonovDeconvolver",
-    "__version__",
-    "load_cohort",
-    "load_exam",
-    "pair_curves",
-    "save_maps",
-    "split_curves",
-]
+_LAZY = {
+    "CBFRatioGrader": ".grading",
+    "ConcentrationTransformer": ".preprocessing",
+    "Exam": ".exam",
+    "OSVDDeconvolver": ".deconvolution.svd",
+    "PHAEDeconvolver": ".deconvolution.phae",
+    "PerfusionMapper": ".exam_estimators",
+    "ROIRatio": ".exam_estimators",
+    "TikhonovDeconvolver": ".deconvolution.tikhonov",
+    "load_cohort": ".exam",
+    "load_exam": ".exam",
+    "pair_curves": ".curves",
+    "save_maps": ".exam",
+    "split_curves": ".curves",
+}
+
+_SUBPACKAGES = frozenset({"cli", "curves", "datasets", "deconvolution", "exam",
+                          "exam_estimators", "grading", "physics", "preprocessing", "study"})
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, _SUBPACKAGES)

@@ -1,8 +1,11 @@
 """Shared base of the voxel-level deconvolvers."""
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import cpu_count
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
@@ -40,6 +43,8 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
         "rho": [Interval(Real, 0, None, closed="neither")],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
     }
+
+    _threaded_chunks = False
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
                  chunk_size=4096):
@@ -88,22 +93,50 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
             Columns ``CBF`` (ml/100g/min), ``CBV`` (ml/100g), ``MTT`` (s) and
             ``Tmax`` (s); NaN where a voxel has no defined value (e.g. a
             non-positive AIF area) and for Tmax where the method does not
-            estimate it.
+            estimate it. Every map is NaN for a sample whose AIF has no
+            positive value (a zero AIF: no bolus to deconvolve by), with one
+            warning counting them.
         """
-        return np.concatenate(list(self._map_chunks(X, self._deconvolve)))
+        without_aif = []
+
+        def deconvolve(tissue, aif):
+            maps = self._deconvolve(tissue, aif)
+            no_bolus = ~(aif.max(axis=1) > 0)
+            if no_bolus.any():
+                maps[no_bolus] = np.nan
+                without_aif.append(int(no_bolus.sum()))
+            return maps
+
+        maps = np.concatenate(list(self._map_chunks(X, deconvolve)))
+        if without_aif:
+            warnings.warn(f"{sum(without_aif)} of {len(maps)} sample(s) have an AIF with no "
+                          f"positive value (a zero AIF); {type(self).__name__} gives them NaN "
+                          "maps (CBF is undefined, not 0).", UserWarning, stacklevel=3)
+        return maps
 
     def _map_chunks(self, X, function):
         """Validate ``X`` against ``fit`` and apply ``function(tissue, aif)`` chunk by chunk.
 
         Chunks of ``chunk_size`` voxels bound the memory of the intermediate
-        arrays; each result is cast to the input's floating dtype.
+        arrays; each result is cast to the input's floating dtype. Where
+        ``_threaded_chunks`` is true (numpy and scipy work that releases the
+        GIL), the chunks run in a thread per available core.
         """
         check_is_fitted(self)
         curves, _ = validate_curves(self, X, reset=False)
-        for start in range(0, curves.shape[0], self.chunk_size):
+
+        def run(start):
             chunk = curves[start:start + self.chunk_size]
             with np.errstate(all="ignore"):
-                yield function(chunk[:, 0], chunk[:, 1]).astype(curves.dtype, copy=False)
+                return function(chunk[:, 0], chunk[:, 1]).astype(curves.dtype, copy=False)
+
+        starts = range(0, curves.shape[0], self.chunk_size)
+        threads = min(cpu_count(), len(starts)) if self._threaded_chunks else 1
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                yield from pool.map(run, starts)
+        else:
+            yield from map(run, starts)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output maps.

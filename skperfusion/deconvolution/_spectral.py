@@ -41,7 +41,7 @@ def shared_aif(aif):
     return aif[:1]
 
 
-def circulant_spectra(tissue, aif, tr):
+def circulant_spectra(tissue, aif, tr, workers=-1):
     """Spectra of the zero-padded tissue curves and block-circulant AIF matrices.
 
     Parameters
@@ -52,6 +52,8 @@ def circulant_spectra(tissue, aif, tr):
         Arterial concentration curves, same unit.
     tr : float
         Sampling interval in seconds.
+    workers : int, default=-1
+        Threads of the FFT (``scipy.fft``; -1: all cores).
 
     Returns
     -------
@@ -62,7 +64,7 @@ def circulant_spectra(tissue, aif, tr):
         in seconds times the concentration unit.
     """
     n_padded = 2 * tissue.shape[1]
-    tissue_spectrum = scipy.fft.rfft(tissue, n_padded, axis=-1, workers=-1)
+    tissue_spectrum = scipy.fft.rfft(tissue, n_padded, axis=-1, workers=workers)
     aif_spectrum = circulant_aif_spectrum(shared_aif(aif), tr, n_padded)
     return tissue_spectrum, aif_spectrum
 
@@ -92,7 +94,8 @@ def naive_inverse(tissue_spectrum, aif_spectrum):
         axis=-1, keepdims=True)
     usable = singular_values > cutoff
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(usable, tissue_spectrum / np.where(usable, aif_spectrum, 1), 0)
+        quotient = tissue_spectrum / np.where(usable, aif_spectrum, 1)
+    return np.multiply(quotient, usable, out=quotient)
 
 
 def mode_multiplicity(n_freqs, dtype=np.float64):
@@ -119,20 +122,22 @@ def mode_multiplicity(n_freqs, dtype=np.float64):
     return multiplicity
 
 
-def residues_from_spectrum(spectrum):
+def residues_from_spectrum(spectrum, workers=-1):
     """Impulse responses on the circle of ``L`` samples from their ``rfft``.
 
     Parameters
     ----------
     spectrum : ndarray of shape (n_samples, F), complex
         Filtered spectrum of the impulse responses.
+    workers : int, default=-1
+        Threads of the FFT (``scipy.fft``; -1: all cores).
 
     Returns
     -------
     residues : ndarray of shape (n_samples, L)
         ``h = CBF · R`` samples in 1/s, ``L = 2 (F - 1)``.
     """
-    return scipy.fft.irfft(spectrum, 2 * (spectrum.shape[-1] - 1), axis=-1, workers=-1)
+    return scipy.fft.irfft(spectrum, 2 * (spectrum.shape[-1] - 1), axis=-1, workers=workers)
 
 
 class ResidueDeconvolver(BaseDeconvolver):
@@ -170,6 +175,6 @@ class ResidueDeconvolver(BaseDeconvolver):
     def _deconvolve(self, tissue, aif):
         residues = self._residues(tissue, aif)
         cbf = flow_rate_to_cbf(residues.max(axis=-1), self.kh, self.rho)
-        cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
+        cbv = cbv_from_curves(tissue, shared_aif(aif), self.kh, self.rho)
         tmax = tmax_from_residue(residues, self.tr, circular=self._is_circular())
         return np.column_stack([cbf, cbv, mtt_from_cbv_cbf(cbv, cbf), tmax])

@@ -3,6 +3,7 @@
 from numbers import Real
 
 import numpy as np
+import scipy.fft
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
@@ -17,6 +18,9 @@ from ._spectral import (
 __all__ = ["OSVDDeconvolver", "oscillation_index"]
 
 _SVD_BLOCK = 256
+# Voxels per block of the OI search: its work arrays (about 5 MB for 1024
+# voxels of 60 frames) then stay in a core's L2 cache, 20-25 % faster than 4096.
+_SEARCH_BLOCK = 1024
 
 DEFAULT_OI_TARGET = 0.035
 """Default oscillation-index target of oSVD, dimensionless (see :func:`oscillation_index`)."""
@@ -53,6 +57,45 @@ def oscillation_index(residues):
         return np.where(peak > 0, roughness / (residues.shape[-1] * peak), np.inf)
 
 
+class _OISearch:
+    """Feasibility tests ``OI < target`` of truncated residues, for one block of voxels.
+
+    The spectra hold one voxel per *column* (modes along axis 0): the inverse
+    FFTs then transform several voxels per SIMD lane, and the OI's reductions
+    over time become element-wise operations across voxels, several times
+    faster than along rows of ``L`` samples. The work arrays are allocated
+    once per block. Single precision: the search only compares OI with the
+    target. Same OI as :func:`oscillation_index`, compared as
+    ``roughness < target · L · peak`` (false where the peak is not positive).
+    """
+
+    def __init__(self, quotient, rank, oi_target):
+        n_freqs, n_samples = quotient.shape
+        self.n_padded = 2 * (n_freqs - 1)
+        self.spectra = np.ascontiguousarray(quotient, dtype=np.complex64)
+        self.rank = rank
+        self.bound = np.float32(oi_target * self.n_padded)
+        self._kept = np.empty((n_freqs, n_samples), dtype=bool)
+        self._masked = np.empty_like(self.spectra)
+        self._second = np.empty((self.n_padded - 2, n_samples), dtype=np.float32)
+        self._peak = np.empty(n_samples, dtype=np.float32)
+        self._roughness = np.empty(n_samples, dtype=np.float32)
+
+    def __call__(self, n_modes):
+        """Feasibility of keeping the ``n_modes`` (scalar or per voxel) top-ranked modes."""
+        np.less(self.rank, n_modes, out=self._kept)
+        np.multiply(self.spectra, self._kept, out=self._masked)
+        residues = scipy.fft.irfft(self._masked, self.n_padded, axis=0, overwrite_x=True)
+        np.max(residues, axis=0, out=self._peak)
+        second = self._second
+        np.subtract(residues[2:], residues[1:-1], out=second)
+        np.subtract(second, residues[1:-1], out=second)
+        np.add(second, residues[:-2], out=second)
+        np.sum(np.abs(second, out=second), axis=0, out=self._roughness)
+        self._peak *= self.bound
+        return (self._peak > 0) & (self._roughness < self._peak)
+
+
 def _oi_truncated_residues(quotient, singular_values, oi_target):
     """Residues with the per-voxel truncation meeting the OI target (batched search).
 
@@ -66,27 +109,39 @@ def _oi_truncated_residues(quotient, singular_values, oi_target):
     largest feasible ``m`` wherever OI grows with ``m`` (in 80-100 % of
     simulated voxels, the others within a few % of CBF), in
     ``ceil(log2(F)) + 1`` batched inverse FFTs instead of ``F`` per voxel.
+    With an AIF shared by all voxels (an exam) the mode ranking is computed
+    once. The search runs in single precision (see :class:`_OISearch`); the
+    returned residues keep the input precision.
     """
     n_samples, n_freqs = quotient.shape
     rank = np.argsort(np.argsort(-singular_values, axis=-1), axis=-1)
-    # The search only compares OI with the target: single precision halves
-    # its cost; the final residue keeps the input precision.
-    search = quotient.astype(np.complex64)
+    n_modes = np.concatenate([
+        _oi_search(quotient[block].T, rank[block if len(rank) > 1 else slice(None)].T,
+                   oi_target)
+        for block in (slice(start, start + _SEARCH_BLOCK)
+                      for start in range(0, n_samples, _SEARCH_BLOCK))])
+    kept = np.where(rank < n_modes[:, None], quotient, 0)
+    return scipy.fft.irfft(kept, 2 * (n_freqs - 1), axis=-1)
+
+
+def _oi_search(quotient, rank, oi_target):
+    """Number of top-ranked modes kept per voxel, one voxel per column (bisection)."""
+    n_freqs, n_samples = quotient.shape
+    feasible = _OISearch(quotient, rank, oi_target)
     low = np.ones(n_samples, dtype=np.intp)
     high = np.full(n_samples, n_freqs - 1, dtype=np.intp)
     # OI is not monotone near the top: the last, smallest singular values
     # cancel the Gibbs ringing that truncation causes, so the exact inverse
     # of noise-free curves passes while slightly truncated ones do not. Wu's
     # scan, from the smallest threshold up, accepts it first: test it first.
-    exact = oscillation_index(residues_from_spectrum(search)) < oi_target
+    exact = feasible(n_freqs)
     low[exact] = high[exact] = n_freqs
     while np.any(low < high):
         mid = (low + high + 1) // 2
-        residues = residues_from_spectrum(search * (rank < mid[:, None]))
-        feasible = oscillation_index(residues) < oi_target
-        low = np.where(feasible, mid, low)
-        high = np.where(feasible, high, mid - 1)
-    return residues_from_spectrum(quotient * (rank < low[:, None]))
+        passed = feasible(mid)
+        low = np.where(passed, mid, low)
+        high = np.where(passed, high, mid - 1)
+    return low
 
 
 def _toeplitz_pseudo_inverses(aifs, tr, threshold):
@@ -202,6 +257,8 @@ class OSVDDeconvolver(ResidueDeconvolver):
         "threshold": [Interval(Real, 0, 1, closed="left")],
     }
 
+    _threaded_chunks = True
+
     def __init__(self, tr=1.0, method="oSVD", oi_target=DEFAULT_OI_TARGET, threshold=0.2,
                  kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=4096):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
@@ -215,13 +272,14 @@ class OSVDDeconvolver(ResidueDeconvolver):
     def _residues(self, tissue, aif):
         if self.method == "sSVD":
             return self._toeplitz_residues(tissue, aif)
-        tissue_spectrum, aif_spectrum = circulant_spectra(tissue, aif, self.tr)
+        # One thread per chunk (_threaded_chunks): single-threaded FFTs.
+        tissue_spectrum, aif_spectrum = circulant_spectra(tissue, aif, self.tr, workers=1)
         quotient = naive_inverse(tissue_spectrum, aif_spectrum)
         singular_values = np.abs(aif_spectrum)
         if self.method == "oSVD":
             return _oi_truncated_residues(quotient, singular_values, self.oi_target)
         kept = singular_values >= self.threshold * singular_values.max(axis=-1, keepdims=True)
-        return residues_from_spectrum(np.where(kept, quotient, 0))
+        return residues_from_spectrum(np.where(kept, quotient, 0), workers=1)
 
     def _toeplitz_residues(self, tissue, aif):
         aif = shared_aif(aif)
