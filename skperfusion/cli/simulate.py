@@ -4,7 +4,6 @@ import math
 from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
-from ..datasets import simulate_cohort
 from ._args import add_command, add_output_arguments, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
@@ -41,6 +40,8 @@ def register(subparsers):
 
 def run(args):
     """Simulate the cohort described by parsed ``args``."""
+    from ..datasets import simulate_cohort  # imported here: --help stays light
+
     check_cohort_output(args.out_dir, args.overwrite)
     with atomic_directory(args.out_dir, overwrite=args.overwrite) as folder:
         table = simulate_cohort(folder, args.n_subjects, lgg_fraction=args.lgg_fraction,
