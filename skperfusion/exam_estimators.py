@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .deconvolution import OSVDDeconvolver
 from .exam import GRADES, MAP_NAMES, Exam, ExamAIF, ExamToCurves
+from .preprocessing import DegenerateVoxelWarning
 
 __all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades", "normalized_maps"]
 
@@ -156,7 +157,13 @@ def _map_exam(deconvolver, exam, mask, step, names):
     """Maps of one exam, the AIF used and the seconds spent."""
     start = time.perf_counter()
     curves = step.transform(exam, mask)
-    values = deconvolver.transform(curves.X)
+    # Degenerate voxels have NaN curves (SPEC §10): their maps are NaN, the others computed.
+    finite = np.isfinite(curves.X).all(axis=(1, 2))
+    if finite.all():
+        values = deconvolver.transform(curves.X)
+    else:
+        values = np.full((len(finite), len(names)), np.nan)
+        values[finite] = deconvolver.transform(curves.X[finite])
     seconds = time.perf_counter() - start
     volume = exam.to_volume(values, mask)
     maps = {name: volume[..., k] for k, name in enumerate(names)}
@@ -279,6 +286,10 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Train the deconvolver on voxels drawn from the training exams.
 
+        Degenerate voxels (a non-positive signal, hence NaN curves) are left
+        out of the training, without a warning; mapping an exam warns about
+        them.
+
         Parameters
         ----------
         X : list of Exam
@@ -326,14 +337,19 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         per_exam = [voxels - start for voxels, start in
                     zip(np.split(drawn, np.searchsorted(drawn, starts[1:])), starts, strict=True)]
-        curves = np.concatenate(Parallel(n_jobs=self.n_jobs)(
-            delayed(_training_curves)(exam, voxels, self.mask, self.curves_)
-            for exam, voxels in zip(exams, per_exam, strict=True) if voxels.size
-        ))
+        with warnings.catch_warnings():
+            # Degenerate voxels (NaN curves) are left out of the training; the maps
+            # of an exam warn about them.
+            warnings.simplefilter("ignore", DegenerateVoxelWarning)
+            curves = np.concatenate(Parallel(n_jobs=self.n_jobs)(
+                delayed(_training_curves)(exam, voxels, self.mask, self.curves_)
+                for exam, voxels in zip(exams, per_exam, strict=True) if voxels.size
+            ))
+        curves = curves[np.isfinite(curves).all(axis=(1, 2))]
         deconvolver = OSVDDeconvolver() if self.deconvolver is None else clone(self.deconvolver)
         if "tr" in deconvolver.get_params():
             deconvolver.set_params(tr=self.tr_)
-        return deconvolver.fit(curves), n_draw
+        return deconvolver.fit(curves), len(curves)
 
     def transform(self, X):
         """Compute the perfusion maps of every exam.

@@ -226,6 +226,26 @@ def test_non_positive_skipped_frames_are_not_degenerate():
     assert np.isfinite(C).all()
 
 
+def test_a_series_without_bolus_warns():
+    tissue, aif = _simulated()
+    X = _signals(tissue, aif)
+    X[:, 1] = S0_AIF  # the arterial signal never drops
+    with pytest.warns(UserWarning, match=r"no bolus arrival found in the arterial signal of "
+                                         r"3 of 3 sample\(s\).*whole series") as record:
+        C = ConcentrationTransformer().fit_transform(X)
+    assert len(record) == 1
+    np.testing.assert_allclose(C[:, 1], 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_frames", [1, 2])
+def test_one_or_two_frames_warn(n_frames):
+    X = np.full((4, 2, n_frames + 1), 100.0)
+    X[:, :, -1] = 50.0
+    with pytest.warns(UserWarning, match=f"only {n_frames} frame\\(s\\) are left after the 1 "
+                                         "skipped one\\(s\\): too few"):
+        ConcentrationTransformer(n_skip=1).fit_transform(X)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_signal_is_rejected(bad):
     X = _signals(*_simulated())

@@ -18,7 +18,7 @@ from skperfusion.exam import (
     save_maps,
     write_exam,
 )
-from skperfusion.preprocessing import ConcentrationTransformer
+from skperfusion.preprocessing import ConcentrationTransformer, DegenerateVoxelWarning
 
 SHAPE = (10, 10, 2)
 
@@ -148,11 +148,17 @@ def test_exam_validates_its_fields(change, message):
     assert "sub-x" in str(info.value)
 
 
-def test_curves_reject_non_positive_signal_and_flat_aif():
+def test_curves_nan_for_a_non_positive_voxel_and_reject_a_flat_aif():
+    # SPEC §10: a degenerate voxel gives NaN with one warning; the others are unchanged.
     exam, _, _ = _hand_exam()
+    clean = exam.curves()
     exam.signal[1, 1, 0, 5] = 0.0
-    with pytest.raises(ValueError, match="1 voxel"):
-        exam.curves()
+    with pytest.warns(DegenerateVoxelWarning, match=r"1 of \d+ selected voxel\(s\) \(first: "
+                                                    r"voxel \(1, 1, 0\)\)") as record:
+        X = exam.curves()
+    assert len(record) == 1
+    assert np.isnan(X[0]).all()  # voxel (1, 1, 0) is the first of the brain mask
+    np.testing.assert_array_equal(X[1:], clean[1:])
     exam, _, _ = _hand_exam()
     exam.signal[0, 0, 0] = 100.0
     with pytest.raises(ValueError, match="flat"):

@@ -2,6 +2,7 @@
 Ctrl-C on real ``skperfusion`` processes, nothing partial left on disk."""
 
 import hashlib
+import json
 import os
 import select
 import shutil
@@ -11,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,6 +247,71 @@ def test_ids_in_study_csvs_cannot_run_as_formulas(tmp_path):
     lines = (tmp_path / "ratios.csv").read_text().splitlines()
     assert lines == ["participant_id,oSVD,grade", "'=cmd|' /C calc'!A0,1.5,HGG",
                      "sub-002,-0.5,'@SUM(A1)"]
+
+
+# --- degenerate voxels and nonsense input -------------------------------------------------------
+
+def _edit_signal(folder, edit):
+    image = nib.load(folder / "dsc.nii.gz")
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    edit(data)
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), folder / "dsc.nii.gz")
+
+
+def test_one_zero_sample_gives_nan_for_that_voxel_only(cohort, tmp_path):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    brain = nib.load(exam / "brain_mask.nii.gz").get_fdata() > 0
+    aif = nib.load(exam / "aif_mask.nii.gz").get_fdata() > 0
+    voxel = tuple(np.argwhere(brain & ~aif)[7])
+    n_skip = json.loads((exam / "dsc.json").read_text()).get("NonSteadyStateVolumes", 0)
+
+    def zero_one_sample(data):
+        data[voxel + (n_skip + 20,)] = 0.0
+
+    _edit_signal(exam, zero_one_sample)
+    assert main(["maps", str(cohort / "sub-001"), str(tmp_path / "clean")]) == 0
+    with pytest.warns(UserWarning, match=r"subject sub-001: 1 of \d+ selected voxel\(s\) "
+                                         rf"\(first: voxel \({voxel[0]}, {voxel[1]}, "
+                                         rf"{voxel[2]}\)\) have a zero or negative signal"
+                      ) as record:
+        assert main(["maps", str(exam), str(tmp_path / "degenerate")]) == 0
+    assert len([w for w in record if "zero or negative" in str(w.message)]) == 1
+    for name in MAP_NAMES:
+        clean = nib.load(tmp_path / "clean" / f"{name}.nii.gz").get_fdata()
+        degenerate = nib.load(tmp_path / "degenerate" / f"{name}.nii.gz").get_fdata()
+        assert np.isnan(degenerate[voxel])
+        others = np.ones(brain.shape, bool)
+        others[voxel] = False
+        np.testing.assert_allclose(degenerate[others], clean[others], rtol=1e-6,
+                                   equal_nan=True)
+
+
+def test_a_zero_arterial_signal_is_refused_naming_the_subject(cohort, tmp_path, capsys):
+    exam = tmp_path / "sub-002"
+    shutil.copytree(cohort / "sub-002", exam)
+    aif = nib.load(exam / "aif_mask.nii.gz").get_fdata() > 0
+
+    def zero_aif(data):
+        data[aif] = 0.0
+
+    _edit_signal(exam, zero_aif)
+    _refused(capsys, ["maps", exam, tmp_path / "out"], "subject sub-002", "arterial signal")
+    assert not (tmp_path / "out").exists()
+
+
+def test_non_steady_state_volumes_near_the_series_length_warn(cohort, tmp_path):
+    from skperfusion.exam import load_exam
+
+    exam = tmp_path / "sub-003"
+    shutil.copytree(cohort / "sub-003", exam)
+    n_frames = nib.load(exam / "dsc.nii.gz").shape[3]
+    sidecar = json.loads((exam / "dsc.json").read_text())
+    sidecar["NonSteadyStateVolumes"] = n_frames - 5
+    (exam / "dsc.json").write_text(json.dumps(sidecar))
+    with pytest.warns(UserWarning, match=rf"NonSteadyStateVolumes={n_frames - 5} in the sidecar "
+                                         rf".* leaves 5 of {n_frames} frames"):
+        load_exam(exam)
 
 
 # --- Ctrl-C on real processes -----------------------------------------------------------------

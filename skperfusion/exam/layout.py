@@ -22,6 +22,7 @@ Sidecar fields are described in :mod:`skperfusion.exam.bids`.
 """
 
 import re
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -29,7 +30,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from .._io import atomic_write, check_inside
-from .bids import read_participants, read_sidecar, sidecar_text
+from .bids import NON_STEADY_KEY, read_participants, read_sidecar, sidecar_text
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import map_image, nifti_writer, read_nifti
 
@@ -42,6 +43,9 @@ _SIDECAR_FILE = "dsc.json"
 _ECHO_PATTERN = re.compile(r"dsc_echo-(\d+)\.nii\.gz")
 # Sidecars round TR; echoes of one acquisition agree to well below this.
 _TR_RTOL = 1e-3
+# Frames left after the non-steady-state ones below which no baseline (>= 2
+# frames) plus a first pass (about 10 s, i.e. 7-10 frames at TR 1-1.5 s) fit.
+_MIN_KEPT_FRAMES = 10
 
 
 def _mask_file(name):
@@ -175,6 +179,11 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
     multi_echo = any(_ECHO_PATTERN.fullmatch(p.name) for p in folder.iterdir())
     signal, te, tr, n_skip, flip_angle, image = (
         _read_echoes if multi_echo else _read_single)(folder, who)
+    n_frames = signal.shape[3]
+    if 0 < n_skip < n_frames - 1 and n_frames - n_skip < _MIN_KEPT_FRAMES:
+        warnings.warn(f"{who}: {NON_STEADY_KEY}={n_skip} in the sidecar of {folder} leaves "
+                      f"{n_frames - n_skip} of {n_frames} frames, too few for a baseline and "
+                      "a bolus passage; check the sidecar.", UserWarning, stacklevel=2)
     masks = {}
     for name in MASK_NAMES:
         path = folder / _mask_file(name)

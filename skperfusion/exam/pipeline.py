@@ -8,6 +8,7 @@ grid. Its result, :class:`ExamCurves`, carries the voxel matrix ``X`` of
 shape ``(n_voxels, 2, n_times)`` that every deconvolver takes.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import ClassVar
@@ -18,7 +19,11 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 
 from .._options import AIF_SCALINGS, AIF_STRATEGIES, LEAKAGE_METHODS
 from ..aif import select_arterial_voxels, select_venous_voxels, vof_scale, voxel_concentrations
-from ..preprocessing import ConcentrationTransformer, MultiEchoTransformer
+from ..preprocessing import (
+    ConcentrationTransformer,
+    DegenerateVoxelWarning,
+    MultiEchoTransformer,
+)
 
 __all__ = ["ExamAIF", "ExamCurves", "ExamToCurves", "resample_curves"]
 
@@ -271,19 +276,24 @@ class ExamToCurves(BaseEstimator):
         Raises
         ------
         ValueError
-            Naming the subject: a selected voxel with a non-positive signal,
-            a flat or non-positive mean arterial signal, no ``aif`` mask with
-            ``aif="mask"``.
+            Naming the subject: a flat or non-positive mean arterial signal,
+            no ``aif`` mask with ``aif="mask"``, or every selected voxel
+            degenerate.
+
+        Warns
+        -----
+        DegenerateVoxelWarning
+            Once, counting the degenerate voxels: a zero or negative signal
+            sample after the skipped frames, whose logarithm is undefined.
+            Their curves (hence maps) are NaN; the other voxels are
+            unaffected (SPEC §10).
         """
         self._validate_params()
         selected = exam.mask(mask)
         if not selected.any():
             raise ValueError(f"subject {exam.subject_id}: the selected mask has no voxel.")
         tissue = exam.signal[selected]
-        n_bad = int(np.count_nonzero(np.any(tissue.reshape(len(tissue), -1) <= 0, axis=1)))
-        if n_bad:
-            raise ValueError(f"subject {exam.subject_id}: {n_bad} voxel(s) of the selected mask "
-                             "have a non-positive signal; its logarithm is needed.")
+        tissue, degenerate = _stand_in_degenerate(tissue, exam, selected)
         aif_voxels, candidates, candidate_curves = self._aif_voxels(exam)
         aif = exam.signal[aif_voxels].mean(axis=0)
         if np.any(aif <= 0) or np.any(np.ptp(aif, axis=0) == 0):
@@ -295,11 +305,15 @@ class ExamToCurves(BaseEstimator):
             # The VOF goes through the conversion as one more "tissue" row.
             tissue = np.concatenate([tissue, exam.signal[venous].mean(axis=0)[None]])
         X = self._transformer(exam).fit_transform(_pair(tissue, aif))
+        if venous is None:
+            X[degenerate] = np.nan
+        else:
+            X[:-1][degenerate] = np.nan
         scale = 1.0
         if venous is not None:
             vof, X = X[-1, 0], X[:-1]
             try:
-                scale = vof_scale(X[0, 1], vof, exam.tr)
+                scale = vof_scale(X[int(np.argmin(degenerate)), 1], vof, exam.tr)
             except ValueError as exc:
                 raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
             X[:, 1] *= scale
@@ -315,8 +329,8 @@ class ExamToCurves(BaseEstimator):
             X = resample_curves(X, exam.tr, tr, n_times)
             if candidate_curves is not None:
                 candidate_curves = resample_curves(candidate_curves, exam.tr, tr, n_times)
-        aif_info = ExamAIF(X[0, 1].copy(), tr, aif_voxels, candidates, candidate_curves, scale,
-                           venous)
+        aif_info = ExamAIF(X[int(np.argmin(degenerate)), 1].copy(), tr, aif_voxels, candidates,
+                           candidate_curves, scale, venous)
         return ExamCurves(X, selected, aif_info, k2)
 
     def _grid(self, exam, n_frames):
@@ -325,6 +339,31 @@ class ExamToCurves(BaseEstimator):
             return tr, int(self.n_times)
         # The tolerance keeps rounding from dropping the last frame of an exact fit.
         return tr, int(np.floor((n_frames - 1) * exam.tr / tr + 1e-6)) + 1
+
+
+def _stand_in_degenerate(tissue, exam, selected):
+    """Replace degenerate voxels' signals by a valid voxel's, with one warning.
+
+    A voxel is degenerate when a kept frame (after ``n_skip``) has a zero or
+    negative signal: its concentration has no logarithm. The stand-in keeps
+    the conversion of the other voxels (and a shared baseline detection)
+    unchanged; the caller sets the degenerate rows to NaN afterwards.
+    """
+    kept = tissue[:, exam.n_skip:]
+    degenerate = ~np.all(kept.reshape(len(tissue), -1) > 0, axis=1)
+    n_bad = int(np.count_nonzero(degenerate))
+    if not n_bad:
+        return tissue, degenerate
+    if n_bad == len(tissue):
+        raise ValueError(f"subject {exam.subject_id}: every one of the {n_bad} selected voxels "
+                         "has a zero or negative signal; its logarithm is needed.")
+    first = tuple(int(i) for i in np.argwhere(selected)[np.argmax(degenerate)])
+    warnings.warn(f"subject {exam.subject_id}: {n_bad} of {len(tissue)} selected voxel(s) "
+                  f"(first: voxel {first}) have a zero or negative signal, whose logarithm is "
+                  "undefined; their maps are NaN.", DegenerateVoxelWarning, stacklevel=3)
+    tissue = tissue.copy()
+    tissue[degenerate] = tissue[np.argmin(degenerate)]
+    return tissue, degenerate
 
 
 def _scatter(values, mask):

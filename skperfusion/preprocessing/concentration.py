@@ -17,7 +17,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from ..curves import AIF, validate_curves
 
 __all__ = ["ARRIVAL_THRESHOLD_SD", "MIN_BASELINE_FRAMES", "ConcentrationTransformer",
-           "detect_baseline_frames"]
+           "DegenerateVoxelWarning", "detect_baseline_frames"]
 
 ARRIVAL_THRESHOLD_SD = 3.0
 """Signal drop, in noise standard deviations, that marks the bolus arrival."""
@@ -94,6 +94,10 @@ def detect_baseline_frames(signal, n_sd=ARRIVAL_THRESHOLD_SD, min_frames=MIN_BAS
     return np.where(found, np.maximum(last_at_baseline + 1, min_frames), n_times)
 
 
+class DegenerateVoxelWarning(UserWarning):
+    """Voxels (samples) whose signal has no logarithm: their outputs are NaN (SPEC §10)."""
+
+
 def _degenerate_samples(signals):
     """Samples with a non-positive signal somewhere, warned about once.
 
@@ -106,8 +110,19 @@ def _degenerate_samples(signals):
         warnings.warn(f"{n_bad} of {len(signals)} sample(s) (first: sample "
                       f"{int(np.argmax(degenerate))}) have a zero or negative signal, whose "
                       "logarithm is undefined; their concentrations are NaN.",
-                      UserWarning, stacklevel=3)
+                      DegenerateVoxelWarning, stacklevel=4)
     return degenerate
+
+
+def _warn_without_bolus(no_bolus, degenerate, n_frames):
+    """Warn once about samples whose arterial signal shows no bolus arrival."""
+    no_bolus = no_bolus & ~degenerate
+    n_none = int(np.count_nonzero(no_bolus))
+    if n_none and n_frames > MIN_BASELINE_FRAMES:
+        warnings.warn(f"no bolus arrival found in the arterial signal of {n_none} of "
+                      f"{len(no_bolus)} sample(s): the whole series is taken as baseline, so "
+                      "their concentrations are noise around 0 (is the contrast injection in "
+                      "this series?).", UserWarning, stacklevel=4)
 
 
 class ConcentrationTransformer(TransformerMixin, BaseEstimator):
@@ -247,6 +262,11 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         signals, was_channel_form = validate_curves(self, X, reset=False)
         signals = signals[:, :, self.n_skip:]
         n_samples, _, n_frames = signals.shape
+        if n_frames <= MIN_BASELINE_FRAMES:
+            warnings.warn(f"only {n_frames} frame(s) are left after the {self.n_skip} skipped "
+                          "one(s): too few to tell a bolus from the baseline, so the "
+                          "concentrations (and any map from them) are meaningless.",
+                          UserWarning, stacklevel=3)
         degenerate = _degenerate_samples(signals)
         if degenerate.any():
             # Stand-in values keep the other samples' arithmetic (and a shared AIF) intact.
@@ -259,6 +279,7 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
             shared = n_samples > 1 and bool(np.all(aif == aif[:1]))
             n_baseline = detect_baseline_frames(aif[:1] if shared else aif)
             n_baseline = np.broadcast_to(n_baseline, (n_samples,))
+            _warn_without_bolus(n_baseline == n_frames, degenerate, n_frames)
         else:
             n_baseline = np.full(n_samples, self.n_baseline)
         in_baseline = (np.arange(n_frames) < n_baseline[:, None]).astype(signals.dtype)
