@@ -1,13 +1,14 @@
 """Automatic selection of arterial (and venous) voxels from the DSC curves.
 
 Arterial voxels after Mouridsen et al. (2006): among the brain voxels with
-a clear first pass, the voxels with the largest areas and the smoothest
-curves are clustered by the *shape* of their area-normalised curves with
-k-means; the cluster with the earliest first moment (its mean curve peaks
-highest, earliest and narrowest) is kept, and clustered once more. Partial-
-volumed voxels (lower peaks than the rest of the arterial cluster) and
-saturated or noisy voxels are left out. Venous voxels are the late voxels
-with the largest areas (sagittal sinus, large veins).
+a clear first pass, the voxels with the highest peaks and the least noise
+are clustered by the *shape* of their area-normalised curves with k-means;
+the cluster whose mean curve peaks earliest and highest is kept, and
+clustered once more. Partial-volumed voxels (lower peaks than the rest of
+the arterial cluster) and saturated or noisy voxels are left out. Venous
+voxels are the late voxels with the largest areas (sagittal sinus, large
+veins): a vein, free of partial volume, may peak higher than the arteries,
+but it peaks later.
 
 All functions take the voxel curves at once, ``(n_voxels, n_times)``.
 """
@@ -65,20 +66,29 @@ def _first_moment(curves, tr):
     return np.sum(curves * times, axis=-1) / np.sum(curves, axis=-1)
 
 
+def _earliest_highest(curves, labels, k):
+    """Index of the cluster whose mean curve peaks first (within a frame) and highest."""
+    means = np.stack([curves[labels == j].mean(axis=0) for j in range(k)])
+    time_to_peak = np.argmax(means, axis=1)
+    early = time_to_peak <= time_to_peak.min() + 1
+    return int(np.argmax(np.where(early, means.max(axis=1), -np.inf)))
+
+
 def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=None,
-                           n_clusters=5, area_quantile=0.9, roughness_quantile=0.75,
+                           n_clusters=5, peak_quantile=0.9, noise_quantile=0.75,
                            random_state=0):
     """Arterial voxels among voxel concentration curves (Mouridsen et al. 2006).
 
     1. Usable voxels: finite curves, a first-pass peak above ``PEAK_SNR``
        baseline sd (noise), a lowest signal ``S/S0`` above
        :data:`MIN_SIGNAL_FRACTION` (saturation).
-    2. Candidates: the usable voxels with an area ``∫C`` at or above the
-       ``area_quantile`` of the usable ones, less the roughest
-       ``1 - roughness_quantile`` (sum of squared second differences per
-       squared area: noise, truncated peaks).
-    3. k-means (``n_clusters``) on the area-normalised curves; the cluster
-       whose mean curve has the earliest first moment is kept (fewer
+    2. Candidates: the usable voxels with a peak at or above the
+       ``peak_quantile`` of the usable ones, less the noisiest
+       ``1 - noise_quantile`` of them (baseline sd per peak), when
+       ``baseline_sd`` is given.
+    3. k-means (``n_clusters``) on the area-normalised curves (their
+       shape); of the clusters whose mean curve peaks first (within one
+       frame of the earliest), the one with the highest peak is kept (fewer
        clusters, of about 2 voxels at least, for few candidates), and split
        the same way once more if it still holds ``2 · n_clusters`` voxels.
     4. Partial volume: the voxels of that cluster whose peak is below the
@@ -97,10 +107,10 @@ def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=
         Lowest ``S/S0`` of each voxel, for the saturation check; None skips it.
     n_clusters : int, default=5
         Clusters of each k-means step.
-    area_quantile : float, default=0.9
-        Area quantile of the usable voxels that candidates reach.
-    roughness_quantile : float, default=0.75
-        Roughness quantile above which candidates are dropped.
+    peak_quantile : float, default=0.9
+        Peak quantile of the usable voxels that candidates reach.
+    noise_quantile : float, default=0.75
+        Quantile of the candidates' noise per peak above which they are dropped.
     random_state : int, default=0
         Seed of k-means.
 
@@ -132,10 +142,11 @@ def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=
         raise ValueError(f"no arterial candidates: none of the {n_voxels} voxels has a first "
                          "pass above the noise without saturating; check the brain mask or "
                          "give an aif mask.")
-    candidates = usable & (area >= np.quantile(area[usable], area_quantile))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        roughness = np.sum(np.diff(C, n=2, axis=1) ** 2, axis=1) / area**2
-    candidates &= roughness <= np.quantile(roughness[candidates], roughness_quantile)
+    candidates = usable & (peak >= np.quantile(peak[usable], peak_quantile))
+    if baseline_sd is not None:
+        # Noisiest relative to their peak: irregular curves, not clean first passes.
+        noise = np.asarray(baseline_sd) / peak
+        candidates &= noise <= np.quantile(noise[candidates], noise_quantile)
     chosen = candidates.copy()
     for round_ in range(2):
         index = np.flatnonzero(chosen)
@@ -145,9 +156,8 @@ def select_arterial_voxels(concentration, tr, *, baseline_sd=None, min_fraction=
             break
         shapes = C[index] / area[index, None]
         labels = KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(shapes)
-        means = np.stack([shapes[labels == j].mean(axis=0) for j in range(k)])
         chosen = np.zeros(n_voxels, dtype=bool)
-        chosen[index[labels == np.argmin(_first_moment(means, tr))]] = True
+        chosen[index[labels == _earliest_highest(C[index], labels, k)]] = True
     chosen &= peak >= np.median(peak[chosen])
     return chosen, candidates
 
