@@ -246,7 +246,7 @@ def test_bad_exam_files_raise_naming_subject_and_file(exam_dir, damage, error, m
 def test_rois_are_optional_for_maps(exam_dir):
     _remove(exam_dir, "tumor_mask.nii.gz")
     exam = load_exam(exam_dir, require_rois=False)
-    assert set(exam.masks) == {"aif", "brain", "nawm"}
+    assert set(exam.masks) == {"aif", "brain", "nawm", "vof"}  # the simulator writes a vof mask
 
 
 def test_bad_cohort_tables(cohort, tmp_path):

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from skperfusion.datasets import (
     add_noise,
+    draw_leakage_parameters,
     draw_subject_parameters,
     simulate_cohort,
     simulate_exam,
@@ -97,7 +98,7 @@ def test_phantom_regions():
     labels, nawm = tissue_labels((16, 16, 4))
     counts = {name: int((labels == value).sum()) for name, value in LABELS.items()}
     assert counts["gm"] > counts["wm"] / 2 > 0 and counts["tumor"] > 20
-    assert counts["artery"] == 8 and counts["csf"] > 0
+    assert counts["artery"] == 8 and counts["csf"] > 0 and counts["vein"] == 4
     assert nawm.sum() > 20 and (labels[nawm] == LABELS["wm"]).all()
     # NAWM is contralateral to the tumour.
     x = np.arange(16)[:, None, None] * np.ones((16, 16, 4))
@@ -219,3 +220,115 @@ def test_simulate_cohort_layout_and_protection(tmp_path):
         simulate_cohort(tmp_path, 5, random_state=0)
     with pytest.raises(ValueError, match="lgg_fraction"):
         simulate_cohort(tmp_path / "x", 5, lgg_fraction=1.0)
+
+
+# --- leakage, multi-echo, venous region (issue 10) ------------------------------------------------
+
+def test_leakage_parameters_follow_the_grade_ranges():
+    rng = np.random.default_rng(4)
+    for grade, (low, high) in (("LGG", (0.0, 0.01)), ("HGG", (0.02, 0.12))):
+        draws = pd.DataFrame([draw_leakage_parameters(grade, rng) for _ in range(300)])
+        assert draws["ktrans_tumor"].between(low, high).all()
+        assert draws["ktrans_tumor"].max() - draws["ktrans_tumor"].min() > 0.8 * (high - low)
+        assert draws["flip_angle"].between(60, 90).all()
+    with pytest.raises(ValueError, match="unknown grade"):
+        draw_leakage_parameters("GBM")
+
+
+@pytest.fixture(scope="module")
+def leaky_pair():
+    kwargs = {"shape": (10, 10, 2), "snr": np.inf, "random_state": 11}
+    return simulate_exam("sub-1", "HGG", leakage=True, **kwargs), simulate_exam(
+        "sub-1", "HGG", **kwargs)
+
+
+def test_leakage_changes_only_the_tumour_signal_and_keeps_the_truth(leaky_pair):
+    leaky, clean = leaky_pair
+    tumor = clean.masks["tumor"]
+    np.testing.assert_array_equal(leaky.signal[~tumor], clean.signal[~tumor])
+    for name in ("CBF", "CBV", "MTT", "Tmax"):
+        np.testing.assert_array_equal(leaky.ground_truth[name], clean.ground_truth[name])
+    ktrans = leaky.ground_truth["Ktrans"]
+    assert "Ktrans" not in clean.ground_truth
+    assert np.nanmean(ktrans[tumor]) == pytest.approx(leaky.extra["ktrans_tumor"])
+    assert (ktrans[clean.masks["nawm"]] == 0).all() and np.isnan(ktrans[clean.masks["aif"]]).all()
+    # Single echo, no preload: the leaked agent's T1 shortening wins, the tail rises.
+    late = slice(-10, None)
+    assert (leaky.signal[tumor][:, late].mean() > 1.03 * clean.signal[tumor][:, late].mean())
+    assert leaky.flip_angle == clean.flip_angle == leaky.extra["flip_angle"]
+
+
+def test_dual_echo_cancels_the_t1_effect_and_keeps_the_t2star_one():
+    from skperfusion.datasets.cohort import EXTRAVASCULAR_RELAXIVITY
+
+    kwargs = {"shape": (10, 10, 2), "snr": np.inf, "random_state": 11,
+              "echo_times": (0.012, 0.035)}
+    leaky = simulate_exam("s", "HGG", leakage=True, **kwargs)
+    clean = simulate_exam("s", "HGG", **kwargs)
+    assert leaky.signal.shape[-1] == 2 and leaky.echo_times == (0.012, 0.035)
+    tumor = leaky.masks["tumor"]
+
+    def dual_echo_delta_r2(exam):
+        s = exam.signal[tumor][..., exam.n_skip:, :].astype(float)
+        s0 = s[:, :3].mean(axis=1, keepdims=True)
+        return np.log((s[..., 0] / s0[..., 0]) / (s[..., 1] / s0[..., 1])) / (0.035 - 0.012)
+
+    extra = dual_echo_delta_r2(leaky) - dual_echo_delta_r2(clean)
+    # What is left is the extravascular T2* term: positive, growing, below r_e · ve · Cp,max.
+    assert (extra[:, -1] > 0).all()
+    bound = EXTRAVASCULAR_RELAXIVITY * leaky.extra["ve_tumor"] * leaky.extra["aif_peak"] / 0.55
+    assert extra.max() < bound
+    single = -np.log(leaky.signal[tumor][:, -1, 0] / clean.signal[tumor][:, -1, 0]) / 0.012
+    assert (single < 0).all()  # each echo alone sees the T1 effect
+
+
+def test_preload_shrinks_the_t1_effect(leaky_pair):
+    _, clean = leaky_pair
+    rise = {}
+    for preload in (0.0, 1.0):
+        exam = simulate_exam("sub-1", "HGG", shape=(10, 10, 2), snr=np.inf, random_state=11,
+                             leakage=True, preload=preload)
+        tumor = exam.masks["tumor"]
+        rise[preload] = exam.signal[tumor][:, -5:].mean() / clean.signal[tumor][:, -5:].mean()
+    # With a full preload the weaker T2* effect of the leaked agent can even win.
+    assert rise[1.0] < rise[0.0] and rise[0.0] > 1.0
+    with pytest.raises(ValueError, match="preload"):
+        simulate_exam(preload=-1.0)
+
+
+def test_leakage_overrides_and_bad_echo_times():
+    exam = simulate_exam("s", "LGG", shape=(8, 8, 2), snr=np.inf, random_state=0,
+                         leakage={"ktrans_tumor": 0.05, "ve_tumor": 0.3})
+    assert exam.extra["ktrans_tumor"] == 0.05 and exam.extra["ve_tumor"] == 0.3
+    with pytest.raises(ValueError, match="unknown leakage parameter"):
+        simulate_exam(leakage={"kep": 1.0})
+    for bad in ((0.03, 0.01), (0.03, 0.03), (30.0,)):
+        with pytest.raises(ValueError, match="echo_times"):
+            simulate_exam(echo_times=bad)
+
+
+def test_venous_region_has_known_truth(clean_exam):
+    vof = clean_exam.masks["vof"]
+    assert vof.sum() == clean_exam.shape[2]  # one sinus voxel per slice
+    assert not (vof & (clean_exam.masks["aif"] | clean_exam.masks["tumor"])).any()
+    assert np.isnan(clean_exam.ground_truth["CBF"][vof]).all()
+    # Same tracer amount: the venous area equals the arterial one up to the cut tail.
+    assert 0.85 < clean_exam.extra["vof_area_ratio"] <= 1.0
+    vein, artery = (clean_exam.signal[clean_exam.masks[k]].mean(axis=0) for k in ("vof", "aif"))
+    assert np.argmin(vein) > np.argmin(artery)  # the venous bolus comes later
+    # Pure blood: the venous signal drop is deeper than the partial-volumed arterial one.
+    frames = slice(clean_exam.n_skip, None)
+    assert (vein[frames].min() / vein[frames][:3].mean()
+            < artery[frames].min() / artery[frames][:3].mean())
+
+
+def test_multi_echo_cohort_round_trip(tmp_path):
+    from skperfusion.exam import load_cohort
+
+    simulate_cohort(tmp_path, 2, shape=(8, 8, 2), snr=30.0, random_state=0, leakage=True,
+                    echo_times=(0.015, 0.04))
+    names = {p.name for p in (tmp_path / "sub-001").iterdir()}
+    assert {"dsc_echo-1.nii.gz", "dsc_echo-2.json", "vof_mask.nii.gz", "gt_Ktrans.nii.gz"} <= names
+    exams = load_cohort(tmp_path)
+    assert exams[0].echo_times == (0.015, 0.04) and exams[0].signal.ndim == 5
+    assert exams[0].flip_angle == pytest.approx(exams[0].extra["flip_angle"])

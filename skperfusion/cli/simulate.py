@@ -1,5 +1,6 @@
 """``skperfusion simulate``: write a synthetic glioma cohort with ground truth."""
 
+import argparse
 import math
 from pathlib import Path
 
@@ -8,9 +9,11 @@ from ._args import add_command, add_output_arguments, positive_float, positive_i
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
 DETAILS = (
-    "Each subject gets sub-<id>/dsc.nii.gz, dsc.json, four masks and "
-    "gt_CBF/gt_CBV/gt_MTT/gt_Tmax.nii.gz (ml/100g/min, ml/100g, s, s); participants.tsv "
-    "holds grade, true_cbf_ratio (tumour/NAWM) and every drawn parameter."
+    "Each subject gets sub-<id>/dsc.nii.gz and dsc.json (dsc_echo-<n>.* with --echo-times), "
+    "aif/vof/brain/tumor/nawm masks and gt_CBF/gt_CBV/gt_MTT/gt_Tmax.nii.gz (ml/100g/min, "
+    "ml/100g, s, s), plus gt_Ktrans.nii.gz (1/min) with leakage; participants.tsv holds "
+    "grade, true_cbf_ratio (tumour/NAWM), vof_area_ratio and every drawn parameter. The "
+    "tumours leak contrast agent by default, as enhancing gliomas do (--no-leakage for none)."
 )
 
 
@@ -36,6 +39,15 @@ def register(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="subjects simulated in parallel (joblib)")
+    parser.add_argument("--leakage", action=argparse.BooleanOptionalAction, default=True,
+                        help="contrast leakage in the tumours (Tofts Ktrans/ve, T1 and T2* "
+                             "effects; default on)")
+    parser.add_argument("--echo-times", type=positive_float, nargs="+", default=None,
+                        metavar="TE", help="echo times in seconds for multi-echo exams, e.g. "
+                                           "0.012 0.035 (default: one echo, TE 25-35 ms)")
+    parser.add_argument("--preload", type=float, default=0.0,
+                        help="preload dose as a fraction of the bolus (0: none), shrinks the "
+                             "leakage T1 effect")
 
 
 def run(args):
@@ -46,11 +58,14 @@ def run(args):
     with atomic_directory(args.out_dir, overwrite=args.overwrite) as folder:
         table = simulate_cohort(folder, args.n_subjects, lgg_fraction=args.lgg_fraction,
                                 shape=tuple(args.shape), snr=args.snr, noise=args.noise,
-                                random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+                                random_state=args.seed, n_jobs=args.n_jobs, progress=True,
+                                leakage=args.leakage, echo_times=args.echo_times,
+                                preload=args.preload)
     counts = table["grade"].value_counts()
     snr = "inf" if math.isinf(args.snr) else f"{args.snr:g}"
+    leakage = "leaky tumours" if args.leakage else "no leakage"
     print(f"wrote {len(table)} subjects ({counts.get('LGG', 0)} LGG, {counts.get('HGG', 0)} "
-          f"HGG, SNR {snr}) to {args.out_dir}")
+          f"HGG, SNR {snr}, {leakage}) to {args.out_dir}")
 
 
 def check_cohort_output(folder, overwrite):

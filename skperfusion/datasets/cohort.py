@@ -23,14 +23,26 @@ through a *non-linear* signal model that no deconvolver assumes:
    coil bias field and a non-steady-state overshoot of the first frames,
    then Rician or Gaussian noise at the requested SNR (:func:`add_noise`).
 
+6. optional contrast leakage in the tumour (``leakage=True``): Tofts
+   exchange (Ktrans, ve) from the plasma curve into the extravascular space,
+   whose agent raises R1 (spoiled gradient-echo T1 weighting with the
+   exam's TR and flip angle, so the signal rises) and adds its own, weaker
+   T2* effect; an optional preload dose shortens the baseline T1 first;
+7. one echo, or several (``echo_times``): every echo sees the same T1
+   weighting, so the dual-echo ratio cancels it;
+8. a venous region (sagittal-sinus-like ``vof`` mask) of pure blood whose
+   curve is the AIF delayed and dispersed by the brain transit (same area).
+
 Ground truth is the tissue's own CBF, CBV = CBF · MTT / 60, MTT and Tmax
 (the residue's arrival delay relative to the measured AIF); dispersion,
-partial volume and the relaxivity mismatch are *not* folded into it, as in
-Calamante et al. 2000. CSF has CBF = CBV = 0 and NaN MTT/Tmax; arterial and
-background voxels are NaN.
+partial volume, leakage and the relaxivity mismatch are *not* folded into
+it, as in Calamante et al. 2000. CSF has CBF = CBV = 0 and NaN MTT/Tmax;
+arterial, venous and background voxels are NaN. With leakage, ``Ktrans``
+(1/min) is ground truth too (0 in normal tissue).
 """
 
 import functools
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +52,18 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from ..exam import GRADES, MAP_NAMES, Exam, write_exam
-from ..physics import cbv_from_cbf_mtt, convolve_aif
+from ..physics import cbv_from_cbf_mtt, convolve_aif, flow_rate_to_cbf
+from ..physics.leakage import spgr_signal
 from .curves import gamma_variate, simulate_concentration
 from .noise import NOISE_KINDS, add_noise
 
 __all__ = [
     "BLOOD_RELAXIVITY",
+    "EXTRAVASCULAR_RELAXIVITY",
+    "R1_RELAXIVITY",
     "RESIDUE_PROBABILITIES",
     "TISSUE_RELAXIVITY",
+    "draw_leakage_parameters",
     "draw_subject_parameters",
     "simulate_cohort",
     "simulate_exam",
@@ -68,7 +84,20 @@ RESIDUE_PROBABILITIES = {"exponential": 0.35, "gamma": 0.35, "boxcar": 0.15,
 The Lorentzian (the PHAE decoder's own family) is kept a minority so that no
 method is favoured."""
 
-LABELS = {"background": 0, "gm": 1, "wm": 2, "csf": 3, "tumor": 4, "artery": 5}
+R1_RELAXIVITY = 4.0
+"""Longitudinal relaxivity of a gadolinium chelate, 1/(s·mM) (Rohrer et al. 2005:
+3.6–4.3 in plasma at 1.5–3 T)."""
+
+EXTRAVASCULAR_RELAXIVITY = 20.0
+"""ΔR2* per mM of extravascular agent (per tissue volume), 1/(s·mM): weaker than
+the compartmentalised intravascular effect (Quarles et al. 2009 model its
+geometry dependence); at TE ≈ 30 ms the T1 effect then dominates the signal
+of a single echo without preload, as in most enhancing gliomas."""
+
+HEMATOCRIT = 0.45
+"""Large-vessel haematocrit: plasma concentration = blood concentration / (1 - Hct)."""
+
+LABELS = {"background": 0, "gm": 1, "wm": 2, "csf": 3, "tumor": 4, "artery": 5, "vein": 6}
 """Tissue label values of :func:`tissue_labels`."""
 
 # Normal-tissue perfusion (Østergaard et al. 1996; Leenders et al. 1990):
@@ -86,7 +115,15 @@ _GRADE3_FRACTION = 0.25
 _TUMOR_MTT = (4.0, 8.0)
 _GAMMA_SHAPE = (1.5, 5.0)
 # Baseline T2*-weighted intensity relative to white matter.
-_S0 = {"background": 0.02, "gm": 1.15, "wm": 1.0, "csf": 1.6, "tumor": 1.3, "artery": 1.0}
+_S0 = {"background": 0.02, "gm": 1.15, "wm": 1.0, "csf": 1.6, "tumor": 1.3, "artery": 1.0,
+       "vein": 1.0}
+# Baseline R2* (1/s) for the TE dependence of S0 between echoes (T2* ~ 50 ms).
+_R2STAR_BASELINE = 20.0
+# Leakage (per grade): Ktrans (1/min) and ve ranges; voxel log-sd of Ktrans.
+_KTRANS = {"LGG": (0.0, 0.01), "HGG": (0.02, 0.12)}
+_VE = {"LGG": (0.05, 0.2), "HGG": (0.1, 0.4)}
+_KTRANS_VOXEL_SD = 0.3
+_LEAK_KEY = 0x1EA4  # spawn key of the leakage stream
 _SIGNAL_SCALE = 1000.0
 _CHUNK_VOXELS = 4096
 _FOV_MM, _SLICE_MM = 224.0, 5.0
@@ -94,14 +131,15 @@ _FOV_MM, _SLICE_MM = 224.0, 5.0
 
 def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0.28,
                   nawm_radius=0.25):
-    """Brain-like label phantom: cortex, white matter, ventricles, tumour, arteries.
+    """Brain-like label phantom: cortex, white matter, ventricles, tumour, arteries, sinus.
 
     Coordinates are normalised to ``[-1, 1]`` in-plane; the slices cover the
     central slab of an ellipsoidal brain. The tumour sits in the left
     hemisphere; the NAWM ROI is the contralateral mirror region of white
     matter. Tumour and NAWM ROI are cylinders across the slab. Two arterial
     voxels per slice sit near the midline (anterior / middle cerebral
-    arteries).
+    arteries); one cortical voxel per slice at the posterior midline is the
+    superior sagittal sinus (``"vein"``).
 
     Parameters
     ----------
@@ -143,6 +181,10 @@ def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0
         j = int(np.argmin(np.abs(np.linspace(-1, 1, shape[1]) - 0.55)))
         labels[i, j, :] = np.where(brain[i, j, :], LABELS["artery"], labels[i, j, :])
     nawm &= labels == LABELS["wm"]
+    # Superior sagittal sinus: the posterior midline voxel of the cortex in every slice.
+    i = int(np.argmin(np.abs(np.linspace(-1, 1, shape[0]))))
+    j = int(np.argmin(np.abs(np.linspace(-1, 1, shape[1]) + 0.85)))
+    labels[i, j, :] = np.where(labels[i, j, :] == LABELS["gm"], LABELS["vein"], labels[i, j, :])
     return labels, nawm
 
 
@@ -220,6 +262,42 @@ def draw_subject_parameters(grade, random_state=None):
     return params
 
 
+def draw_leakage_parameters(grade, random_state=None):
+    """Draw one subject's flip angle, venous transit and tumour leakage parameters.
+
+    Drawn from their own random stream (see :func:`simulate_exam`), so that
+    switching leakage on or off leaves every other parameter of a subject
+    unchanged.
+
+    Parameters
+    ----------
+    grade : {"LGG", "HGG"}
+        Glioma grade; sets the Ktrans and ve ranges.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed or generator.
+
+    Returns
+    -------
+    params : dict
+        ``flip_angle`` (degrees), ``t1_tumor`` (pre-contrast tumour T1, s),
+        ``ktrans_tumor`` (subject mean, 1/min), ``ve_tumor`` (extravascular,
+        extracellular volume fraction), ``vein_delay`` and
+        ``vein_dispersion`` (s: brain transit from the arteries to the
+        sagittal sinus).
+    """
+    if grade not in GRADES:
+        raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}.")
+    rng = np.random.default_rng(random_state)
+    return {
+        "flip_angle": _uniform(rng, (60.0, 90.0)),
+        "t1_tumor": _uniform(rng, (1.4, 2.0)),
+        "ktrans_tumor": _uniform(rng, _KTRANS[grade]),
+        "ve_tumor": _uniform(rng, _VE[grade]),
+        "vein_delay": _uniform(rng, (4.0, 7.0)),
+        "vein_dispersion": _uniform(rng, (1.5, 3.0)),
+    }
+
+
 def _arterial_concentration(t, *, bolus_arrival, aif_alpha, aif_beta, aif_peak, recirculation,
                             recirculation_delay, dispersion=0.0):
     """Arterial concentration in mM at times ``t`` (uniform grid from 0 if dispersed)."""
@@ -240,6 +318,11 @@ def _arterial_concentration(t, *, bolus_arrival, aif_alpha, aif_beta, aif_peak, 
     return concentration
 
 
+def _aif_parameters(params):
+    return {k: params[k] for k in ("bolus_arrival", "aif_alpha", "aif_beta", "aif_peak",
+                                   "recirculation", "recirculation_delay")}
+
+
 def _blood_delta_r2(concentration):
     a, b = BLOOD_RELAXIVITY
     return a * concentration + b * concentration**2
@@ -252,58 +335,29 @@ def _bias_field(shape, rng):
     return 1.0 + gx * x + gy * y + 0.5 * gz * z
 
 
-def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=50.0,
-                  noise="rician", oversample=10, random_state=None, return_labels=False):
-    """Simulate one DSC exam of a glioma patient, with ground-truth maps.
+def _chunked_concentration(arterial, tr, cbf, mtt, *, n_times, oversample, **kwargs):
+    """:func:`simulate_concentration` in voxel chunks (bounds the fine-grid memory)."""
+    tissue = np.empty((len(cbf), n_times))
+    for start in range(0, len(cbf), _CHUNK_VOXELS):
+        part = slice(start, start + _CHUNK_VOXELS)
+        tissue[part], _ = simulate_concentration(
+            arterial, tr, cbf[part], mtt[part], n_times=n_times, oversample=oversample,
+            **{key: value[part] if np.ndim(value) else value for key, value in kwargs.items()})
+    return tissue
 
-    Parameters
-    ----------
-    subject_id : str, default="sub-001"
-        Subject identifier.
-    grade : {"LGG", "HGG"}, default="HGG"
-        Glioma grade; sets the tumour/NAWM CBF ratio distribution.
-    shape : tuple of 3 int, default=(16, 16, 4)
-        Image size in voxels.
-    snr : float, default=50.0
-        Baseline SNR (mean baseline / noise sd); ``numpy.inf`` for no noise.
-    noise : {"rician", "gaussian"}, default="rician"
-        Noise model, see :func:`add_noise`.
-    oversample : int, default=10
-        Fine-grid points per TR for the continuous convolution.
-    random_state : int, numpy.random.Generator or None, default=None
-        Seed or generator; the same seed gives the same exam (with or without
-        noise: the noise is drawn last).
-    return_labels : bool, default=False
-        Also return the tissue label volume (values of :data:`LABELS`).
 
-    Returns
-    -------
-    exam : Exam
-        Float32 signal, masks ``aif``, ``brain``, ``tumor``, ``nawm``,
-        ground truth CBF (ml/100g/min), CBV (ml/100g), MTT (s), Tmax (s), and
-        in ``extra`` the drawn parameters of
-        :func:`draw_subject_parameters`, ``snr``, ``noise`` and
-        ``true_cbf_ratio`` (mean tumour CBF / mean NAWM CBF over the ROIs).
-    labels : ndarray of int, shape ``shape``
-        Tissue labels; only with ``return_labels=True``.
-    """
-    if noise not in NOISE_KINDS:
-        raise ValueError(f"Unknown noise kind {noise!r}; expected one of {NOISE_KINDS}.")
-    rng = np.random.default_rng(random_state)
-    params = draw_subject_parameters(grade, rng)
-    tr, n_times = params["tr"], params["n_times"]
-    centre = (-0.4 + rng.uniform(-0.08, 0.08), rng.uniform(-0.15, 0.25))
-    labels, nawm = tissue_labels(shape, tumor_center=centre,
-                                 tumor_radius=rng.uniform(0.24, 0.32))
-    aif_kw = {k: params[k] for k in ("bolus_arrival", "aif_alpha", "aif_beta", "aif_peak",
-                                     "recirculation", "recirculation_delay")}
-    times = np.arange(n_times) * tr
-    blood = _arterial_concentration(times, **aif_kw)
-
+def _vascular_tissue(labels, params, rng, oversample):
+    """Tissue concentration (mM) of GM, WM and tumour, the truth maps and tumour delays."""
+    shape, (tr, n_times) = labels.shape, (params["tr"], params["n_times"])
     truth = {name: np.full(shape, np.nan) for name in MAP_NAMES}
-    delta_r2 = np.zeros((*shape, n_times))
-    for region in ("gm", "wm", "tumor"):
-        voxels = labels == LABELS[region]
+    concentration = np.zeros((*shape, n_times))
+    delays = {}
+    # The sinus is simulated as cortex first: the random stream stays that of the phantom
+    # without a sinus; its signal is replaced by venous blood afterwards.
+    regions = {"gm": (LABELS["gm"], LABELS["vein"]), "wm": (LABELS["wm"],),
+               "tumor": (LABELS["tumor"],)}
+    for region, values in regions.items():
+        voxels = np.isin(labels, values)
         n_voxels = int(voxels.sum())
         if not n_voxels:
             continue
@@ -314,54 +368,228 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         delay = params[f"delay_{region}"] + rng.uniform(0.0, 0.5, n_voxels)
         family = params[f"residue_{region}"]
         residue_kw = {"shape": rng.uniform(*_GAMMA_SHAPE, n_voxels)} if family == "gamma" else {}
-        arterial = functools.partial(_arterial_concentration, **aif_kw,
+        arterial = functools.partial(_arterial_concentration, **_aif_parameters(params),
                                      dispersion=params[f"dispersion_{region}"])
-        tissue = np.empty((n_voxels, n_times))
-        # Chunks bound the fine-grid memory (voxels x frames x oversample).
-        for start in range(0, n_voxels, _CHUNK_VOXELS):
-            part = slice(start, start + _CHUNK_VOXELS)
-            tissue[part], _ = simulate_concentration(
-                arterial, tr, cbf[part], mtt[part], family=family, delay=delay[part],
-                n_times=n_times, oversample=oversample,
-                **{key: value[part] for key, value in residue_kw.items()})
-        delta_r2[voxels] = TISSUE_RELAXIVITY * tissue
+        concentration[voxels] = _chunked_concentration(
+            arterial, tr, cbf, mtt, family=family, delay=delay, n_times=n_times,
+            oversample=oversample, **residue_kw)
         truth["CBF"][voxels], truth["MTT"][voxels], truth["Tmax"][voxels] = cbf, mtt, delay
+        delays[region] = delay
     truth["CBV"] = cbv_from_cbf_mtt(truth["CBF"], truth["MTT"])
-    csf = labels == LABELS["csf"]
     for name in ("CBF", "CBV"):
-        truth[name][csf] = 0.0
+        truth[name][labels == LABELS["csf"]] = 0.0
+    for name in MAP_NAMES:
+        truth[name][labels == LABELS["vein"]] = np.nan
+    return concentration, truth, delays["tumor"] if "tumor" in delays else np.zeros(0)
 
+
+def _extravascular(labels, params, leak, rng, delay, oversample, leakage):
+    """Tofts extravascular concentration (mM per tissue volume) and the Ktrans truth."""
+    tumor = labels == LABELS["tumor"]
+    n_voxels = int(tumor.sum())
+    heterogeneity = np.exp(_KTRANS_VOXEL_SD * rng.standard_normal(n_voxels))
+    # Normalised to mean 1: the tumour's mean Ktrans is the drawn subject value.
+    ktrans = leak["ktrans_tumor"] * heterogeneity / max(heterogeneity.mean(), 1e-12)
+    ve = leak["ve_tumor"] * np.ones(n_voxels)
+    ktrans_truth = np.where(labels == LABELS["background"], np.nan, 0.0)
+    ktrans_truth[np.isin(labels, (LABELS["artery"], LABELS["vein"]))] = np.nan
+    ktrans_truth[tumor] = ktrans
+    ees = np.zeros((*labels.shape, params["n_times"]))
+    if n_voxels and leakage:
+        arterial = functools.partial(_arterial_concentration, **_aif_parameters(params),
+                                     dispersion=params["dispersion_tumor"])
+
+        def plasma(t):
+            return arterial(t) / (1.0 - HEMATOCRIT)
+
+        # C_e = Ktrans · Cp ⊗ exp(-kep t): an exponential "residue" with flow
+        # Ktrans (1/s, kH = rho = 1) and mean time ve / Ktrans, delayed like the tumour blood.
+        per_second = ktrans / 60.0
+        ees[tumor] = _chunked_concentration(
+            plasma, params["tr"], flow_rate_to_cbf(per_second, 1.0, 1.0), ve / per_second,
+            family="exponential", delay=delay, kh=1.0, rho=1.0, n_times=params["n_times"],
+            oversample=oversample)
+    return ees, ktrans_truth
+
+
+def _t1_weighting(ees, params, leak, preload):
+    """Signal factor of the leaked agent's T1 shortening (1 where nothing leaked)."""
+    r10 = 1.0 / leak["t1_tumor"]
+    # A preload given minutes before leaves about `preload` times the main
+    # bolus' late extravascular concentration: a shorter baseline T1.
+    before = r10 + R1_RELAXIVITY * preload * ees[..., -1:]
+    return (spgr_signal(before + R1_RELAXIVITY * ees, params["tr"], leak["flip_angle"])
+            / spgr_signal(before, params["tr"], leak["flip_angle"]))
+
+
+def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload):
+    """Noise-free signal of every echo, shape (X, Y, Z, T, E)."""
+    times = np.arange(params["n_times"]) * params["tr"]
+    blood = _arterial_concentration(times, **_aif_parameters(params))
+    venous = _arterial_concentration(
+        times, **dict(_aif_parameters(params),
+                      bolus_arrival=params["bolus_arrival"] + leak["vein_delay"]),
+        dispersion=leak["vein_dispersion"])
+    delta_r2 = TISSUE_RELAXIVITY * concentration + EXTRAVASCULAR_RELAXIVITY * ees
+    t1 = _t1_weighting(ees, params, leak, preload)
     s0_of_label = np.zeros(max(LABELS.values()) + 1)
     for name, value in _S0.items():
         s0_of_label[LABELS[name]] = value
-    s0 = _SIGNAL_SCALE * _bias_field(shape, rng) * s0_of_label[labels]
-    signal = s0[..., None] * np.exp(-params["te"] * delta_r2)
-    # Arterial voxels: blood and surrounding grey-matter signals add up
-    # (partial volume), so the measured AIF is non-linearly distorted.
-    artery = labels == LABELS["artery"]
+    s0 = _SIGNAL_SCALE * _bias_field(labels.shape, rng) * s0_of_label[labels]
+    artery, vein = labels == LABELS["artery"], labels == LABELS["vein"]
     gm_curve = delta_r2[labels == LABELS["gm"]].mean(axis=0)
     fraction = np.clip(params["partial_volume"] + rng.uniform(-0.1, 0.1, int(artery.sum())),
                        0.05, 1.0)[:, None]
-    signal[artery] = s0[artery][:, None] * (
-        fraction * np.exp(-params["te"] * _blood_delta_r2(blood))
-        + (1.0 - fraction) * np.exp(-params["te"] * gm_curve))
-    overshoot = params["nonsteady_amplitude"] * params["nonsteady_decay"] ** np.arange(n_times)
-    signal *= 1.0 + overshoot
-    n_baseline = int(params["bolus_arrival"] // tr) - params["n_skip"]
-    signal = add_noise(signal, snr, n_baseline=n_baseline, n_skip=params["n_skip"], kind=noise,
-                       random_state=rng)
+    echoes = []
+    for te in echo_times:
+        s0_echo = s0 * np.exp(-(te - echo_times[0]) * _R2STAR_BASELINE)
+        signal = s0_echo[..., None] * t1 * np.exp(-te * delta_r2)
+        # Arterial voxels: blood and surrounding grey-matter signals add up
+        # (partial volume), so the measured AIF is non-linearly distorted.
+        signal[artery] = s0_echo[artery][:, None] * (
+            fraction * np.exp(-te * _blood_delta_r2(blood))
+            + (1.0 - fraction) * np.exp(-te * gm_curve))
+        # The sinus is large: pure venous blood, no partial volume.
+        signal[vein] = s0_echo[vein][:, None] * np.exp(-te * _blood_delta_r2(venous))
+        echoes.append(signal)
+    overshoot = params["nonsteady_amplitude"] * params["nonsteady_decay"] ** np.arange(
+        params["n_times"])
+    frames = slice(params["n_skip"], None)
+    areas = {"true_aif_area": float(np.trapezoid(blood[frames], dx=params["tr"])),
+             "vof_area_ratio": float(np.trapezoid(venous[frames]) / np.trapezoid(blood[frames]))}
+    return np.stack(echoes, axis=-1) * (1.0 + overshoot)[:, None], areas
 
-    tumor = labels == LABELS["tumor"]
-    masks = {"aif": artery, "brain": labels != LABELS["background"], "tumor": tumor,
-             "nawm": nawm}
-    extra = dict(params, snr=float(snr), noise=noise,
-                 true_cbf_ratio=float(truth["CBF"][tumor].mean() / truth["CBF"][nawm].mean()))
+
+def _add_echo_noise(signal, snr, params, noise, echo_times, rng):
+    """Noise of one sd for all echoes, set by the first echo's baseline and ``snr``."""
+    n_baseline = int(params["bolus_arrival"] // params["tr"]) - params["n_skip"]
+    noisy = np.empty_like(signal)
+    for echo, te in enumerate(echo_times):
+        # Later echoes are darker at the same noise sd: a lower SNR.
+        darker = np.exp(-(te - echo_times[0]) * _R2STAR_BASELINE)
+        noisy[..., echo] = add_noise(signal[..., echo], snr * darker, n_baseline=n_baseline,
+                                     n_skip=params["n_skip"], kind=noise, random_state=rng)
+    return noisy
+
+
+def _affine(shape):
     # 224 mm field of view in-plane, 5 mm slices, centred on the origin.
     affine = np.diag([_FOV_MM / shape[0], _FOV_MM / shape[1], _SLICE_MM, 1.0])
     affine[:3, 3] = -0.5 * affine.diagonal()[:3] * (np.array(shape) - 1)
-    exam = Exam(signal=signal.astype(np.float32), te=params["te"], tr=tr, affine=affine,
+    return affine
+
+
+def _child_stream(rng):
+    """A generator of its own, derived from ``rng``'s seed without drawing from ``rng``."""
+    seed = rng.bit_generator.seed_seq
+    if not isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng()
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy,
+                                                        spawn_key=(*seed.spawn_key, _LEAK_KEY)))
+
+
+def _checked_echo_times(echo_times):
+    if echo_times is None:
+        return None
+    echo_times = tuple(float(te) for te in np.atleast_1d(echo_times))
+    if not (len(echo_times) >= 1 and all(0 < te < 1 for te in echo_times)
+            and all(b > a for a, b in itertools.pairwise(echo_times))):
+        raise ValueError(f"echo_times must be strictly increasing echo times in seconds (0 < "
+                         f"TE < 1); got {echo_times!r}.")
+    return echo_times
+
+
+def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=50.0,
+                  noise="rician", oversample=10, random_state=None, return_labels=False,
+                  leakage=False, echo_times=None, preload=0.0):
+    """Simulate one DSC exam of a glioma patient, with ground-truth maps.
+
+    Parameters
+    ----------
+    subject_id : str, default="sub-001"
+        Subject identifier.
+    grade : {"LGG", "HGG"}, default="HGG"
+        Glioma grade; sets the tumour/NAWM CBF ratio and leakage distributions.
+    shape : tuple of 3 int, default=(16, 16, 4)
+        Image size in voxels.
+    snr : float, default=50.0
+        Baseline SNR of the first echo (mean baseline / noise sd);
+        ``numpy.inf`` for no noise. All echoes share the noise sd.
+    noise : {"rician", "gaussian"}, default="rician"
+        Noise model, see :func:`add_noise`.
+    oversample : int, default=10
+        Fine-grid points per TR for the continuous convolution.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed or generator; the same seed gives the same exam (with or without
+        noise: the noise is drawn last; with or without leakage: the
+        parameters of :func:`draw_leakage_parameters` come from a child
+        stream).
+    return_labels : bool, default=False
+        Also return the tissue label volume (values of :data:`LABELS`).
+    leakage : bool or dict, default=False
+        Contrast leakage in the tumour (Tofts exchange, T1 and T2* effects);
+        a dict turns it on and sets some of the parameters of
+        :func:`draw_leakage_parameters` (e.g. ``{"ktrans_tumor": 0.05,
+        "ve_tumor": 0.4}``, Ktrans in 1/min).
+    echo_times : sequence of float or None, default=None
+        Echo times in seconds (strictly increasing) for a multi-echo exam;
+        None for one echo at the drawn TE.
+    preload : float, default=0.0
+        Preload dose as a fraction of the main bolus (0: none; 1: a full
+        preload dose), which shortens the tumour's baseline T1 and so
+        shrinks the leakage T1 effect.
+
+    Returns
+    -------
+    exam : Exam
+        Float32 signal (X, Y, Z, T), or (X, Y, Z, T, E) for several echoes;
+        masks ``aif``, ``vof``, ``brain``, ``tumor``, ``nawm``; flip angle;
+        ground truth CBF (ml/100g/min), CBV (ml/100g), MTT (s), Tmax (s),
+        and Ktrans (1/min) with leakage; in ``extra`` the drawn parameters
+        of :func:`draw_subject_parameters` and
+        :func:`draw_leakage_parameters`, ``snr``, ``noise``, ``leakage``,
+        ``preload``, ``true_cbf_ratio`` (mean tumour CBF / mean NAWM CBF),
+        ``true_aif_area`` (mM·s, blood) and ``vof_area_ratio`` (venous /
+        arterial blood curve area over the kept frames).
+    labels : ndarray of int, shape ``shape``
+        Tissue labels; only with ``return_labels=True``.
+    """
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"Unknown noise kind {noise!r}; expected one of {NOISE_KINDS}.")
+    if not (np.ndim(preload) == 0 and preload >= 0):
+        raise ValueError(f"preload must be a dose fraction >= 0; got {preload!r}.")
+    multi_echo = _checked_echo_times(echo_times)
+    rng = np.random.default_rng(random_state)
+    leak_rng = _child_stream(rng)
+    params = draw_subject_parameters(grade, rng)
+    leak = draw_leakage_parameters(grade, leak_rng)
+    if isinstance(leakage, dict):
+        unknown = set(leakage) - set(leak)
+        if unknown:
+            raise ValueError(f"unknown leakage parameter(s) {sorted(unknown)}; expected names "
+                             f"among {sorted(leak)}.")
+        leak.update({key: float(value) for key, value in leakage.items()})
+    centre = (-0.4 + rng.uniform(-0.08, 0.08), rng.uniform(-0.15, 0.25))
+    labels, nawm = tissue_labels(shape, tumor_center=centre,
+                                 tumor_radius=rng.uniform(0.24, 0.32))
+    concentration, truth, tumour_delay = _vascular_tissue(labels, params, rng, oversample)
+    ees, ktrans = _extravascular(labels, params, leak, leak_rng, tumour_delay, oversample,
+                                 leakage)
+    tes = multi_echo or (params["te"],)
+    signal, areas = _signal(labels, params, leak, concentration, ees, tes, rng, preload)
+    signal = _add_echo_noise(signal, snr, params, noise, tes, rng)
+    tumor = labels == LABELS["tumor"]
+    masks = {"aif": labels == LABELS["artery"], "vof": labels == LABELS["vein"],
+             "brain": labels != LABELS["background"], "tumor": tumor, "nawm": nawm}
+    if leakage:
+        truth["Ktrans"] = ktrans
+    extra = dict(params, **leak, snr=float(snr), noise=noise, leakage=bool(leakage),
+                 preload=float(preload), **areas,
+                 true_cbf_ratio=float(truth["CBF"][tumor].mean() / truth["CBF"][nawm].mean()))
+    exam = Exam(signal=(signal if multi_echo else signal[..., 0]).astype(np.float32),
+                te=multi_echo or params["te"], tr=params["tr"], affine=_affine(shape),
                 masks=masks, subject_id=subject_id, grade=grade, ground_truth=truth,
-                extra=extra, n_skip=params["n_skip"])
+                extra=extra, n_skip=params["n_skip"], flip_angle=leak["flip_angle"])
     return (exam, labels) if return_labels else exam
 
 
@@ -372,7 +600,8 @@ def _simulate_and_write(root, subject_id, grade, seed, kwargs):
 
 
 def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4), snr=50.0,
-                    noise="rician", random_state=None, n_jobs=None, progress=False):
+                    noise="rician", random_state=None, n_jobs=None, progress=False,
+                    leakage=False, echo_times=None, preload=0.0):
     """Write a synthetic glioma cohort in the on-disk cohort layout, with ground truth.
 
     Parameters
@@ -396,6 +625,14 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
         Subjects simulated in parallel with joblib.
     progress : bool, default=False
         Show a progress bar.
+    leakage : bool, default=False
+        Contrast leakage in the tumours (``skperfusion simulate`` and
+        ``skperfusion study --demo`` turn it on by default, as real enhancing
+        gliomas leak), see :func:`simulate_exam`.
+    echo_times : sequence of float or None, default=None
+        Echo times in seconds for multi-echo exams (``dsc_echo-<n>`` files).
+    preload : float, default=0.0
+        Preload dose fraction, see :func:`simulate_exam`.
 
     Returns
     -------
@@ -418,7 +655,8 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
         ["LGG"] * n_lgg + ["HGG"] * (n_subjects - n_lgg))
     width = max(3, len(str(n_subjects)))
     ids = [f"sub-{i + 1:0{width}d}" for i in range(n_subjects)]
-    kwargs = {"shape": tuple(shape), "snr": snr, "noise": noise}
+    kwargs = {"shape": tuple(shape), "snr": snr, "noise": noise, "leakage": leakage,
+              "echo_times": echo_times, "preload": preload}
     # Threads by default (numpy FFTs and zlib release the GIL; no process
     # start-up); a joblib backend set by the caller still takes precedence.
     rows = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(

@@ -18,6 +18,8 @@ and the simulator's extravasation model.
   exchange term, ``h_app(t) = f · R(t) - K2 · exp(-kep t)``, fitted on the
   late part of the deconvolved residue, where ``f · R`` has decayed; the
   deconvolution uses :func:`convolution_matrix`.
+- **T1 weighting** of a spoiled gradient echo, :func:`spgr_signal`: the
+  leaked agent raises ``R1`` and hence the signal.
 """
 
 import numpy as np
@@ -28,6 +30,7 @@ __all__ = [
     "convolution_matrix",
     "cumulative_integral",
     "exchange_fit",
+    "spgr_signal",
     "tofts_kernel",
 ]
 
@@ -194,3 +197,34 @@ def exchange_fit(residue, t, kep_grid):
     best = np.argmax(np.nan_to_num(projection**2 / norm), axis=1)
     amplitude = np.take_along_axis(projection, best[:, None], axis=1)[:, 0] / norm[best]
     return -amplitude, best
+
+
+def spgr_signal(r1, tr, flip_angle):
+    """Steady-state spoiled gradient-echo T1 weighting, ``sin α (1 - E1) / (1 - cos α E1)``.
+
+    ``E1 = exp(-TR · R1)``; the proton density and T2* factors are left out
+    (they multiply the signal separately).
+
+    Parameters
+    ----------
+    r1 : array_like
+        Longitudinal relaxation rate ``R1 = 1 / T1`` in 1/s.
+    tr : float
+        Repetition time in seconds.
+    flip_angle : float
+        Flip angle in degrees.
+
+    Returns
+    -------
+    weighting : ndarray
+        Dimensionless T1 weighting, in ``(0, 1]``.
+
+    Examples
+    --------
+    >>> from skperfusion.physics.leakage import spgr_signal
+    >>> round(float(spgr_signal(1 / 1.6, 1.2, 75.0)), 3)
+    0.581
+    """
+    e1 = np.exp(-float(tr) * np.asarray(r1, dtype=float))
+    alpha = np.deg2rad(flip_angle)
+    return np.sin(alpha) * (1.0 - e1) / (1.0 - np.cos(alpha) * e1)
