@@ -131,3 +131,5 @@ register_deconvolver("tikhonov", "Tikhonov",
                      "skperfusion.deconvolution.tikhonov:TikhonovDeconvolver")
 register_deconvolver("phae", "PHAE", "skperfusion.deconvolution.phae:PHAEDeconvolver",
                      trainable=True)
+register_deconvolver("parametric", "Parametric",
+                     "skperfusion.deconvolution.parametric:ParametricDeconvolver")

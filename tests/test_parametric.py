@@ -1,0 +1,137 @@
+"""ParametricDeconvolver against ground truth, oSVD, and scikit-learn's conventions."""
+
+import functools
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS
+
+from skperfusion import ConcentrationTransformer, OSVDDeconvolver, pair_curves
+from skperfusion.datasets import add_noise, gamma_variate, simulate_concentration
+from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver
+
+AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
+TE = 0.03
+# Tissue ΔR2* relaxivity relative to the AIF's: tissue signals then drop by
+# 10-45 % at the bolus peak (CBF 10-70), as in clinical DSC at TE = 30 ms.
+TISSUE_RELAXIVITY = 4.0
+
+
+# check_transformer_n_iter (run because of ``max_iter``) feeds 3 columns too.
+EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_COLUMNS}
+
+
+@parametrize_with_checks([ParametricDeconvolver(residue="exponential", max_iter=3)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _truth(n, rng, delay=(1.0, 4.0)):
+    return rng.uniform(10, 70, n), rng.uniform(2, 12, n), rng.uniform(*delay, n)
+
+
+@pytest.mark.parametrize("family, tr, params", [
+    ("exponential", 1.0, {}), ("exponential", 1.5, {}), ("lorentzian", 1.0, {}),
+    ("lorentzian", 1.5, {}), ("gamma", 1.0, {"gamma_shape": 3.0}),
+])
+def test_recovers_its_own_family_noise_free(family, tr, params):
+    # The AIF is known at the samples only: the cubic interpolation onto
+    # the fine grid (O(TR^4) on a gamma variate) and the trapezoidal rule
+    # there leave ~1-3 % at TR = 1.5 s for MTT = 2 s; 3 % is the issue's bound.
+    rng = np.random.default_rng(1)
+    cbf, mtt, delay = _truth(8, rng)
+    shape = {"shape": params["gamma_shape"]} if params else {}
+    tissue, aif = simulate_concentration(AIF, tr, cbf, mtt, family=family, delay=delay,
+                                         n_times=int(90 / tr), **shape)
+    maps = ParametricDeconvolver(tr=tr, residue=family, **params).fit_transform(
+        pair_curves(tissue, aif))
+    np.testing.assert_allclose(maps[:, 0], cbf, rtol=0.03)
+    np.testing.assert_allclose(maps[:, 2], mtt, rtol=0.03)
+    np.testing.assert_allclose(maps[:, 3], delay, rtol=0.03)
+    if family != "lorentzian":    # its 1/t² tail leaves ~5 % of the area past 90 s
+        np.testing.assert_allclose(maps[:, 1], cbf * mtt / 60, rtol=0.02)   # eq. 2 areas
+
+
+def test_auto_picks_the_generating_family():
+    rng = np.random.default_rng(2)
+    cbf, mtt, delay = _truth(6, rng)
+    curves = [simulate_concentration(AIF, 1.0, cbf, mtt, family=family, delay=delay,
+                                     n_times=90)
+              for family in ("exponential", "lorentzian")]
+    X = pair_curves(np.concatenate([c[0] for c in curves]), curves[0][1])
+    maps = ParametricDeconvolver(tr=1.0, residue="auto").fit_transform(X)
+    # A wrong family misses MTT by 20-30 % on these curves (measured).
+    np.testing.assert_allclose(maps[:, 2], np.tile(mtt, 2), rtol=0.03)
+
+
+def _mixed_family_signals(snr, rng, n_per_family=60, tr=1.0):
+    """Noisy signals of four residue families (the boxcar unmodelled), delays 0-3 s."""
+    tissue, truth = [], []
+    for family in ("exponential", "gamma", "lorentzian", "boxcar"):
+        cbf, mtt, delay = rng.uniform(10, 70, n_per_family), rng.uniform(2, 10, n_per_family), \
+            rng.uniform(0, 3, n_per_family)
+        extra = {"shape": rng.uniform(1.5, 5, n_per_family)} if family == "gamma" else {}
+        curves, aif = simulate_concentration(AIF, tr, cbf, mtt, family=family, delay=delay,
+                                             n_times=60, **extra)
+        tissue.append(curves)
+        truth.append(np.column_stack([cbf * TISSUE_RELAXIVITY, mtt, delay]))
+    tissue = np.concatenate(tissue)
+    signal = add_noise(100 * np.exp(-TE * TISSUE_RELAXIVITY * tissue), snr, n_baseline=8,
+                       random_state=rng)
+    # The AIF: the mean of 10 arterial voxels.
+    aif_signal = add_noise(100 * np.exp(-TE * aif[None]), snr * np.sqrt(10), n_baseline=8,
+                           random_state=rng)
+    X = ConcentrationTransformer(te=TE, n_baseline=8).fit_transform(
+        pair_curves(signal, np.broadcast_to(aif_signal, signal.shape)))
+    return X, np.concatenate(truth)
+
+
+def test_beats_osvd_mtt_on_mixed_families_at_snr_30():
+    X, truth = _mixed_family_signals(30.0, np.random.default_rng(3))
+    errors = {}
+    for name, estimator in (("osvd", OSVDDeconvolver()), ("parametric", ParametricDeconvolver())):
+        maps = estimator.fit_transform(X)
+        errors[name] = np.median(np.abs(maps[:, 2] / truth[:, 1] - 1))
+    # Measured 0.21 against 0.265 (0.20 against 0.28 with another seed);
+    # benchmarks/bench_accuracy.py has the SNR sweep.
+    assert errors["parametric"] < 0.85 * errors["osvd"]
+
+
+def test_registry_and_estimator_initialisation():
+    rng = np.random.default_rng(4)
+    cbf, mtt, delay = _truth(5, rng)
+    tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=90)
+    X = pair_curves(tissue, aif)
+    grid = make_deconvolver("parametric", residue="exponential").fit(X)
+    assert grid.init_ is None
+    from_svd = ParametricDeconvolver(residue="exponential", init=OSVDDeconvolver()).fit(X)
+    assert isinstance(from_svd.init_, OSVDDeconvolver)          # a fitted clone
+    np.testing.assert_allclose(from_svd.transform(X), grid.transform(X), rtol=1e-3)
+    fitted = OSVDDeconvolver().fit(X)
+    assert ParametricDeconvolver(init=fitted).fit(X).init_ is fitted
+
+
+def test_per_sample_aifs_match_shared():
+    rng = np.random.default_rng(5)
+    cbf, mtt, delay = _truth(4, rng)
+    tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=60)
+    X = pair_curves(tissue, aif)
+    per_sample = X.copy()
+    per_sample[1:, 1] *= 1.0 + 1e-12 * np.arange(1, len(X))[:, None]
+    estimator = ParametricDeconvolver(residue="exponential")
+    # The shared AIF's model curves are tabulated (interpolated to ~1e-4).
+    np.testing.assert_allclose(estimator.fit_transform(per_sample), estimator.fit_transform(X),
+                               rtol=2e-3)
+
+
+def test_degenerate_voxels_and_invalid_bounds():
+    tissue, aif = simulate_concentration(AIF, 1.0, [40.0], [4.0], n_times=40)
+    X = pair_curves(np.concatenate([tissue, np.zeros_like(tissue), tissue]), aif)
+    X[2, 1] = 0.0
+    maps = ParametricDeconvolver(residue="exponential").fit_transform(X)
+    assert maps[1, 0] == 0.0                       # flat tissue: no flow
+    assert np.all(np.isnan(maps[2, 1:]))           # no AIF area: no CBV, MTT, Tmax
+    with pytest.raises(ValueError, match="mtt_min"):
+        ParametricDeconvolver(mtt_min=5.0, mtt_max=2.0).fit(X[:1])
