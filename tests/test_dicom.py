@@ -69,7 +69,11 @@ def test_single_echo_series_and_cli_refusals(tmp_path, capsys):
     assert json.loads((out / "dsc.json").read_text())["EchoTime"] == 0.03
     assert main(["import-dicom", str(tmp_path / "series"), str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["import-dicom", str(tmp_path / "series"), str(out), "--overwrite"]) == 0
+    assert main(["import-dicom", str(tmp_path / "series"), str(out), "--overwrite",
+                 "--non-steady-state-volumes", "3"]) == 0
+    nib.save(nib.Nifti1Image(exam.masks["brain"].astype(np.uint8), np.eye(4)),
+             out / "brain_mask.nii.gz")
+    assert load_exam(out, require_rois=False, require_aif=False).n_skip == 3
     (tmp_path / "empty").mkdir()
     assert main(["import-dicom", str(tmp_path / "empty"), str(tmp_path / "sub-02")]) == 2
     assert "no convertible DICOM series" in capsys.readouterr().err

@@ -25,6 +25,10 @@ def register(subparsers):
     parser = add_command(subparsers, "import-dicom", HELP, DETAILS, run)
     parser.add_argument("dicom_dir", help="folder with the DICOM files of one DSC series")
     add_output_arguments(parser, "exam_dir", "exam folder to create (sub-<id>)")
+    parser.add_argument("--non-steady-state-volumes", type=int, default=0, metavar="N",
+                        help="leading frames before steady state (from the protocol), written "
+                             "to the sidecar as NonSteadyStateVolumes and left out of the "
+                             "baseline")
 
 
 def run(args):
@@ -32,7 +36,9 @@ def run(args):
     from ..exam.dicom import import_dicom
 
     try:
-        paths = import_dicom(args.dicom_dir, args.exam_dir, overwrite=args.overwrite)
+        paths = import_dicom(args.dicom_dir, args.exam_dir,
+                             non_steady_state=args.non_steady_state_volumes,
+                             overwrite=args.overwrite)
     except ImportError as exc:  # the optional dcm2niix: a user error, not a crash
         raise ValueError(str(exc)) from exc
     print(f"wrote {', '.join(path.name for path in paths)} to {args.exam_dir}")

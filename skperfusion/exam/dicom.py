@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_directory, check_outputs
-from .bids import read_sidecar
+from .bids import NON_STEADY_KEY, read_sidecar
 from .nifti import read_nifti
 
 __all__ = ["import_dicom", "write_dicom"]
@@ -53,7 +53,7 @@ def _convert(dicom_dir, raw):
     return converted
 
 
-def import_dicom(dicom_dir, exam_dir, *, overwrite=False):
+def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False):
     """Convert one DSC DICOM series into an exam folder.
 
     Every file of ``dicom_dir`` (and its sub-folders) is converted with
@@ -73,6 +73,10 @@ def import_dicom(dicom_dir, exam_dir, *, overwrite=False):
         Folder holding the DICOM files of one DSC series.
     exam_dir : str or path-like
         The exam folder to create (``sub-<id>``).
+    non_steady_state : int, default=0
+        Leading frames acquired before the magnetisation reached steady
+        state (from the protocol; DICOM does not record it), written as
+        ``NonSteadyStateVolumes`` and left out of the baseline.
     overwrite : bool, default=False
         Replace an existing ``exam_dir`` as a whole; without it an existing
         non-empty folder is refused.
@@ -95,6 +99,10 @@ def import_dicom(dicom_dir, exam_dir, *, overwrite=False):
         timing; messages name the files.
     """
     dicom_dir, exam_dir = Path(dicom_dir), Path(exam_dir)
+    if isinstance(non_steady_state, bool) or not isinstance(non_steady_state, int | np.integer) \
+            or non_steady_state < 0:
+        raise ValueError(f"non_steady_state must be a non-negative number of frames; got "
+                         f"{non_steady_state!r}.")
     if not dicom_dir.is_dir():
         raise FileNotFoundError(f"DICOM folder {dicom_dir} does not exist.")
     check_outputs([exam_dir], inputs=[dicom_dir], overwrite=overwrite, folders=True)
@@ -123,7 +131,12 @@ def import_dicom(dicom_dir, exam_dir, *, overwrite=False):
         names = (["dsc"] if len(echoes) == 1
                  else [f"dsc_echo-{n}" for n in range(1, len(echoes) + 1)])
         with atomic_directory(exam_dir, overwrite=overwrite) as folder:
-            for name, (_, _, _, image, sidecar) in zip(names, echoes, strict=True):
+            for name, (_, _, shape, image, sidecar) in zip(names, echoes, strict=True):
+                if non_steady_state >= shape[3] - 1:
+                    raise ValueError(f"{who}: non_steady_state={non_steady_state} leaves fewer "
+                                     f"than 2 of the {shape[3]} frames.")
+                if non_steady_state:
+                    sidecar = {**sidecar, NON_STEADY_KEY: int(non_steady_state)}
                 shutil.copyfile(image, folder / f"{name}.nii.gz")
                 (folder / f"{name}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return sorted(exam_dir.iterdir())
