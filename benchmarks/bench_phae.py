@@ -43,7 +43,7 @@ def _curves(n_voxels, n_times):
 
 
 def _inference(X, width, chunk_sizes, repeats, device):
-    model = PHAEDeconvolver(tr=TR, max_epochs=1, max_train_voxels=512, batch_size=256,
+    model = PHAEDeconvolver(tr=TR, max_epochs=1, epoch_voxels=512, batch_size=256,
                             module__width=width, device=device, random_state=0).fit(X[:2048])
     rows = []
     for chunk_size in chunk_sizes:

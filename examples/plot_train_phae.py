@@ -46,9 +46,9 @@ print(f"{X_train.shape[0]} training voxels on a grid of {n_times} frames x {tr:.
 # ``fit(X)`` with ``y=None``: the encoder proposes an MTT for each voxel,
 # the physics decoder rebuilds the tissue curve from it (eqs. 2–6 of the
 # paper) and the mean absolute error between the two curves is the loss.
-# ``max_train_voxels`` draws a fresh random subset of voxels every epoch,
+# ``epoch_voxels`` draws a fresh random subset of voxels every epoch,
 # bounding the epoch time on a CPU.
-phae = PHAEDeconvolver(tr=tr, max_epochs=20, lr=1e-2, batch_size=256, max_train_voxels=768,
+phae = PHAEDeconvolver(tr=tr, max_epochs=20, lr=1e-2, batch_size=256, epoch_voxels=768,
                        module__width=8, random_state=0)
 phae.fit(X_train)
 

@@ -8,7 +8,9 @@ voxels with different AIFs than the training ones.
 """
 
 import functools
+import io
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -17,7 +19,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_checks import ODD_COLUMN_CHECKS
@@ -83,6 +85,16 @@ def median_relative_error(estimate, truth):
     return float(np.median(np.abs(estimate / truth - 1.0)))
 
 
+def numpy_reconstruction_error(model, X):
+    """Mean |C - Ĉ| of a fitted Lorentzian PHAE, from its maps and the numpy physics."""
+    cbf, _, mtt, _ = model.transform(X).T
+    peak = X[:, 1].max(axis=1, keepdims=True)
+    t = np.arange(X.shape[2]) * model.tr
+    impulse = cbf_to_flow_rate(cbf, model.kh, model.rho)[:, None] * residue_function(
+        "lorentzian")(t, mtt[:, None])
+    return float(np.mean(np.abs(X[:, 0] / peak - convolve_aif(X[:, 1] / peak, impulse, model.tr))))
+
+
 @pytest.fixture(scope="module")
 def lorentzian_model():
     X, _, _, _ = simulate(4000, seed=0)
@@ -123,7 +135,7 @@ def test_decoder_matches_numpy_physics(family, with_delay):
     tissue = rng.uniform(0, 0.3, (n, N_TIMES)) * aif.max(axis=1, keepdims=True)
     mtt = rng.uniform(1, 15, n)
     delay = rng.uniform(0, 5, n) if with_delay else np.zeros(n)
-    module = PHAEModule(TR, kh, rho, residue=family, gamma_shape=3.0).double()
+    module = PHAEModule(TR, kh, rho, family=family, gamma_shape=3.0).double()
     curves = torch.tensor(pair_curves(tissue, aif))
     normalized = curves / curves[:, 1].amax(-1)[:, None, None]
     decoded = module.decode(normalized, torch.tensor(mtt),
@@ -158,10 +170,10 @@ def test_folded_batchnorm_encoder_gives_the_same_mtt():
             norm.weight.data.uniform_(0.5, 2, generator=generator)
     module.train(False)
     curves = torch.tensor(simulate(64, seed=2)[0], dtype=torch.float32)
-    with torch.inference_mode():
-        for plain, folded in zip(module.encode(curves), module.encode(curves, fold=True),
-                                 strict=True):
-            torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-6)
+    plain = module(curves)  # with autograd on, the encoder as trained
+    with torch.no_grad():  # inference: batch normalisations folded
+        torch.testing.assert_close(module(curves), plain, rtol=1e-5, atol=1e-6)
+    assert plain.shape == (64, 2)
 
 
 # -- training on simulated curves ------------------------------------------------------------
@@ -224,7 +236,7 @@ def test_snr30_pipeline_from_signals_beats_osvd():
 def test_non_lorentzian_residues(family, residue, mtt_bound, cbf_bound):
     X, _, _, _ = simulate(2400, seed=0, family=family)
     X_test, cbf, mtt, _ = simulate(1600, seed=1, family=family)
-    maps = PHAEDeconvolver(**FAST, residue=residue).fit(X).transform(X_test)
+    maps = PHAEDeconvolver(**FAST, family=residue).fit(X).transform(X_test)
     assert median_relative_error(maps[:, 2], mtt) <= mtt_bound
     assert median_relative_error(maps[:, 0], cbf) <= cbf_bound
 
@@ -257,12 +269,15 @@ def test_reproducible_and_global_rng_untouched(small_model):
     assert not np.allclose(other.transform(X)[:, 2], model.transform(X)[:, 2])
 
 
-def test_max_train_voxels_early_stopping_and_split(small_model):
+def test_epoch_voxels_early_stopping_and_split(small_model):
     _, X = small_model
-    model = PHAEDeconvolver(tr=TR, max_epochs=3, batch_size=50, max_train_voxels=120,
+    model = PHAEDeconvolver(tr=TR, max_epochs=3, batch_size=50, epoch_voxels=120,
                             module__width=4, random_state=0).fit(X)
     assert [len(row["batches"]) for row in model.history_] == [3, 3, 3]
     assert sum(b["train_batch_size"] for b in model.history_[-1]["batches"]) == 120
+    with pytest.warns(FutureWarning, match="max_train_voxels.*deprecated; use epoch_voxels"):
+        old = clone(model).set_params(epoch_voxels=None, max_train_voxels=120).fit(X)
+    np.testing.assert_array_equal(old.transform(X), model.transform(X))
     stopped = PHAEDeconvolver(
         tr=TR, max_epochs=20, batch_size=64, module__width=4, random_state=0,
         callbacks=[EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)],
@@ -306,11 +321,17 @@ def test_routed_params_clone_and_grid_search(small_model):
     assert set(search.best_params_) == {"lr", "module__width"}
     assert search.best_estimator_.net_.module_.encoder.head.in_features == \
         8 * search.best_params_["module__width"]
-    assert search.best_score_ < 0
+    # The default scoring is the held-out reconstruction error of the physics decoder,
+    # recomputed here from the maps with the numpy physics.
+    best = clone(estimator).set_params(**search.best_params_)
+    by_hand = [-numpy_reconstruction_error(clone(best).fit(X[train]), X[test])
+               for train, test in KFold(2).split(X)]  # cv=2 without y
+    assert search.best_score_ == pytest.approx(np.mean(by_hand), rel=1e-4)
 
 
 def test_score_is_the_training_loss(small_model):
     model, X = small_model
+    assert -model.score(X) == pytest.approx(numpy_reconstruction_error(model, X), rel=1e-4)
     # The last epoch's loss averages batches seen while the weights moved.
     assert -model.score(X) == pytest.approx(model.history_[-1, "train_loss"], rel=0.3)
 
@@ -328,8 +349,7 @@ def test_batch_size_and_sample_order_do_not_change_maps(small_model):
     model, X = small_model
     maps = model.transform(X)
     order = np.random.default_rng(0).permutation(len(X))
-    batched = clone(model).set_params(chunk_size=7)
-    batched.net_, batched.n_times_, batched.n_features_in_ = model.net_, model.n_times_, 2 * N_TIMES
+    batched = clone(model).set_params(chunk_size=7).fit(X)  # same seed: same weights
     np.testing.assert_allclose(batched.transform(X[order]), maps[order], rtol=1e-6)
     np.testing.assert_allclose(model.transform(X[:5]), maps[:5], rtol=1e-6)
 
@@ -399,12 +419,16 @@ def test_bad_input_errors(small_model):
         PHAEDeconvolver(mtt_min=5.0, mtt_max=2.0).fit(X)
     with pytest.raises(ValueError, match="tr"):
         PHAEDeconvolver(tr=0.0).fit(X)
-    with pytest.raises(ValueError, match="not as module__"):
+    with pytest.raises(ValueError, match=r"module__tr.*on PHAEDeconvolver itself"):
         PHAEDeconvolver(module__tr=2.0).fit(X)
     with pytest.raises(ValueError, match="Unknown module parameter"):
         PHAEDeconvolver(module__depth=2).fit(X)
-    with pytest.raises(ValueError, match="Unexpected parameter"):
+    with pytest.raises(ValueError, match="module__width"):
+        PHAEDeconvolver(module__width=10**6).fit(X)
+    with pytest.raises(ValueError, match=r"unexpected argument.*widht"):  # skorch's check
         PHAEDeconvolver(widht=8).fit(X)
+    with pytest.raises(ValueError, match="'family' parameter"):
+        PHAEDeconvolver(family="boxcar").fit(X)  # not differentiable in MTT
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             PHAEDeconvolver(device="cuda").fit(X)
@@ -416,3 +440,105 @@ def test_diverging_training_raises(small_model):
     huge[:, 0] *= 1e25  # tissue curves 25 orders of magnitude above their AIF
     with pytest.raises(FloatingPointError, match="training loss became"):
         PHAEDeconvolver(tr=TR, max_epochs=2, module__width=4).fit(huge)
+
+
+# -- interruption and model files (SPEC §12) -------------------------------------------------
+
+INTERRUPTED_FIT = """
+import signal, sys
+import numpy as np
+from skorch.callbacks import Callback
+from skperfusion import PHAEDeconvolver
+
+# As in a terminal: a process started in the background may inherit SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class Announce(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        print("epoch", len(net.history), flush=True)
+
+
+X = np.load(sys.argv[1])
+model = PHAEDeconvolver(tr=1.5, max_epochs=1, batch_size=64, module__width=4).fit(X)
+model.set_params(max_epochs=100_000, callbacks=[Announce()])
+try:
+    model.fit(X)  # a refit, interrupted
+except KeyboardInterrupt:
+    print("interrupted; fitted:", hasattr(model, "net_"), flush=True)
+    sys.exit(130)
+print("fit returned", flush=True)
+"""
+
+
+def test_ctrl_c_during_fit_raises_and_leaves_the_estimator_unfitted(small_model, tmp_path):
+    _, X = small_model
+    np.save(tmp_path / "X.npy", X)
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_FIT, str(tmp_path / "X.npy")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        while not any(line.startswith("epoch 2") for line in lines):  # training is under way
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, "".join(lines) + output
+    assert "interrupted; fitted: False" in output and "fit returned" not in output
+
+
+def _crafted(tmp_path, model, change):
+    """A copy of a real model file with ``change(payload)`` applied."""
+    model.save(tmp_path / "real.pt")
+    payload = torch.load(tmp_path / "real.pt", weights_only=True)
+    change(payload)
+    torch.save(payload, tmp_path / "crafted.pt")
+    return tmp_path / "crafted.pt"
+
+
+def _wrong_shapes(payload):
+    state = torch.load(io.BytesIO(payload["module"]), weights_only=True)
+    state["encoder.head.weight"] = torch.zeros(1, 7)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload["module"] = buffer.getvalue()
+
+
+@pytest.mark.parametrize(("change", "message", "builds"), [
+    (_wrong_shapes, r"size mismatch for encoder\.head\.weight", True),
+    (lambda p: p["params"].update(tr=[1.0, 2.0]), r"parameter 'tr' is a list", False),
+    (lambda p: p["params"].update(module__width=10**7), r"'module__width' parameter .* range",
+     False),
+    (lambda p: p["params"].update(chunk_size=-3), r"'chunk_size' parameter", False),
+    (lambda p: p["params"].update(__class__="x"), r"name '__class__' is not", False),
+    (lambda p: p.update(n_times="60"), r"'n_times' is missing or not a int", False),
+    (lambda p: p.update(version=1), r"version 1; this skperfusion reads version 2", False),
+    (lambda p: p.update(history="[{"), r"not a valid PHAEDeconvolver model", True),
+])
+def test_crafted_model_files_are_refused_by_name(small_model, tmp_path, monkeypatch, change,
+                                                 message, builds):
+    model, _ = small_model
+    path = _crafted(tmp_path, model, change)
+    built, original = [], PHAEModule.__init__
+
+    @functools.wraps(original)
+    def recording_init(self, *args, **kwargs):
+        built.append(kwargs.get("width"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PHAEModule, "__init__", recording_init)
+    with pytest.raises(ValueError, match=message) as error:
+        PHAEDeconvolver.load(path)
+    assert str(path) in str(error.value)
+    # Parameters are validated before anything is allocated; weights after a bounded build.
+    assert built == ([4] if builds else [])
+
+
+def test_model_files_load_weights_only(tmp_path):
+    torch.save({"format": "skperfusion.PHAEDeconvolver", "version": 2,
+                "params": functools.partial(print, "code ran")}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match=r"Cannot read .*evil\.pt.*Weights only load failed"):
+        PHAEDeconvolver.load(tmp_path / "evil.pt")

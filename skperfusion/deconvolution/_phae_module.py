@@ -6,7 +6,6 @@ the physics core (eqs. 2-6) through its torch twins, so that the only way to
 lower the reconstruction error is to encode a better MTT.
 """
 
-import functools
 import math
 
 import torch
@@ -14,33 +13,29 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..curves import AIF, TISSUE
-from ..physics import cbf_to_flow_rate
+from ..physics import RESIDUE_FAMILIES, cbf_to_flow_rate
 from ..physics.torch_ops import (
+    aif_peak_scale_torch,
     cbf_from_cbv_mtt_torch,
     cbv_from_curves_torch,
     convolve_aif_torch,
-    exponential_residue_torch,
-    gamma_residue_torch,
-    lorentzian_residue_torch,
+    residue_function_torch,
 )
 
-__all__ = ["PHAEEncoder", "PHAEModule", "fold_batchnorm", "normalize_by_aif_peak"]
+__all__ = ["DECODER_FAMILIES", "PHAEEncoder", "PHAEModule", "fold_batchnorm",
+           "normalize_by_aif_peak"]
 
-_TORCH_RESIDUES = {
-    "lorentzian": lorentzian_residue_torch,
-    "exponential": exponential_residue_torch,
-    "gamma": gamma_residue_torch,
-}
+DECODER_FAMILIES = tuple(name for name, family in RESIDUE_FAMILIES.items()
+                         if family.differentiable)
+"""Residue families of :data:`skperfusion.physics.RESIDUE_FAMILIES` a decoder trained by
+gradient descent can use: the differentiable ones (the boxcar's step is not)."""
 
 
 def normalize_by_aif_peak(curves):
     """Divide both channels of every sample by the peak of its AIF.
 
-    The stateless form of the paper's per-subject normalisation (all voxels
-    of an exam share one AIF): MTT and the ratio ``∫C / ∫Ca`` behind CBV are
-    unchanged, and the network sees curves of a fixed scale whatever the
-    concentration unit. A sample whose AIF has no positive peak is left as
-    it is (it has no defined perfusion anyway).
+    :func:`skperfusion.physics.aif_peak_scale` on tensors: a sample whose AIF
+    has no positive peak is left as it is (it has no defined perfusion).
 
     Parameters
     ----------
@@ -52,8 +47,7 @@ def normalize_by_aif_peak(curves):
     normalized : torch.Tensor of shape (batch, 2, n_times)
         Dimensionless curves, AIF peak 1.
     """
-    peak = curves[:, AIF].amax(dim=-1)
-    scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+    scale, _ = aif_peak_scale_torch(curves[:, AIF])
     return curves / scale[:, None, None]
 
 
@@ -127,20 +121,24 @@ class PHAEModule(nn.Module):
     """Physics-informed autoencoder: FCN encoder and physics decoder.
 
     ``forward`` takes raw concentration curves, normalises them by the AIF
-    peak (:func:`normalize_by_aif_peak`), encodes the MTT (and optionally a
-    bolus delay) and returns the reconstructed tissue curve with the
-    normalised tissue curve it must match:
+    peak (:func:`normalize_by_aif_peak`) and encodes them into the
+    perfusion parameters the decoder needs:
 
     - ``MTT = exp(log mtt_min + sigmoid(z) · log(mtt_max / mtt_min))``: smooth,
       positive, bounded, and as sensitive to relative changes at 1 s as at
       10 s;
-    - ``delay = max_delay · sigmoid(z')`` when ``learn_delay``, else 0;
-    - ``CBV`` by eq. 2 from the input curves, ``CBF = CBV / MTT`` (eq. 3);
-    - ``h(t) = f · R(t - delay)`` with ``f`` the flow rate of CBF (1/s, the
-      TRF of eq. 5 in the unit of the convolution) and ``R`` the residue of
-      the chosen family (eq. 4 for the Lorentzian);
-    - ``Ĉ = Ca ⊗ h`` (eq. 6) with the trapezoidal discretisation of
-      :func:`skperfusion.physics.convolve_aif`.
+    - ``delay = max_delay · sigmoid(z')`` when ``learn_delay``.
+
+    :meth:`reconstruct` rebuilds the tissue curve from them (eqs. 2-6):
+    ``CBV`` by eq. 2 from the input curves, ``CBF = CBV / MTT`` (eq. 3), the
+    impulse response ``h(t) = f · R(t - delay)`` with ``f`` the flow rate of
+    CBF in 1/s (the TRF of eq. 5) and ``R`` the residue of the chosen family
+    (eq. 4 for the Lorentzian), and ``Ĉ = Ca ⊗ h`` (eq. 6) with the
+    trapezoidal discretisation of :func:`skperfusion.physics.convolve_aif`.
+
+    In evaluation mode without gradient (inference), the encoder runs with
+    its batch normalisations folded into the convolutions
+    (:func:`fold_batchnorm`): the same result to float rounding, faster.
 
     Parameters
     ----------
@@ -150,8 +148,8 @@ class PHAEModule(nn.Module):
         Haematocrit correction factor, dimensionless.
     rho : float
         Brain density in g/ml.
-    residue : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
-        Residue family of the decoder.
+    family : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
+        Residue family of the decoder, see :data:`DECODER_FAMILIES`.
     gamma_shape : float, default=2.0
         Shape of the gamma residue, dimensionless (ignored otherwise).
     learn_delay : bool, default=False
@@ -166,9 +164,12 @@ class PHAEModule(nn.Module):
         Negative slope of the encoder's leaky ReLUs.
     """
 
-    def __init__(self, tr, kh, rho, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
+    def __init__(self, tr, kh, rho, family="lorentzian", gamma_shape=2.0, learn_delay=False,
                  mtt_min=0.5, mtt_max=30.0, max_delay=10.0, width=32, negative_slope=0.02):
         super().__init__()
+        if family not in DECODER_FAMILIES:
+            raise ValueError(f"family={family!r}; the PHAE decoder needs one of "
+                             f"{DECODER_FAMILIES}, differentiable in MTT.")
         self.tr = float(tr)
         self.kh = float(kh)
         self.rho = float(rho)
@@ -176,41 +177,57 @@ class PHAEModule(nn.Module):
         self.log_mtt_min = math.log(mtt_min)
         self.log_mtt_span = math.log(mtt_max / mtt_min)
         self.max_delay = float(max_delay)
-        self.residue = _TORCH_RESIDUES[residue]
-        if residue == "gamma":
-            self.residue = functools.partial(self.residue, shape=float(gamma_shape))
+        self.residue = residue_function_torch(family)
+        self.residue_parameters = ({"shape": float(gamma_shape)}
+                                   if "shape" in RESIDUE_FAMILIES[family].parameters else {})
         self.encoder = PHAEEncoder(width, 2 if learn_delay else 1, negative_slope)
 
-    def encode(self, curves, fold=False):
-        """Encode raw curves into MTT and bolus delay.
+    def forward(self, curves):
+        """Encode raw curves into MTT (and bolus delay).
 
         Parameters
         ----------
         curves : torch.Tensor of shape (batch, 2, n_times)
             Tissue and arterial concentrations (any unit).
-        fold : bool, default=False
-            Run the encoder with its batch normalisations folded into the
-            convolutions (:func:`fold_batchnorm`; evaluation mode only): the
-            same result to float rounding, about 20 % faster on a CPU.
 
         Returns
         -------
-        mtt : torch.Tensor of shape (batch,)
-            MTT in seconds, in ``[mtt_min, mtt_max]``.
-        delay : torch.Tensor of shape (batch,) or None
-            Bolus delay in seconds, in ``[0, max_delay]``; None unless
-            ``learn_delay``.
+        encoded : torch.Tensor of shape (batch, 1) or (batch, 2)
+            MTT in seconds in ``[mtt_min, mtt_max]``, then, with
+            ``learn_delay``, the bolus delay in seconds in ``[0, max_delay]``.
         """
-        encoder = fold_batchnorm(self.encoder) if fold else self.encoder
-        return self._bounded(encoder(normalize_by_aif_peak(curves)))
+        inference = not (self.training or torch.is_grad_enabled())
+        encoder = fold_batchnorm(self.encoder) if inference else self.encoder
+        logits = encoder(normalize_by_aif_peak(curves))
+        mtt = torch.exp(self.log_mtt_min + self.log_mtt_span * torch.sigmoid(logits[:, :1]))
+        if not self.learn_delay:
+            return mtt
+        return torch.cat([mtt, self.max_delay * torch.sigmoid(logits[:, 1:])], dim=1)
 
-    def _bounded(self, logits):
-        mtt = torch.exp(self.log_mtt_min + self.log_mtt_span * torch.sigmoid(logits[:, 0]))
-        delay = self.max_delay * torch.sigmoid(logits[:, 1]) if self.learn_delay else None
-        return mtt, delay
+    def reconstruct(self, curves, encoded):
+        """Rebuild the tissue curves from the encoded parameters (eqs. 2-6).
+
+        Parameters
+        ----------
+        curves : torch.Tensor of shape (batch, 2, n_times)
+            Raw tissue and arterial concentrations.
+        encoded : torch.Tensor of shape (batch, 1) or (batch, 2)
+            Output of :meth:`forward`.
+
+        Returns
+        -------
+        reconstruction : torch.Tensor of shape (batch, n_times)
+            ``Ĉ(t)`` normalised by the AIF peak; zero for samples without a
+            positive AIF area (no defined CBV), which then carry no gradient.
+        target : torch.Tensor of shape (batch, n_times)
+            The tissue curve ``C(t)`` normalised the same way.
+        """
+        normalized = normalize_by_aif_peak(curves)
+        delay = encoded[:, 1] if self.learn_delay else None
+        return self.decode(normalized, encoded[:, 0], delay), normalized[:, TISSUE]
 
     def decode(self, normalized, mtt, delay=None):
-        """Reconstruct the tissue curve from the MTT with eqs. 2-6.
+        """Reconstruct normalised tissue curves from the MTT with eqs. 2-6.
 
         Parameters
         ----------
@@ -224,9 +241,7 @@ class PHAEModule(nn.Module):
         Returns
         -------
         reconstruction : torch.Tensor of shape (batch, n_times)
-            ``Ĉ(t)`` in the unit of ``normalized``; zero for samples without
-            a positive AIF area (no defined CBV), which then carry no
-            gradient.
+            ``Ĉ(t)`` in the unit of ``normalized``.
         """
         tissue, aif = normalized[:, TISSUE], normalized[:, AIF]
         cbv = cbv_from_curves_torch(tissue, aif, self.kh, self.rho)
@@ -236,24 +251,5 @@ class PHAEModule(nn.Module):
         flow_rate = cbf * float(cbf_to_flow_rate(1.0, self.kh, self.rho))
         t = torch.arange(aif.shape[-1], dtype=aif.dtype, device=aif.device) * self.tr
         shift = 0.0 if delay is None else delay[:, None]
-        impulse_response = flow_rate[:, None] * self.residue(t, mtt[:, None], shift)
-        return convolve_aif_torch(aif, impulse_response, self.tr)
-
-    def forward(self, curves):
-        """Reconstruct the tissue curves of a batch.
-
-        Parameters
-        ----------
-        curves : torch.Tensor of shape (batch, 2, n_times)
-            Raw tissue and arterial concentrations.
-
-        Returns
-        -------
-        reconstruction : torch.Tensor of shape (batch, n_times)
-            ``Ĉ(t)``, normalised by the AIF peak.
-        target : torch.Tensor of shape (batch, n_times)
-            The tissue curve ``C(t)`` normalised the same way.
-        """
-        normalized = normalize_by_aif_peak(curves)
-        mtt, delay = self._bounded(self.encoder(normalized))
-        return self.decode(normalized, mtt, delay), normalized[:, TISSUE]
+        residue = self.residue(t, mtt[:, None], shift, **self.residue_parameters)
+        return convolve_aif_torch(aif, flow_rate[:, None] * residue, self.tr)

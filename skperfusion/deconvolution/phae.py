@@ -3,46 +3,49 @@
 A 1-D convolutional encoder reads each voxel's pair of tissue and arterial
 concentration curves and outputs its MTT; a weight-free physics decoder
 rebuilds the tissue curve from that MTT (CBV by eq. 2, CBF = CBV / MTT,
-Lorentzian residue, ``Ĉ = Ca ⊗ CBF·R``), and the encoder is trained, without
+Lorentzian residue, ``Ĉ = Ca ⊗ f·R``), and the encoder is trained, without
 any reference map, to minimise the mean absolute error between the measured
-and the rebuilt tissue curves. Training goes through skorch; inference runs
-the encoder alone and the closed forms.
+and the rebuilt tissue curves. skorch does the training, the parameter
+routing, the inference batches and the persistence; this module adds the
+scikit-learn transformer around it.
 """
 
+import contextlib
 import copy
 import inspect
+import io
+import json
+import signal
+import threading
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import Callback, ProgressBar
-from skorch.history import History
+from skorch.utils import to_tensor
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from .._io import atomic_write
-from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR, cbf_from_cbv_mtt, cbv_from_curves
 from ._base import BaseDeconvolver
-from ._phae_module import PHAEModule
+from ._phae_model_file import MAX_WIDTH, plain_params, read_model_file
+from ._phae_module import DECODER_FAMILIES, PHAEModule
 
 __all__ = ["PHAEDeconvolver"]
 
-_ROUTED_PREFIXES = ("module__", "optimizer__", "iterator_train__", "iterator_valid__",
-                    "callbacks__")
-"""skorch-style parameter prefixes accepted as keyword arguments."""
-
-_PHYSICS_PARAMS = ("tr", "kh", "rho", "residue", "gamma_shape", "learn_delay", "mtt_min",
-                   "mtt_max", "max_delay")
+_MODULE_PARAMS = ("tr", "kh", "rho", "family", "gamma_shape", "learn_delay", "mtt_min",
+                  "mtt_max", "max_delay")
 """Estimator parameters handed to :class:`PHAEModule`; never ``module__`` ones."""
 
-_SAVE_FORMAT = "skperfusion.PHAEDeconvolver"
-_SAVE_VERSION = 1
+_RENAMED = {"residue": "family", "max_train_voxels": "epoch_voxels"}
+"""Deprecated parameter names (0.1) and their new names."""
 
 
 class _VoxelBatchLoader(DataLoader):
@@ -50,15 +53,12 @@ class _VoxelBatchLoader(DataLoader):
 
     Indexing the dataset once per batch avoids collating thousands of
     single-voxel tensors. With ``max_samples``, every epoch draws a fresh
-    random subset of that many voxels (without replacement), so that an
-    epoch on a CPU costs a bounded time while training still sees all the
-    voxels over the epochs.
+    random subset of that many voxels (without replacement).
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, max_samples=None, **kwargs):
-        n_samples = len(dataset)
         if shuffle or max_samples is not None:
-            n_drawn = n_samples if max_samples is None else min(max_samples, n_samples)
+            n_drawn = len(dataset) if max_samples is None else min(max_samples, len(dataset))
             sampler = RandomSampler(dataset, num_samples=n_drawn)
         else:
             sampler = SequentialSampler(dataset)
@@ -66,13 +66,27 @@ class _VoxelBatchLoader(DataLoader):
                          sampler=BatchSampler(sampler, batch_size, drop_last=False), **kwargs)
 
 
-class _SelfSupervisedNet(NeuralNet):
-    """skorch net whose module returns ``(reconstruction, target)``; ``y`` is unused."""
+class _RecalibrateBatchNorm(Callback):
+    """Re-estimate the BatchNorm statistics with the final weights, once training ends.
+
+    The running statistics gathered during training average over batches
+    seen with earlier weights, enough to move the evaluation-mode MTT; one
+    pass without gradient over the training voxels (an ``epoch_voxels``
+    subset) with cumulative averaging makes them those of the final network.
+    """
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        update_bn(net.get_iterator(net.get_dataset(X), training=True), net.module_,
+                  device=net.device)
+
+
+class _PHAENet(NeuralNet):
+    """skorch net of the PHAE: the loss is the reconstruction error; Ctrl-C is not swallowed."""
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        reconstruction, target = y_pred
+        reconstruction, target = self.module_.reconstruct(to_tensor(X, self.device), y_pred)
         loss = self.criterion_(reconstruction, target)
-        if not torch.isfinite(loss):
+        if training and not torch.isfinite(loss):
             raise FloatingPointError(
                 f"The PHAE training loss became {loss.item()} in epoch {len(self.history)}. "
                 "Lower the learning rate `lr`, or check the input curves for extreme "
@@ -80,76 +94,75 @@ class _SelfSupervisedNet(NeuralNet):
             )
         return loss
 
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """skorch's ``partial_fit``, except that Ctrl-C is not swallowed.
 
-class _RecalibrateBatchNorm(Callback):
-    """Re-estimate the BatchNorm statistics with the final weights, once training ends.
+        skorch's ``EarlyStopping`` stops training by raising
+        ``KeyboardInterrupt``, so skorch ignores that exception; a real
+        interruption (SIGINT or SIGTERM received meanwhile) must not pass
+        for a finished training (SPEC §12) and propagates.
+        """
+        if not self.initialized_:
+            self.initialize()
+        self.notify("on_train_begin", X=X, y=y)
+        with _stop_signals_noted() as received:
+            try:
+                self.fit_loop(X, y, **{"_routing_method": "partial_fit", **fit_params})
+            except KeyboardInterrupt:
+                if received:
+                    raise
+        self.notify("on_train_end", X=X, y=y)
+        return self
 
-    The running statistics gathered during training average over batches
-    seen with earlier weights; the encoder's MTT is sensitive enough to
-    them that evaluation-mode predictions drift from the training-mode ones
-    (badly so at higher learning rates). One pass without gradient over the
-    training voxels (or a ``max_train_voxels`` subset) with cumulative
-    averaging makes the statistics those of the final network.
-    """
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        loader = net.get_iterator(net.get_dataset(X), training=True)
-        update_bn(loader, net.module_, device=net.device)
+@contextlib.contextmanager
+def _stop_signals_noted():
+    """Note the stop signals received in the block, their Python handlers still running."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals reach the main thread only
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
+    def noting(number, frame):
+        received.append(number)
+        previous[number](number, frame)
 
-def _plain(value):
-    """Return ``value`` as plain Python data, or raise TypeError if it is not such data."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, torch.device):
-        return str(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return type(value)(_plain(item) for item in value)
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        return {key: _plain(item) for key, item in value.items()}
-    raise TypeError(f"{type(value).__name__} is not plain data")
+    watched = [number for number, handler in previous.items() if callable(handler)]
+    for number in watched:
+        signal.signal(number, noting)
+    try:
+        yield received
+    finally:
+        for number in watched:
+            signal.signal(number, previous[number])
 
 
 class PHAEDeconvolver(BaseDeconvolver):
     """Physics-informed autoencoder (PHAE) of Fayolle et al. 2025, trained self-supervised.
 
     ``fit(X)`` trains the encoder on the curves themselves (``y`` is
-    ignored): for each voxel it encodes the MTT from the pair
-    ``(C(t), Ca(t))``, and the physics decoder rebuilds the tissue curve
+    ignored): it encodes each voxel's MTT from ``(C(t), Ca(t))`` and the
+    physics decoder rebuilds the tissue curve with ``CBV = kH / ρ · 100 ·
+    ∫C / ∫Ca`` (eq. 2), ``CBF = CBV / MTT`` (eq. 3), the residue ``R`` (eq. 4,
+    Lorentzian) and ``Ĉ = Ca ⊗ f·R`` (eqs. 5-6; ``f`` the flow rate of CBF,
+    trapezoidal rule of :func:`skperfusion.physics.convolve_aif`); the loss
+    is the mean absolute error between ``C`` and ``Ĉ``. Both channels are
+    divided by the sample's AIF peak inside the model (SPEC §4), so
+    concentrations in any unit can be given. ``transform(X)`` runs the
+    encoder (batched, evaluation mode, no gradient) and the closed forms.
 
-    - ``CBV = kH / ρ · 100 · ∫C / ∫Ca`` (eq. 2, from the input curves),
-    - ``CBF = CBV / MTT`` (eq. 3),
-    - ``R(t) = 1 / (1 + (π t / (2 MTT))²)`` (eq. 4, ``residue="lorentzian"``),
-    - ``TRF = CBF · R`` (eq. 5, as the flow rate ``f · R`` in 1/s),
-    - ``Ĉ = Ca ⊗ TRF`` (eq. 6, the trapezoidal convolution of
-      :func:`skperfusion.physics.convolve_aif`),
-
-    with the mean absolute error between ``C`` and ``Ĉ`` as the loss.
-    ``transform(X)`` runs only the encoder and the closed forms.
-
-    Both channels of each sample are divided by the sample's AIF peak
-    inside the model, the stateless equivalent of the paper's per-subject
-    normalisation (MTT and CBV are unchanged by it), so raw concentrations
-    in any unit can be given.
-
-    Training goes through skorch; the paper's settings are the defaults
-    (Adam, ``lr=1e-4``, no weight decay, batch 1536, 65 epochs, 32 feature
-    maps). skorch-style keyword arguments are routed to the net:
-    ``module__width`` (feature maps of the first block; 32 in the paper),
-    ``module__negative_slope`` (0.02), ``optimizer__*`` (e.g.
-    ``optimizer__weight_decay``), ``iterator_train__*``,
-    ``iterator_valid__*`` and ``callbacks__*``. They appear in
-    :meth:`get_params`, work with :meth:`set_params`, ``clone`` and
-    ``GridSearchCV`` (e.g. ``{"module__width": [16, 32]}``), whose default
-    scoring is :meth:`score`, the negative reconstruction error on the
-    held-out voxels: settings are chosen self-supervised too.
-
-    After training, the batch-normalisation statistics are re-estimated in
-    one pass with the final weights (the running averages gathered during
-    training lag behind the weights, enough to move the MTT), and inference
-    folds them into the convolutions.
+    Training goes through a :class:`skorch.NeuralNet` (``net_``) with the
+    paper's settings as defaults (Adam, ``lr=1e-4``, batch 1536, 65 epochs,
+    32 feature maps); after it, the batch-normalisation statistics are
+    re-estimated once with the final weights. skorch-style ``prefix__name``
+    keyword arguments are routed to the net: ``module__width`` (feature
+    maps of the first block, at most 512), ``module__negative_slope``
+    (0.02), ``optimizer__*``, ``iterator_train__*``, ``iterator_valid__*``,
+    ``callbacks__*``. They work with ``get_params``, ``set_params``,
+    ``clone`` and ``GridSearchCV`` (e.g. ``{"module__width": [16, 32]}``),
+    whose default scoring, :meth:`score`, is the negative reconstruction
+    error on held-out voxels: settings are chosen self-supervised too.
 
     Parameters
     ----------
@@ -160,57 +173,52 @@ class PHAEDeconvolver(BaseDeconvolver):
     rho : float, default=1.04
         Brain density in g/ml.
     chunk_size : int, default=256
-        Voxels encoded at once in ``transform`` (the inference batch); on
-        a CPU, small batches that stay in cache are the fastest
-        (``benchmarks/bench_phae.py``).
-    residue : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
-        Residue family of the decoder; the paper uses the Lorentzian.
+        Voxels encoded at once in ``transform``; small batches that stay in
+        cache are the fastest on a CPU (``benchmarks/bench_phae.py``).
+    family : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
+        Residue family of the decoder (a differentiable family of
+        :data:`skperfusion.physics.RESIDUE_FAMILIES`); the paper's is the Lorentzian.
     gamma_shape : float, default=2.0
-        Shape ``k`` of the gamma residue, dimensionless (used only with
-        ``residue="gamma"``).
+        Shape ``k`` of the gamma residue, dimensionless (``family="gamma"``).
     learn_delay : bool, default=False
-        Also encode a bolus delay (tissue arrival after the AIF) that shifts
-        the residue; it is returned as Tmax. Without it Tmax is NaN, as in
-        the paper.
+        Also encode a bolus delay that shifts the residue, returned as Tmax
+        (without it Tmax is NaN, as in the paper).
     max_delay : float, default=10.0
         Upper bound of the learned delay in seconds.
     mtt_min, mtt_max : float, default=0.5, 30.0
-        Bounds of the encoded MTT in seconds; the encoder output is mapped
-        smoothly into this range (logistic in log MTT).
+        Bounds of the encoded MTT in seconds (a logistic map in log MTT).
     max_epochs : int, default=65
         Training epochs.
     lr : float, default=1e-4
         Adam learning rate.
     batch_size : int, default=1536
         Voxels per training batch.
-    max_train_voxels : int or None, default=None
+    epoch_voxels : int or None, default=None
         If set, each epoch trains on a fresh random subset of this many
         voxels, bounding the epoch time on a CPU; None uses all voxels.
     train_split : callable or None, default=None
         skorch train/validation split, e.g. ``skorch.dataset.ValidSplit(0.1)``
-        to record a ``valid_loss`` (self-supervised: validation voxels are
-        just held out). None trains on every voxel, as the paper.
+        for a ``valid_loss``; None trains on every voxel, as the paper.
     callbacks : list or None, default=None
-        Extra skorch callbacks, e.g.
-        ``[skorch.callbacks.EarlyStopping(monitor="train_loss", patience=5)]``.
+        Extra skorch callbacks, e.g. ``[EarlyStopping(monitor="train_loss")]``.
     device : str or torch.device, default="cpu"
         Torch device for training and inference, e.g. ``"cuda"``.
     random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation and the batch order; with an int,
-        training on a CPU is reproducible. The global torch random state is
-        left untouched.
+        Seeds the weight initialisation and the batch order (reproducible on
+        a CPU with an int); the global torch random state is left untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table and a progress bar.
+    residue, max_train_voxels : deprecated
+        Old names of ``family`` and ``epoch_voxels``.
     **kwargs
         skorch-style routed parameters, see above.
 
     Attributes
     ----------
     net_ : skorch.NeuralNet
-        The trained skorch net; ``net_.module_`` is the :class:`PHAEModule`.
+        The trained net; ``net_.module_`` is the :class:`PHAEModule`.
     history_ : skorch.history.History
-        Per-epoch (and per-batch) training record, e.g.
-        ``history_[:, "train_loss"]``.
+        Per-epoch (and per-batch) training record, e.g. ``history_[:, "train_loss"]``.
     n_times_ : int
         Number of time points seen in ``fit``.
     n_features_in_ : int
@@ -224,12 +232,12 @@ class PHAEDeconvolver(BaseDeconvolver):
 
     Notes
     -----
-    CBV does not depend on the network: the encoder only chooses the MTT, and
-    CBF follows from the central volume theorem. Voxels whose AIF has no
-    positive area have no defined CBV: they get NaN maps and carry no
-    gradient during training. ``save``/``load`` store the weights and
-    plain-valued parameters in a torch file readable with
-    ``weights_only=True``; pickling the estimator works too.
+    CBV does not depend on the network: the encoder only chooses the MTT.
+    Voxels whose AIF has no positive area get NaN maps and carry no gradient.
+    An interrupted ``fit`` (Ctrl-C) re-raises ``KeyboardInterrupt`` and
+    leaves the estimator unfitted. ``save``/``load`` use one torch file read
+    with ``weights_only=True`` whose parameters are validated before the
+    network is built; pickling works too.
 
     References
     ----------
@@ -248,14 +256,13 @@ class PHAEDeconvolver(BaseDeconvolver):
     ...     mtt=rng.uniform(2, 8, 256), family="lorentzian", n_times=60)
     >>> phae = PHAEDeconvolver(tr=1.0, max_epochs=2, batch_size=64, module__width=8,
     ...                        random_state=0)
-    >>> maps = phae.fit_transform(pair_curves(tissue, aif))
-    >>> maps.shape
+    >>> phae.fit_transform(pair_curves(tissue, aif)).shape
     (256, 4)
     """
 
     _parameter_constraints: dict = {
         **BaseDeconvolver._parameter_constraints,
-        "residue": [StrOptions({"lorentzian", "exponential", "gamma"})],
+        "family": [StrOptions(set(DECODER_FAMILIES))],
         "gamma_shape": [Interval(Real, 0, None, closed="neither")],
         "learn_delay": ["boolean"],
         "max_delay": [Interval(Real, 0, None, closed="neither")],
@@ -264,134 +271,89 @@ class PHAEDeconvolver(BaseDeconvolver):
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_train_voxels": [Interval(Integral, 1, None, closed="left"), None],
+        "epoch_voxels": [Interval(Integral, 1, None, closed="left"), None],
         "train_split": [callable, None],
         "callbacks": [list, None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "residue": [StrOptions(set(DECODER_FAMILIES)), Hidden(StrOptions({"deprecated"}))],
+        "max_train_voxels": [Interval(Integral, 1, None, closed="left"), None,
+                             Hidden(StrOptions({"deprecated"}))],
+        "module__width": [Interval(Integral, 1, MAX_WIDTH, closed="both")],
+        "module__negative_slope": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
-                 chunk_size=256, residue="lorentzian", gamma_shape=2.0, learn_delay=False,
+                 chunk_size=256, family="lorentzian", gamma_shape=2.0, learn_delay=False,
                  max_delay=10.0, mtt_min=0.5, mtt_max=30.0, max_epochs=65, lr=1e-4,
-                 batch_size=1536, max_train_voxels=None, train_split=None, callbacks=None,
-                 device="cpu", random_state=None, verbose=0, **kwargs):
+                 batch_size=1536, epoch_voxels=None, train_split=None, callbacks=None,
+                 device="cpu", random_state=None, verbose=0, residue="deprecated",
+                 max_train_voxels="deprecated", **kwargs):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
-        self.residue = residue
-        self.gamma_shape = gamma_shape
-        self.learn_delay = learn_delay
-        self.max_delay = max_delay
-        self.mtt_min = mtt_min
-        self.mtt_max = mtt_max
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_train_voxels = max_train_voxels
-        self.train_split = train_split
-        self.callbacks = callbacks
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        # Private, so that sklearn sees only the constructor arguments as
-        # attributes; exposed through get_params/set_params.
+        self.family, self.gamma_shape, self.learn_delay = family, gamma_shape, learn_delay
+        self.max_delay, self.mtt_min, self.mtt_max = max_delay, mtt_min, mtt_max
+        self.max_epochs, self.lr, self.batch_size = max_epochs, lr, batch_size
+        self.epoch_voxels, self.train_split, self.callbacks = epoch_voxels, train_split, callbacks
+        self.device, self.random_state, self.verbose = device, random_state, verbose
+        self.residue, self.max_train_voxels = residue, max_train_voxels
+        # Private, so that scikit-learn sees only constructor arguments as attributes.
         self._routed_params = kwargs
 
     def get_params(self, deep=True):
-        """Get the parameters, including the skorch-style routed ones.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored beyond sklearn's meaning (no sub-estimators).
-
-        Returns
-        -------
-        params : dict
-            Constructor parameters and routed ``prefix__name`` parameters.
-        """
+        """Get the parameters, the skorch-style routed ``prefix__name`` ones included."""
         return {**super().get_params(deep=deep), **self._routed_params}
 
     def set_params(self, **params):
-        """Set parameters, including skorch-style routed ones (``module__width``...).
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : PHAEDeconvolver
-            This estimator.
-        """
-        # Names are checked in fit, like every other parameter.
-        explicit = self._get_param_names()
-        routed = {name: value for name, value in params.items() if name not in explicit}
+        """Set parameters, the skorch-style routed ``prefix__name`` ones included."""
+        routed = {name: value for name, value in params.items() if "__" in name}
         self._routed_params = {**self._routed_params, **routed}
-        return super().set_params(
-            **{name: value for name, value in params.items() if name not in routed}
-        )
+        return super().set_params(**{k: v for k, v in params.items() if k not in routed})
 
-    def _routed(self, prefix):
-        return {name[len(prefix):]: value for name, value in self._routed_params.items()
-                if name.startswith(prefix)}
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
 
-    def _check_training_params(self):
-        unexpected = sorted(name for name in self._routed_params
-                            if not name.startswith(_ROUTED_PREFIXES))
-        if unexpected:
-            raise ValueError(
-                f"Unexpected parameter(s) {unexpected} for PHAEDeconvolver; routed "
-                f"parameters must start with one of {list(_ROUTED_PREFIXES)}."
-            )
-        if self.mtt_min >= self.mtt_max:
-            raise ValueError(
-                f"mtt_min={self.mtt_min} must be smaller than mtt_max={self.mtt_max} (seconds)."
-            )
-        module_params = self._routed("module__")
-        clashing = sorted(set(module_params) & set(_PHYSICS_PARAMS))
-        if clashing:
-            raise ValueError(
-                f"Set {clashing} on PHAEDeconvolver itself, not as module__ parameters."
-            )
-        accepted = set(inspect.signature(PHAEModule).parameters) - set(_PHYSICS_PARAMS)
-        unknown = sorted(set(module_params) - accepted)
+    def _current_params(self):
+        """``get_params()`` with the values of deprecated names moved to the new names."""
+        params = self.get_params()
+        for old, new in _RENAMED.items():
+            if (value := params.pop(old)) != "deprecated":
+                warnings.warn(f"PHAEDeconvolver({old}=...) is deprecated; use {new}=...",
+                              FutureWarning, stacklevel=4)
+                params[new] = value
+        return params
+
+    def _check_training_params(self, params):
+        if params["mtt_min"] >= params["mtt_max"]:
+            raise ValueError(f"mtt_min={params['mtt_min']} must be smaller than "
+                             f"mtt_max={params['mtt_max']} (seconds).")
+        accepted = sorted(f"module__{name}" for name in inspect.signature(PHAEModule).parameters
+                          if name not in _MODULE_PARAMS)
+        unknown = sorted(name for name in self._routed_params
+                         if name.startswith("module__") and name not in accepted)
         if unknown:
-            raise ValueError(
-                f"Unknown module parameter(s) {['module__' + name for name in unknown]}; "
-                f"accepted: {sorted('module__' + name for name in accepted)}."
-            )
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available.")
+            raise ValueError(f"Unknown module parameter(s) {unknown}; accepted: {accepted} "
+                             f"(set {list(_MODULE_PARAMS)} on PHAEDeconvolver itself).")
+        if str(params["device"]).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={params['device']!r} but CUDA is not available.")
 
     def _make_net(self):
+        params = self._current_params()
+        self._check_training_params(params)
         callbacks = [("batchnorm_recalibration", _RecalibrateBatchNorm()),
-                     *copy.deepcopy(list(self.callbacks or []))]
-        has_bar = any(isinstance(cb[1] if isinstance(cb, tuple) else cb, ProgressBar)
-                      for cb in callbacks)
-        if self.verbose and not has_bar:
+                     *copy.deepcopy(list(params["callbacks"] or []))]
+        if params["verbose"] and not any(isinstance(c[1] if isinstance(c, tuple) else c,
+                                                    ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
-        net_params = {
-            "iterator_train__shuffle": True,
-            "iterator_train__max_samples": self.max_train_voxels,
-            **self._routed_params,
-        }
-        return _SelfSupervisedNet(
-            PHAEModule,
-            criterion=torch.nn.L1Loss,
-            optimizer=torch.optim.Adam,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=_VoxelBatchLoader,
-            iterator_valid=_VoxelBatchLoader,
-            train_split=self.train_split,
-            callbacks=callbacks,
-            device=self.device,
-            verbose=self.verbose,
-            **{f"module__{name}": getattr(self, name) for name in _PHYSICS_PARAMS},
-            **net_params,
+        return _PHAENet(
+            PHAEModule, criterion=torch.nn.L1Loss, optimizer=torch.optim.Adam,
+            iterator_train=_VoxelBatchLoader, iterator_valid=_VoxelBatchLoader,
+            callbacks=callbacks, **{name: params[name] for name in (
+                "lr", "max_epochs", "batch_size", "train_split", "device", "verbose")},
+            **{f"module__{name}": params[name] for name in _MODULE_PARAMS},
+            **{"iterator_train__shuffle": True, "iterator_train__max_samples":
+               params["epoch_voxels"], "iterator_valid__batch_size": params["chunk_size"],
+               **self._routed_params},
         )
 
     def _torch_rng(self):
@@ -400,45 +362,42 @@ class PHAEDeconvolver(BaseDeconvolver):
         return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else [])
 
     def _fit_curves(self, tissue, aif):
-        self._check_training_params()
+        # A failed or interrupted (re)fit leaves the estimator unfitted.
+        vars(self).pop("net_", None)
+        vars(self).pop("history_", None)
         if not np.any(aif > 0):
-            raise ValueError(
-                "The arterial input (channel 1) is zero or negative in every sample; "
-                "PHAEDeconvolver needs a positive AIF."
-            )
-        curves = np.stack((tissue, aif), axis=1).astype(np.float32)
+            raise ValueError("The arterial input (channel 1) is zero or negative in every "
+                             "sample; PHAEDeconvolver needs a positive AIF.")
+        net = self._make_net()
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        self.net_ = self._make_net()
         with self._torch_rng():
             torch.manual_seed(seed)
-            self.net_.fit(curves, y=None)
-        self.net_.module_.train(False)
-        self.history_ = self.net_.history
+            net.fit(np.stack((tissue, aif), axis=1).astype(np.float32), y=None)
+        self.net_, self.history_ = net, net.history
 
     def _deconvolve(self, tissue, aif):
-        module = self.net_.module_
-        module.train(False)
-        curves = torch.as_tensor(np.stack((tissue, aif), axis=1), dtype=torch.float32)
-        with torch.inference_mode():
-            mtt, delay = module.encode(curves.to(self.net_.device), fold=True)
+        encoded = self.net_.forward(np.stack((tissue, aif), axis=1).astype(np.float32)).numpy()
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
         defined = np.isfinite(cbv)
-        mtt = np.where(defined, mtt.cpu().numpy(), np.nan)
-        tmax = np.nan if delay is None else np.where(defined, delay.cpu().numpy(), np.nan)
+        mtt = np.where(defined, encoded[:, 0], np.nan)
+        tmax = np.where(defined, encoded[:, 1], np.nan) if encoded.shape[1] > 1 else np.nan
         return np.column_stack(np.broadcast_arrays(cbf_from_cbv_mtt(cbv, mtt), cbv, mtt, tmax))
+
+    def _reconstruction_error(self, tissue, aif):
+        curves = torch.as_tensor(np.stack((tissue, aif), axis=1), dtype=torch.float32,
+                                 device=self.net_.device)
+        encoded = self.net_.forward(curves, device=self.net_.device)
+        with torch.no_grad():
+            reconstruction, target = self.net_.module_.reconstruct(curves, encoded)
+        return (reconstruction - target).abs().mean(dim=1).cpu().numpy()
 
     def score(self, X, y=None):
         """Negative mean absolute reconstruction error, the training loss (higher is better).
 
-        The self-supervised criterion lets ``GridSearchCV`` and
-        ``cross_val_score`` select PHAE settings on held-out voxels without
-        reference maps.
-
         Parameters
         ----------
         X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Tissue and arterial concentration curves with the ``n_times``
-            seen in ``fit``.
+            Curves with the ``n_times`` seen in ``fit``.
         y : None
             Ignored.
 
@@ -448,25 +407,14 @@ class PHAEDeconvolver(BaseDeconvolver):
             ``-mean |C - Ĉ|`` over samples and time points, on the curves
             normalised by their AIF peak (dimensionless).
         """
-        check_is_fitted(self)
-        curves, _ = validate_curves(self, X, reset=False)
-        module = self.net_.module_
-        module.train(False)
-        total = 0.0
-        for start in range(0, curves.shape[0], self.chunk_size):
-            chunk = torch.as_tensor(curves[start:start + self.chunk_size], dtype=torch.float32)
-            with torch.inference_mode():
-                reconstruction, target = module(chunk.to(self.net_.device))
-                total += (reconstruction - target).abs().sum().item()
-        return -total / (curves.shape[0] * curves.shape[2])
+        return -float(np.mean(np.concatenate(list(self._map_chunks(X,
+                                                                  self._reconstruction_error)))))
 
     def save(self, path):
-        """Save the trained weights and parameters to a file, atomically.
+        """Save the trained weights, history and plain-valued parameters to one file, atomically.
 
-        Parameters that are not plain Python data (callbacks, ``train_split``,
-        a ``RandomState``, objects routed to the data loaders) only matter
-        for training and are not saved; :meth:`load` gives them their
-        defaults.
+        Parameters that are not plain scalars (callbacks, ``train_split``, a
+        ``RandomState``) only matter for training and are not saved.
 
         Parameters
         ----------
@@ -474,24 +422,12 @@ class PHAEDeconvolver(BaseDeconvolver):
             Destination file (conventionally ``*.pt``).
         """
         check_is_fitted(self)
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            try:
-                params[name] = _plain(value)
-            except TypeError:
-                continue
-        payload = {
-            "format": _SAVE_FORMAT,
-            "version": _SAVE_VERSION,
-            "params": params,
-            "state_dict": {name: tensor.detach().cpu()
-                           for name, tensor in self.net_.module_.state_dict().items()},
-            "n_times": self.n_times_,
-            "n_features_in": self.n_features_in_,
-            "feature_names_in": (list(self.feature_names_in_)
-                                 if hasattr(self, "feature_names_in_") else None),
-            "history": _plain(self.history_.to_list()),
-        }
+        module = io.BytesIO()
+        self.net_.save_params(f_params=module)
+        payload = {"format": "skperfusion.PHAEDeconvolver", "version": 2,
+                   "params": plain_params(self.get_params()), "module": module.getvalue(),
+                   "history": json.dumps(self.history_.to_list()), "n_times": self.n_times_,
+                   "feature_names_in": list(getattr(self, "feature_names_in_", [])) or None}
         path = Path(path)
         atomic_write({path.name: lambda temp: torch.save(payload, temp)}, path.parent)
 
@@ -504,36 +440,34 @@ class PHAEDeconvolver(BaseDeconvolver):
         path : str or os.PathLike
             File written by :meth:`save`.
         device : str or torch.device, optional
-            Device to load onto (e.g. ``"cpu"`` for a model trained on a
-            GPU); default the saved ``device`` parameter.
+            Device to load onto; default the saved ``device`` parameter.
 
         Returns
         -------
         estimator : PHAEDeconvolver
             Fitted estimator with the saved weights and parameters.
+
+        Raises
+        ------
+        ValueError
+            Naming the file, if it is not a valid model file (validated
+            before the network is built).
         """
+        payload = read_model_file(path)
+        estimator = cls(**{**payload["params"], **({} if device is None else {"device": device})})
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ValueError(f"Cannot read a saved PHAEDeconvolver from {path}: {error}") from None
-        if not isinstance(payload, dict) or payload.get("format") != _SAVE_FORMAT:
-            raise ValueError(f"{path} is not a file written by PHAEDeconvolver.save.")
-        params = dict(payload["params"])
-        if device is not None:
-            params["device"] = device
-        estimator = cls(**params)
-        estimator._validate_params()
-        estimator._check_training_params()
-        estimator.net_ = estimator._make_net()
-        with estimator._torch_rng():
-            estimator.net_.initialize()
-        estimator.net_.module_.load_state_dict(payload["state_dict"])
-        estimator.net_.module_.train(False)
-        estimator.net_.history = History(payload["history"])
-        estimator.history_ = estimator.net_.history
-        estimator.n_times_ = payload["n_times"]
-        estimator.n_features_in_ = payload["n_features_in"]
+            estimator._validate_params()
+            net = estimator._make_net()
+            with estimator._torch_rng():
+                net.initialize()
+            net.load_params(f_params=io.BytesIO(payload["module"]),
+                            f_history=io.StringIO(payload["history"]))
+            if not all(torch.isfinite(t).all() for t in net.module_.state_dict().values()):
+                raise ValueError("its weights are not all finite")
+        except Exception as error:  # whatever is wrong, the file is: name it
+            raise ValueError(f"{path} is not a valid PHAEDeconvolver model: {error}") from None
+        estimator.net_, estimator.history_ = net, net.history
+        estimator.n_times_, estimator.n_features_in_ = payload["n_times"], 2 * payload["n_times"]
         if payload["feature_names_in"] is not None:
             estimator.feature_names_in_ = np.asarray(payload["feature_names_in"], dtype=object)
         return estimator
-

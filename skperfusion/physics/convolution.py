@@ -30,7 +30,7 @@ import scipy.fft
 
 from ._array_ops import NUMPY, fft_length
 
-__all__ = ["circulant_aif_spectrum", "convolve_aif", "trapezoidal_convolution"]
+__all__ = ["circulant_aif_spectrum", "convolve_aif"]
 
 
 def convolve_aif(aif, impulse_response, tr):
