@@ -22,7 +22,7 @@ TISSUE_RELAXIVITY = 4.0
 EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_COLUMNS}
 
 
-@parametrize_with_checks([ParametricDeconvolver(residue="exponential", max_iter=3)],
+@parametrize_with_checks([ParametricDeconvolver(family="exponential", max_iter=3)],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -45,7 +45,7 @@ def test_recovers_its_own_family_noise_free(family, tr, params):
     shape = {"shape": params["gamma_shape"]} if params else {}
     tissue, aif = simulate_concentration(AIF, tr, cbf, mtt, family=family, delay=delay,
                                          n_times=int(90 / tr), **shape)
-    maps = ParametricDeconvolver(tr=tr, residue=family, **params).fit_transform(
+    maps = ParametricDeconvolver(tr=tr, family=family, **params).fit_transform(
         pair_curves(tissue, aif))
     np.testing.assert_allclose(maps[:, 0], cbf, rtol=0.03)
     np.testing.assert_allclose(maps[:, 2], mtt, rtol=0.03)
@@ -61,7 +61,7 @@ def test_auto_picks_the_generating_family():
                                      n_times=90)
               for family in ("exponential", "lorentzian")]
     X = pair_curves(np.concatenate([c[0] for c in curves]), curves[0][1])
-    maps = ParametricDeconvolver(tr=1.0, residue="auto").fit_transform(X)
+    maps = ParametricDeconvolver(tr=1.0, family="auto").fit_transform(X)
     # A wrong family misses MTT by 20-30 % on these curves (measured).
     np.testing.assert_allclose(maps[:, 2], np.tile(mtt, 2), rtol=0.03)
 
@@ -104,9 +104,9 @@ def test_registry_and_estimator_initialisation():
     cbf, mtt, delay = _truth(5, rng)
     tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=90)
     X = pair_curves(tissue, aif)
-    grid = make_deconvolver("parametric", residue="exponential").fit(X)
+    grid = make_deconvolver("parametric", family="exponential").fit(X)
     assert grid.init_ is None
-    from_svd = ParametricDeconvolver(residue="exponential", init=OSVDDeconvolver()).fit(X)
+    from_svd = ParametricDeconvolver(family="exponential", init=OSVDDeconvolver()).fit(X)
     assert isinstance(from_svd.init_, OSVDDeconvolver)          # a fitted clone
     np.testing.assert_allclose(from_svd.transform(X), grid.transform(X), rtol=1e-3)
     fitted = OSVDDeconvolver().fit(X)
@@ -120,7 +120,7 @@ def test_per_sample_aifs_match_shared():
     X = pair_curves(tissue, aif)
     per_sample = X.copy()
     per_sample[1:, 1] *= 1.0 + 1e-12 * np.arange(1, len(X))[:, None]
-    estimator = ParametricDeconvolver(residue="exponential")
+    estimator = ParametricDeconvolver(family="exponential")
     # The shared AIF's model curves are tabulated (interpolated to ~1e-4).
     np.testing.assert_allclose(estimator.fit_transform(per_sample), estimator.fit_transform(X),
                                rtol=2e-3)
@@ -130,7 +130,7 @@ def test_degenerate_voxels_and_invalid_bounds():
     tissue, aif = simulate_concentration(AIF, 1.0, [40.0], [4.0], n_times=40)
     X = pair_curves(np.concatenate([tissue, np.zeros_like(tissue), tissue]), aif)
     X[2, 1] = 0.0
-    maps = ParametricDeconvolver(residue="exponential").fit_transform(X)
+    maps = ParametricDeconvolver(family="exponential").fit_transform(X)
     assert maps[1, 0] == 0.0                       # flat tissue: no flow
     assert np.all(np.isnan(maps[2, 1:]))           # no AIF area: no CBV, MTT, Tmax
     with pytest.raises(ValueError, match="mtt_min"):

@@ -7,7 +7,7 @@ voxel, without a network, for every voxel at once: a batched
 Levenberg-Marquardt iteration in torch (CPU or GPU), with CBF eliminated in
 closed form (variable projection), bounded parameters through smooth maps,
 initial values from a coarse grid (or from another fitted deconvolver, e.g.
-a PHAE, to measure its amortisation gap) and, with ``residue="auto"``, the
+a PHAE, to measure its amortisation gap) and, with ``family="auto"``, the
 residue family chosen per voxel by an information criterion.
 """
 
@@ -326,7 +326,7 @@ class ParametricDeconvolver(BaseDeconvolver):
     - initial values come from a coarse grid of MTT x delay (x shape x
       dispersion), scored for all voxels by one matrix product when the AIF
       is shared, or from another fitted deconvolver (``init``);
-    - ``residue="auto"`` fits every family of :data:`FIT_FAMILIES` and keeps,
+    - ``family="auto"`` fits every family of :data:`FIT_FAMILIES` and keeps,
       per voxel, the one with the smallest information criterion
       (``n log(RSS / n) + penalty · n_params``).
 
@@ -341,7 +341,7 @@ class ParametricDeconvolver(BaseDeconvolver):
     ----------
     tr : float, default=1.0
         Sampling interval (repetition time) in seconds.
-    residue : {"gamma", "auto", "lorentzian", "exponential"}, default="gamma"
+    family : {"gamma", "auto", "lorentzian", "exponential"}, default="gamma"
         Residue family; ``"auto"`` fits each and chooses per voxel by
         ``criterion``. On mixed-family curves (exponential, gamma,
         Lorentzian, boxcar) the gamma family with a free shape has the
@@ -360,7 +360,7 @@ class ParametricDeconvolver(BaseDeconvolver):
         Also fit the time constant (0-4 s) of an exponential dispersion of
         the AIF (Calamante et al. 2000), :func:`dispersion_kernel_torch`.
     criterion : {"bic", "aic"}, default="bic"
-        Information criterion of ``residue="auto"``: penalty ``log(n_times)``
+        Information criterion of ``family="auto"``: penalty ``log(n_times)``
         (BIC) or 2 (AIC) per parameter.
     init : "grid" or estimator, default="grid"
         Initial values: the best point of a coarse grid, or the MTT and Tmax
@@ -429,7 +429,7 @@ class ParametricDeconvolver(BaseDeconvolver):
     >>> tissue, aif = simulate_concentration(
     ...     functools.partial(gamma_variate, t0=10), tr=1.0, cbf=[50.0], mtt=[4.0],
     ...     delay=1.5)
-    >>> maps = ParametricDeconvolver(tr=1.0, residue="exponential").fit_transform(
+    >>> maps = ParametricDeconvolver(tr=1.0, family="exponential").fit_transform(
     ...     pair_curves(tissue, aif))
     >>> [round(float(v), 1) for v in maps[0, [0, 2, 3]]]
     [50.0, 4.0, 1.5]
@@ -437,7 +437,7 @@ class ParametricDeconvolver(BaseDeconvolver):
 
     _parameter_constraints: dict = {
         **BaseDeconvolver._parameter_constraints,
-        "residue": [StrOptions({"auto", *FIT_FAMILIES})],
+        "family": [StrOptions({"auto", *FIT_FAMILIES})],
         "gamma_shape": [Interval(Real, 0, None, closed="neither"), None],
         "dispersion": ["boolean"],
         "criterion": [StrOptions({"bic", "aic"})],
@@ -450,12 +450,12 @@ class ParametricDeconvolver(BaseDeconvolver):
         "device": [str, torch.device],
     }
 
-    def __init__(self, tr=1.0, residue="gamma", gamma_shape=None, dispersion=False, criterion="bic",
+    def __init__(self, tr=1.0, family="gamma", gamma_shape=None, dispersion=False, criterion="bic",
                  init="grid",
                  mtt_min=0.5, mtt_max=30.0, max_delay=10.0, max_iter=10, oversample=4, device="cpu",
                  kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=4096):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
-        self.residue = residue
+        self.family = family
         self.gamma_shape = gamma_shape
         self.dispersion = dispersion
         self.criterion = criterion
@@ -483,7 +483,7 @@ class ParametricDeconvolver(BaseDeconvolver):
                 self.init_ = clone(self.init).fit(pair_curves(tissue, aif))
 
     def _families(self):
-        return FIT_FAMILIES if self.residue == "auto" else (self.residue,)
+        return FIT_FAMILIES if self.family == "auto" else (self.family,)
 
     def _deconvolve(self, tissue, aif):
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
