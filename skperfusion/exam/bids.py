@@ -16,8 +16,7 @@ import pandas as pd
 from .._io import check_path_component
 from .model import GRADES
 
-__all__ = ["PARTICIPANTS_FILE", "Sidecar", "read_participants", "read_sidecar",
-           "sidecar_text"]
+__all__ = ["Sidecar", "read_participants", "read_sidecar", "sidecar_text"]
 
 PARTICIPANTS_FILE = "participants.tsv"
 """Name of a cohort's subject table."""
