@@ -1,10 +1,8 @@
 """``skperfusion train``: train a PHAE on a cohort's brain voxels and save it."""
 
+import argparse
+import time
 
-from .._io import check_outputs
-from ..deconvolution import PHAEDeconvolver
-from ..exam import ExamToCurves, load_cohort
-from ..exam_estimators import PerfusionMapper
 from ._args import (
     add_command,
     add_link_argument,
@@ -12,7 +10,9 @@ from ._args import (
     positive_float,
     positive_int,
 )
+from ._scheduler import add_scheduler_argument, scheduler
 from .maps import add_curve_arguments
+from .study import PAPER_PHAE
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
 DETAILS = (
@@ -20,8 +20,19 @@ DETAILS = (
     "the exam's AIF Ca(t) of every subject in participants.tsv are resampled to one time "
     "grid (TR in seconds, frames) and the encoder learns the MTT whose reconstruction Ca "
     "⊗ CBF·R best matches C. The saved model is used by 'skperfusion maps --method phae "
-    "--model FILE'."
+    "--model FILE'. The defaults are CPU-friendly, those of 'skperfusion study': the "
+    "paper's encoder trained 20 epochs at lr 3e-3, batch 512, each epoch on 4096 voxels "
+    "drawn afresh (well under a minute on 2 cores); --paper uses the paper's settings "
+    "(65 epochs over every training voxel, lr 1e-4, batch 1536), best on a GPU. Options "
+    "given explicitly override either set."
 )
+
+CPU_PHAE = {"max_epochs": 20, "lr": 3e-3, "batch_size": 512, "module__width": 32,
+            "epoch_voxels": 4096}
+"""CPU-friendly PHAE settings, the defaults of ``skperfusion study`` (see cli/study.py)."""
+
+_OPTIONS = {"epochs": "max_epochs", "lr": "lr", "batch_size": "batch_size",
+            "width": "module__width", "epoch_voxels": "epoch_voxels"}
 
 
 def register(subparsers):
@@ -34,42 +45,98 @@ def register(subparsers):
     parser = add_command(subparsers, "train", HELP, DETAILS, run)
     parser.add_argument("cohort_dir", help="cohort folder with participants.tsv")
     add_output_arguments(parser, "model", "output model file")
-    parser.add_argument("--epochs", type=positive_int, default=65, help="training epochs")
-    parser.add_argument("--lr", type=positive_float, default=1e-4, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=positive_int, default=1536,
-                        help="voxels per training batch")
-    parser.add_argument("--width", type=positive_int, default=32,
-                        help="feature maps of the first encoder block")
-    parser.add_argument("--max-train-voxels", type=positive_int, default=200_000,
-                        help="voxels drawn at random from the pooled brain voxels to train on")
+    phae = parser.add_argument_group(
+        "PHAE training (defaults: the CPU-friendly settings, or the paper's with --paper)")
+    phae.add_argument("--paper", action="store_true",
+                      help="the paper's settings: 65 epochs over every training voxel, "
+                           "lr 1e-4, batch 1536")
+    phae.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
+                      help=f"training epochs ({CPU_PHAE['max_epochs']}; paper "
+                           f"{PAPER_PHAE['max_epochs']})")
+    phae.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
+                      help=f"Adam learning rate ({CPU_PHAE['lr']:g}; paper {PAPER_PHAE['lr']:g})")
+    phae.add_argument("--batch-size", type=positive_int, default=argparse.SUPPRESS,
+                      help=f"voxels per training batch ({CPU_PHAE['batch_size']}; paper "
+                           f"{PAPER_PHAE['batch_size']})")
+    phae.add_argument("--width", type=positive_int, default=argparse.SUPPRESS,
+                      help=f"feature maps of the first encoder block "
+                           f"({CPU_PHAE['module__width']})")
+    phae.add_argument("--epoch-voxels", type=positive_int, default=argparse.SUPPRESS,
+                      help=f"voxels drawn afresh for each epoch ({CPU_PHAE['epoch_voxels']}; "
+                           "paper: every training voxel)")
+    phae.add_argument("--max-train-voxels", type=positive_int, default=200_000,
+                      help="voxels drawn at random from the pooled brain voxels to train on")
+    phae.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    phae.add_argument("--torch-threads", type=positive_int, default=1,
+                      help="torch CPU threads; more than one often slows the small PHAE "
+                           "down on a busy machine (threads waiting for each other)")
     parser.add_argument("--tr", type=positive_float, default=None,
                         help="sampling interval of the common grid in seconds "
                              "(default: the cohort's smallest TR)")
     parser.add_argument("--n-times", type=positive_int, default=None,
                         help="frames of the common grid (default: the shortest exam)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--n-jobs", type=int, default=None, help="exams loaded in parallel")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="exams loaded and converted in parallel (joblib; -1 with "
+                             "--scheduler: every worker of the cluster)")
+    add_scheduler_argument(parser)
     add_curve_arguments(parser)
     add_link_argument(parser)
 
 
+def phae_settings(args):
+    """PHAE parameters from parsed ``args``: the CPU or paper set, explicit options on top.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    params : dict
+        ``PHAEDeconvolver`` parameters.
+    """
+    params = dict(PAPER_PHAE if args.paper else CPU_PHAE)
+    params.update({name: getattr(args, option) for option, name in _OPTIONS.items()
+                   if hasattr(args, option)})
+    return params
+
+
 def run(args):
     """Train and save the PHAE described by parsed ``args``."""
+    import torch
+
+    from .._io import check_outputs
+    from ..deconvolution import PHAEDeconvolver
+    from ..exam import ExamToCurves, load_cohort
+    from ..exam_estimators import PerfusionMapper
+    from ..study._progress import EpochBar
+
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
-    exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False,
-                        require_aif=args.aif != "auto",
-                        allow_external_links=args.allow_external_links)
-    phae = PHAEDeconvolver(max_epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                           module__width=args.width, device=args.device,
-                           random_state=args.seed, verbose=1)
-    curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=args.leakage)
-    mapper = PerfusionMapper(phae, curves=curves, tr=args.tr, n_times=args.n_times,
-                             max_train_voxels=args.max_train_voxels, n_jobs=args.n_jobs,
-                             random_state=args.seed)
-    print(f"training a PHAE on up to {args.max_train_voxels} brain voxels of {len(exams)} "
-          "exams")
-    mapper.fit(exams)
+    params = phae_settings(args)
+    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads)
+    try:
+        with scheduler(args.scheduler):
+            exams = load_cohort(args.cohort_dir, n_jobs=n_jobs, require_rois=False,
+                                require_aif=args.aif != "auto",
+                                allow_external_links=args.allow_external_links)
+            phae = PHAEDeconvolver(**params, device=args.device, random_state=args.seed,
+                                   callbacks=[EpochBar("training the PHAE")])
+            curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling,
+                                  leakage=args.leakage)
+            mapper = PerfusionMapper(phae, curves=curves, tr=args.tr, n_times=args.n_times,
+                                     max_train_voxels=args.max_train_voxels, n_jobs=n_jobs,
+                                     random_state=args.seed)
+            epoch_voxels = params["epoch_voxels"] or "all"
+            print(f"training a PHAE ({params['max_epochs']} epochs of {epoch_voxels} voxels, "
+                  f"lr {params['lr']:g}, batch {params['batch_size']}) on up to "
+                  f"{args.max_train_voxels} brain voxels of {len(exams)} exams")
+            mapper.fit(exams)
+    finally:
+        torch.set_num_threads(threads)
     mapper.deconvolver_.save(args.model)
     print(f"saved the PHAE ({mapper.n_train_voxels_} voxels, grid {mapper.n_times_} frames x "
-          f"{mapper.tr_:.3g} s) to {args.model}")
+          f"{mapper.tr_:.3g} s) to {args.model} in {time.perf_counter() - started:.0f} s")
