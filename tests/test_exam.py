@@ -303,3 +303,31 @@ def test_sidecar_records_non_steady_frames(exam_dir):
     sidecar = json.loads((exam_dir / "dsc.json").read_text())
     exam = load_exam(exam_dir)
     assert sidecar["NonSteadyStateVolumes"] == exam.n_skip > 0
+
+
+def test_exam_to_curves_is_a_scikit_learn_style_step():
+    from sklearn.base import clone
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skperfusion.exam import ExamToCurves
+
+    step = ExamToCurves(aif="auto", aif_scaling="vof", tr=0.5, n_times=100)
+    assert clone(step).get_params() == step.get_params()
+    exam, _, aif = _hand_exam()
+    curves = ExamToCurves(tr=0.5, n_times=100).transform(exam)
+    np.testing.assert_allclose(curves.X, exam.curves(time_grid=(0.5, 100)))
+    np.testing.assert_allclose(curves.aif.curve[::2][:40], aif, atol=1e-9)
+    assert curves.tr == 0.5 and curves.aif.voxels[0, 0, 0] and curves.k2 is None
+    with pytest.raises(InvalidParameterError, match="aif"):
+        ExamToCurves(aif="guess").transform(exam)
+    del exam.masks["aif"]
+    with pytest.raises(ValueError, match=r"sub-hand: no aif mask.*aif='auto'"):
+        ExamToCurves().transform(exam)
+
+
+def test_a_single_echo_must_be_4d():
+    exam, _, _ = _hand_exam()
+    with pytest.raises(ValueError, match="give a single echo as a 4-D signal"):
+        Exam(exam.signal[..., None], te=(0.03,), tr=1.0, affine=np.eye(4), masks=exam.masks)
+    with pytest.raises(ValueError, match=r"4-D .* takes one echo time"):
+        Exam(exam.signal, te=(0.01, 0.03), tr=1.0, affine=np.eye(4), masks=exam.masks)
