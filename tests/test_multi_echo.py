@@ -83,9 +83,23 @@ def test_transformer_cancels_t1_with_three_echoes_and_skips_frames():
     np.testing.assert_allclose(C[:, 1], np.broadcast_to(aif[2:], (2, N_TIMES - 2)), atol=1e-6)
 
 
+def test_degenerate_samples_are_nan_without_touching_the_others():
+    from skperfusion.preprocessing import DegenerateVoxelWarning
+
+    tissue_signal, aif_signal = _signals()
+    X = np.stack([tissue_signal, np.broadcast_to(aif_signal, tissue_signal.shape)], axis=1)
+    transformer = MultiEchoTransformer(te=TE).fit(X)
+    clean = transformer.transform(X)
+    X[1, 0, 1, 20] = 0.0
+    with pytest.warns(DegenerateVoxelWarning, match="1 of 2 sample"):
+        damaged = transformer.transform(X)
+    assert np.isnan(damaged[1]).all()
+    np.testing.assert_array_equal(damaged[0], clean[0])
+
+
 @pytest.mark.parametrize(("X", "te", "message"), [
     (np.ones((2, 2, 3, 10)), (0.01, 0.03), r"shape \(n_samples, 2, 2, n_times\)"),
-    (np.zeros((2, 2, 2, 10)), (0.01, 0.03), "Non-positive"),
+    (-np.ones((2, 2, 2, 10)), (0.01, 0.03), "Negative values"),
     (np.ones((2, 2, 2, 10)), (0.03, 0.03), "strictly increasing"),
 ])
 def test_transformer_rejects_bad_input(X, te, message):

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..curves import AIF
 from ..physics import delta_r2star_from_echoes
-from .concentration import detect_baseline_frames
+from .concentration import _degenerate_samples, detect_baseline_frames
 
 __all__ = ["MultiEchoTransformer"]
 
@@ -107,8 +107,8 @@ class MultiEchoTransformer(TransformerMixin, BaseEstimator):
         if not reset and X.shape[3] != self.n_times_:
             raise ValueError(f"X has {X.shape[3]} frames; {type(self).__name__} was fitted "
                              f"with {self.n_times_}.")
-        if not np.all(X > 0):
-            raise ValueError(f"Non-positive values in data passed to {type(self).__name__}: "
+        if reset and np.any(X < 0):
+            raise ValueError(f"Negative values in data passed to {type(self).__name__}: "
                              "signal intensities must be > 0 because their logarithm is taken.")
         return X, te
 
@@ -119,7 +119,7 @@ class MultiEchoTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array_like of shape (n_samples, 2, n_echoes, n_times)
-            Strictly positive tissue and arterial signals per echo.
+            Non-negative tissue and arterial signals per echo.
         y : None
             Ignored.
 
@@ -148,12 +148,21 @@ class MultiEchoTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         C : ndarray of shape (n_samples, 2, n_times - n_skip)
-            Tissue and arterial ``ΔR2*`` in 1/s.
+            Tissue and arterial ``ΔR2*`` in 1/s; NaN for a sample with a zero
+            or negative signal in a kept frame (one
+            :class:`~skperfusion.preprocessing.DegenerateVoxelWarning` counts
+            them), the other samples unaffected.
         """
         check_is_fitted(self)
         signals, te = self._validate_signals(X, reset=False)
         signals = signals[..., self.n_skip:]
         n_samples, n_frames = signals.shape[0], signals.shape[3]
+        degenerate = _degenerate_samples(signals.reshape(n_samples, 2, -1))
+        if degenerate.any():
+            # Stand-in values keep the other samples' arithmetic (and a shared AIF) intact.
+            good = np.flatnonzero(~degenerate)
+            signals = signals.copy()
+            signals[degenerate] = signals[good[0]] if good.size else 1.0
         if self.n_baseline is None:
             aif = signals[:, AIF, -1]
             shared = n_samples > 1 and bool(np.all(aif == aif[:1]))
@@ -164,7 +173,9 @@ class MultiEchoTransformer(TransformerMixin, BaseEstimator):
         in_baseline = (np.arange(n_frames) < n_baseline[:, None]).astype(signals.dtype)
         s0 = np.einsum("ncet,nt->nce", signals, in_baseline) / n_baseline[:, None, None]
         log_ratio = np.log(signals / s0[..., None].astype(signals.dtype))
-        return delta_r2star_from_echoes(log_ratio, te)
+        delta_r2star = delta_r2star_from_echoes(log_ratio, te)
+        delta_r2star[degenerate] = np.nan
+        return delta_r2star
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
