@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm
 from sklearn.metrics import roc_auc_score
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import OSVDDeconvolver
-from skperfusion.exam_estimators import ExamMaps, PerfusionMapper
+from skperfusion.exam_estimators import ExamMaps, PerfusionMapper, ROIRatio
+from skperfusion.grading import youden_cutoff
 from skperfusion.preprocessing import detect_baseline_frames
 from skperfusion.study.evaluation import (
     TRUTH,
@@ -129,6 +130,7 @@ def test_map_errors_of_scaled_truth(exams):
     for exam in exams[:2]:
         maps = {name: volume * 1.1 for name, volume in exam.ground_truth.items()}
         maps["MTT"] = exam.ground_truth["MTT"] * 0.8
+        maps["Tmax"] = exam.ground_truth["Tmax"] + np.where(exam.masks["tumor"], 2.0, 0.5)
         scored = exam.masks["brain"] & (exam.ground_truth["MTT"] > 0)
         maps["MTT"][tuple(np.argwhere(scored)[0])] = np.nan  # one failed voxel
         scaled.append(ExamMaps(exam, maps))
@@ -140,6 +142,12 @@ def test_map_errors_of_scaled_truth(exams):
     n_scored = sum(int(np.sum(e.masks["brain"] & (e.ground_truth["MTT"] > 0))) for e in exams[:2])
     assert errors["MTT_failed_pct"] == pytest.approx(100 * 2 / n_scored)
     assert errors["CBF_failed_pct"] == 0.0
+    # Tmax errors are differences in seconds; a region restricts the voxels.
+    assert errors["Tmax_bias_s"] == pytest.approx(0.5)
+    assert map_errors(scaled, ("Tmax",), region="tumor")["Tmax_abs_error_s"] == pytest.approx(2.0)
+    # Relative maps: a global scale error cancels.
+    assert map_errors(scaled, ("CBF",), normalize_by="nawm")["CBF_abs_error_pct"] == (
+        pytest.approx(0.0, abs=1e-9))
 
 
 def test_map_errors_need_ground_truth(exams):
@@ -166,22 +174,42 @@ def test_degraded_exam_has_the_requested_baseline_snr(exams):
 
 def test_noise_robustness_table(exams):
     mapper = PerfusionMapper(OSVDDeconvolver()).fit(exams)
-    table = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_boot=50,
-                             random_state=0)
-    assert table[["snr", "method"]].values.tolist() == [
-        [30, "oSVD"], [30, TRUTH], [10, "oSVD"], [10, TRUTH]]
+    table, errors = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_draws=2,
+                                     n_boot=50, random_state=0)
+    assert table[["snr", "method", "n_draws"]].values.tolist() == [
+        [30, "oSVD", 2], [30, TRUTH, 0], [10, "oSVD", 2], [10, TRUTH, 0]]
     truth = table[table["method"] == TRUTH]
     y = np.array([exam.grade for exam in exams])
     true_ratio = [exam.extra["true_cbf_ratio"] for exam in exams]
     assert truth["auc"].tolist() == [roc_auc_score(y == "HGG", true_ratio)] * 2
-    assert table["auc"].between(0, 1).all()
     # Noise makes oSVD's MTT and relative CBF worse (its absolute CBF is off
     # by the simulator's AIF scale, arterial partial volume and relaxivity).
-    osvd = table[table["method"] == "oSVD"].set_index("snr")
-    for column in ("MTT_abs_error_pct", "rCBF_abs_error_pct"):
+    osvd = errors[(errors["method"] == "oSVD") & (errors["region"] == "brain")].set_index("snr")
+    for column in ("MTT_abs_error_pct", "rCBF_abs_error_pct", "Tmax_abs_error_s"):
         assert osvd.loc[10, column] > osvd.loc[30, column]
-    again = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_boot=50, random_state=0)
-    pd.testing.assert_frame_equal(table, again)
+    assert set(errors["region"]) == {"brain", "tumor", "nawm"}
+    again = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_draws=2, n_boot=50,
+                             random_state=0)
+    pd.testing.assert_frame_equal(table, again[0])
+
+
+def test_noise_robustness_at_negligible_noise_is_the_noise_free_auc(exams):
+    # One draw at SNR 1e6 maps (almost) the acquired exams: the AUC is the
+    # noise-free one, computed here independently; its interval pools one
+    # draw's resamples, so it is the bootstrap interval of that AUC.
+    mapper = PerfusionMapper(OSVDDeconvolver()).fit(exams)
+    y = np.array([exam.grade for exam in exams])
+    clean = ROIRatio().transform(mapper.transform(exams)).ravel()
+    table, _ = noise_robustness(exams, {"oSVD": mapper}, snrs=(1e6,), n_draws=1, n_boot=50,
+                                error_regions=(), random_state=0)
+    row = table.set_index("method").loc["oSVD"]
+    assert row["auc"] == pytest.approx(roc_auc_score(y == "HGG", clean))
+    assert row["auc_draw_sd"] == 0.0
+    # More draws at a real SNR: the mean AUC lies within the spread of the draws.
+    table, _ = noise_robustness(exams, {"oSVD": mapper}, snrs=(5,), n_draws=3, n_boot=50,
+                                error_regions=(), random_state=1)
+    row = table.set_index("method").loc["oSVD"]
+    assert row["auc_low"] <= row["auc"] <= row["auc_high"]
 
 
 def test_figures_show_the_tables(tmp_path):
@@ -201,6 +229,10 @@ def test_figures_show_the_tables(tmp_path):
                           "auc_high": [1.0, 0.9, 1.0, 1.0]})
     curves = figures.plot_auc_vs_snr(noise).axes[0].get_lines()
     np.testing.assert_array_equal(curves[0].get_xydata(), [[10, 0.7], [30, 0.9]])
+    # The ROC marks each method's Youden operating point.
+    _, sensitivity, specificity = youden_cutoff(scores, y == "HGG")
+    points = [line.get_xydata() for line in roc.axes[0].get_lines() if line.get_marker() == "o"]
+    assert [[1 - specificity, sensitivity]] in [p.tolist() for p in points]
     path = figures.save_figure(roc, tmp_path / "roc.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["roc.png"]
@@ -224,3 +256,134 @@ def test_report_tables_are_formatted_like_the_paper():
     table = noise_auc_table(noise)
     assert table.index.tolist() == [50, 10] and table.columns.tolist() == ["PHAE", TRUTH]
     assert table.loc[10, "PHAE"] == "0.80 (0.60-0.90)"
+
+
+def test_map_comparison_shares_one_colour_scale_per_row(exams):
+    from skperfusion.study import figures
+
+    exam = exams[1]
+    maps = {"A": ExamMaps(exam, {k: v * 3.0 for k, v in exam.ground_truth.items()}),
+            "B": ExamMaps(exam, exam.ground_truth)}
+    figure = figures.plot_map_comparison(maps)
+    images = [ax.images[0] for ax in figure.axes if ax.images]
+    assert len(images) == 2 * 3  # rCBF and MTT rows; A, B and the truth columns
+    limits = [image.get_clim() for image in images]
+    assert limits[:3] == [limits[0]] * 3 and limits[3:] == [limits[3]] * 3
+    # rCBF: a global scale of 3 cancels, A's panel equals the truth's.
+    np.testing.assert_allclose(images[0].get_array(), images[2].get_array())
+
+
+def _slow_delong(scores, is_high):
+    """DeLong's covariance by direct double sums over the patient pairs (reference)."""
+    high, low = scores[is_high], scores[~is_high]
+    m, n = len(high), len(low)
+    psi = np.array([[[1.0 if x > z else 0.5 if x == z else 0.0 for z in low[:, k]]
+                     for x in high[:, k]] for k in range(scores.shape[1])])  # (k, m, n)
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    s10 = np.array([[np.sum((v10[a] - v10[a].mean()) * (v10[b] - v10[b].mean())) / (m - 1)
+                     for b in range(len(psi))] for a in range(len(psi))])
+    s01 = np.array([[np.sum((v01[a] - v01[a].mean()) * (v01[b] - v01[b].mean())) / (n - 1)
+                     for b in range(len(psi))] for a in range(len(psi))])
+    return psi.mean(axis=(1, 2)), s10 / m + s01 / n
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_delong_fast_algorithm_matches_the_double_sum_reference(seed):
+    from skperfusion.study.comparison import delong_covariance, delong_table
+
+    rng = np.random.default_rng(seed)
+    is_high = rng.random(23) < 0.5
+    is_high[:2] = [True, False]
+    # Rounding makes ties within and between the groups.
+    scores = np.round(rng.normal(is_high[:, None] * [0.9, 0.6, 0.0], 1.0, (23, 3)), 1)
+    auc, covariance = delong_covariance(scores, is_high)
+    expected_auc, expected = _slow_delong(scores, is_high)
+    np.testing.assert_allclose(auc, expected_auc)
+    np.testing.assert_allclose(auc, [roc_auc_score(is_high, s) for s in scores.T])
+    np.testing.assert_allclose(covariance, expected)
+    table = delong_table(pd.DataFrame(scores, columns=["A", "B", "C"]),
+                         np.where(is_high, "HGG", "LGG"))
+    row = table.set_index(["method_a", "method_b"]).loc[("A", "C")]
+    z = (expected_auc[0] - expected_auc[2]) / np.sqrt(
+        expected[0, 0] + expected[2, 2] - 2 * expected[0, 2])
+    assert row["z"] == pytest.approx(z)
+    assert row["p"] == pytest.approx(2 * (1 - norm.cdf(abs(z))))
+
+
+def test_delong_of_identical_methods_is_not_significant():
+    from skperfusion.study.comparison import delong_table
+
+    scores, y = _random_grades(4)
+    table = delong_table(pd.DataFrame({"A": scores, "B": scores}), y)
+    assert table.loc[0, ["difference", "p"]].tolist() == [0.0, 1.0]
+
+
+def _cv_mappers(exams):
+    from skperfusion.deconvolution import PHAEDeconvolver
+
+    tr = min(exam.tr for exam in exams)
+    n_times = int(min((e.n_times - e.n_skip - 1) * e.tr for e in exams) // tr) + 1
+    phae = PHAEDeconvolver(max_epochs=1, module__width=4, batch_size=128, random_state=0)
+    return {"oSVD": PerfusionMapper(OSVDDeconvolver(), tr=tr, n_times=n_times),
+            "PHAE": PerfusionMapper(phae, tr=tr, n_times=n_times, max_train_voxels=128,
+                                    random_state=0)}
+
+
+def test_cross_validation_never_lets_the_test_fold_reach_training(exams):
+    # Two folds given explicitly: changing the held-out patients' grades and
+    # signals leaves the cut-offs learned on the training folds unchanged,
+    # and so the grades predicted for the held-out patients.
+    from skperfusion.study.cv import cross_validated_grading
+
+    splits = [(np.arange(0, 4), np.arange(4, 8)), (np.arange(4, 8), np.arange(0, 4))]
+    first = cross_validated_grading(exams, _cv_mappers(exams), trainable={"PHAE"}, cv=splits,
+                                    n_splits=2)
+    changed = list(exams)
+    for i in splits[0][1]:
+        changed[i] = dataclasses.replace(degrade_exam(exams[i], 5, random_state=int(i)),
+                                         grade={"LGG": "HGG", "HGG": "LGG"}[exams[i].grade])
+    second = cross_validated_grading(changed, _cv_mappers(exams), trainable={"PHAE"},
+                                     cv=splits, n_splits=2)
+    for method in ("oSVD", "PHAE"):
+        a = first[(first["method"] == method) & (first["fold"] == 0)].iloc[0]
+        b = second[(second["method"] == method) & (second["fold"] == 0)].iloc[0]
+        assert a["cutoff"] == b["cutoff"]
+        # The held-out ratios did change: the test fold was used, for testing only.
+        assert not np.allclose(a["ratio"], b["ratio"])
+        np.testing.assert_array_equal(b["predicted"], np.where(b["ratio"] > b["cutoff"],
+                                                               "HGG", "LGG"))
+        # The other fold trained on the changed patients: its cut-off moved.
+        assert first.loc[(first["method"] == method) & (first["fold"] == 1), "cutoff"].item() \
+            != second.loc[(second["method"] == method) & (second["fold"] == 1), "cutoff"].item()
+
+
+def test_repeated_folds_and_their_summary(exams):
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from skperfusion.study.cv import cross_validated_grading, summarize_cv
+
+    y = np.array([exam.grade for exam in exams])
+    folds = cross_validated_grading(exams, _cv_mappers(exams), trainable={"PHAE"},
+                                    n_splits=2, n_repeats=3, trainable_repeats=1,
+                                    random_state=0)
+    # The trainable method runs the first repeat of the same partitions.
+    assert folds.groupby("method")["repeat"].nunique().to_dict() == {"PHAE": 1, "oSVD": 3}
+    expected = [test for _, test in RepeatedStratifiedKFold(
+        n_splits=2, n_repeats=3, random_state=0).split(np.zeros(8), y)]
+    osvd = folds[folds["method"] == "oSVD"]
+    for (_, row), test in zip(osvd.iterrows(), expected, strict=True):
+        np.testing.assert_array_equal(row["test"], test)
+        assert row["auc"] == pytest.approx(roc_auc_score(y[test] == "HGG", row["ratio"]))
+    summary = summarize_cv(folds, y)
+    first = osvd[osvd["repeat"] == 0]
+    called = np.concatenate(first["predicted"].to_list()) == "HGG"
+    truth = y[np.concatenate(first["test"].to_list())] == "HGG"
+    per_repeat = [osvd.loc[osvd["repeat"] == r, "auc"].mean() for r in range(3)]
+    assert summary.loc["oSVD", "auc"] == pytest.approx(np.mean(per_repeat))
+    assert summary.loc["oSVD", "auc_low"] >= min(per_repeat)
+    assert summary.loc["PHAE", "n_repeats"] == 1
+    assert summary.loc["PHAE", "sensitivity"] == pytest.approx(np.mean(
+        np.concatenate(folds.loc[folds["method"] == "PHAE", "predicted"].to_list())[
+            y[np.concatenate(folds.loc[folds["method"] == "PHAE", "test"].to_list())]
+            == "HGG"] == "HGG"))
+    assert called.size == truth.size == 8

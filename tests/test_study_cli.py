@@ -5,14 +5,17 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from skperfusion.cli import main
 from skperfusion.datasets import simulate_cohort, simulate_exam
-from skperfusion.study.run import run_study
+from skperfusion.study.run import OUTPUT_FILES, run_study
 
 TINY = ["--n-subjects", "10", "--shape", "10", "10", "2", "--snrs", "20", "--n-boot", "50",
         "--max-train-voxels", "500", "--phae-epochs", "1", "--phae-width", "4",
-        "--phae-batch-size", "256", "--phae-epoch-voxels", "256"]
+        "--phae-batch-size", "256", "--phae-epoch-voxels", "256", "--noise-draws", "2",
+        "--cv-splits", "2", "--cv-repeats", "2", "--phae-cv-epochs", "1",
+        "--methods", "osvd", "tikhonov", "phae"]
 
 
 def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
@@ -20,12 +23,10 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert main(["study", "--demo", "--out", str(out), *TINY]) == 0
     assert "report in" in capsys.readouterr().out
     written = {p.name for p in out.iterdir()}
-    assert written == {"demo_cohort", "report.md", "table1.csv", "noise_robustness.csv",
-                       "map_errors.csv", "ratios.csv", "fig3_maps.png",
-                       "fig4_ratio_boxplots.png", "fig5_auc_vs_snr.png", "roc_curves.png"}
+    assert written == {"demo_cohort", *OUTPUT_FILES}
+    assert {"table1_cv.csv", "delong.csv", "cv_folds.csv"} <= written
     table1 = pd.read_csv(out / "table1.csv", index_col="method")
     assert table1.index.tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
-    assert table1["auc"].between(0, 1).all()
     assert (table1["auc_low"] <= table1["auc"]).all()
     # The ground-truth ratios are the simulator's own tumour/NAWM CBF ratios.
     participants = pd.read_csv(out / "demo_cohort" / "participants.tsv", sep="\t",
@@ -34,14 +35,34 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert len(ratios) == 4 and set(ratios["grade"]) == {"LGG", "HGG"}
     np.testing.assert_allclose(ratios["ground truth"],
                                participants.loc[ratios.index, "true_cbf_ratio"], rtol=1e-5)
+    # Table 1's AUCs are those of the written ratios.
+    for method in table1.index:
+        assert table1.loc[method, "auc"] == pytest.approx(
+            roc_auc_score(ratios["grade"] == "HGG", ratios[method]))
+    # Cross-validation: every patient held out once per repeat, the PHAE in one repeat.
+    folds = pd.read_csv(out / "cv_folds.csv")
+    counts = folds.groupby(["method", "repeat"])["participant_id"].agg(["size", "nunique"])
+    assert (counts["size"] == 10).all() and (counts["nunique"] == 10).all()
+    cv = pd.read_csv(out / "table1_cv.csv", index_col="method")
+    assert cv["n_repeats"].to_dict() == {"oSVD": 2, "Tikhonov": 2, "PHAE": 1}
+    delong = pd.read_csv(out / "delong.csv")
+    assert len(delong) == 6 and delong["p"].between(0, 1).all()
     noise = pd.read_csv(out / "noise_robustness.csv")
     assert noise["method"].tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
+    assert noise["n_draws"].tolist() == [2, 2, 2, 0]
     errors = pd.read_csv(out / "map_errors.csv")
-    assert errors["snr"].tolist() == ["acquired"] * 3 + ["20"] * 3
+    assert errors["snr"].tolist() == ["acquired"] * 9 + ["20"] * 9
+    assert {"CBV_bias_pct", "Tmax_bias_s", "rCBF_abs_error_pct"} <= set(errors.columns)
     report = (out / "report.md").read_text()
-    for text in ("## Table 1", "| PHAE ", "## Noise robustness", "fig5_auc_vs_snr.png",
-                 "rCBF |error| (%)", "- **seed**: 0"):
+    for text in ("## Table 1", "| PHAE ", "## Cross-validated grading", "## DeLong's test",
+                 "## Noise robustness", "fig5_auc_vs_snr.png", "rCBF abs. error (%)",
+                 "Tmax bias (s)", "- **seed**: 0"):
         assert text in report
+    # The paper's order: Fig. 3 (maps), then Table 1 and Fig. 4, then Fig. 5.
+    positions = [report.index(name) for name in ("fig3_maps.png", "## Table 1",
+                                                  "fig4_ratio_boxplots.png",
+                                                  "fig5_auc_vs_snr.png")]
+    assert positions == sorted(positions)
     # An earlier report is only replaced with --overwrite (SPEC §12).
     assert main(["study", "--demo", "--out", str(out), *TINY]) == 2
     assert "report.md exists; pass --overwrite" in capsys.readouterr().err
@@ -86,9 +107,11 @@ def test_study_of_a_cohort_without_ground_truth(tmp_path):
     exams = [dataclasses.replace(
         simulate_exam(f"sub-{i}", grade, shape=(10, 10, 2), random_state=i), ground_truth=None)
         for i, grade in enumerate(["LGG", "HGG"] * 4)]
-    tables = run_study(exams, tmp_path, test_size=0.5, max_train_voxels=300, snrs=(20,),
+    tables = run_study(exams, tmp_path, methods=("osvd", "tikhonov", "phae"), test_size=0.5,
+                       max_train_voxels=300, snrs=(20,), n_draws=1, n_splits=2, n_repeats=1,
                        n_boot=20, progress=False,
-                       phae_params={"max_epochs": 1, "module__width": 4, "batch_size": 256})
+                       method_params={"phae": {"max_epochs": 1, "module__width": 4,
+                                               "batch_size": 256}})
     assert tables["table1"].index.tolist() == ["oSVD", "Tikhonov", "PHAE"]
     assert tables["map_errors"].empty
     assert set(tables["noise_robustness"]["method"]) == {"oSVD", "Tikhonov", "PHAE"}

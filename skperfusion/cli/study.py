@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
 from ..deconvolution._registry import available_deconvolvers
+from ._scheduler import add_scheduler_argument, scheduler
 from ._args import (
     add_command,
     add_link_argument,
@@ -37,7 +38,7 @@ DETAILS = (
 # paper's tens of thousands): on the demo cohort the training loss plateaus
 # within 5 epochs, and 40 epochs or 8-16 feature maps give the same test AUC.
 PAPER_PHAE = {"max_epochs": 65, "lr": 1e-4, "batch_size": 1536, "module__width": 32,
-              "max_train_voxels": None}
+              "epoch_voxels": None}
 
 
 def register(subparsers):
@@ -84,6 +85,7 @@ def register(subparsers):
     add_link_argument(study)
     study.add_argument("--n-jobs", type=int, default=None,
                        help="exams processed in parallel (joblib)")
+    add_scheduler_argument(study)
     phae = parser.add_argument_group("PHAE training")
     phae.add_argument("--phae-paper", action="store_true",
                       help="the paper's PHAE settings instead of the CPU-friendly ones")
@@ -177,20 +179,24 @@ def run(args):
     else:
         phae_params = {"max_epochs": args.phae_epochs, "lr": args.phae_lr,
                        "batch_size": args.phae_batch_size, "module__width": args.phae_width,
-                       "max_train_voxels": args.phae_epoch_voxels}
+                       "epoch_voxels": args.phae_epoch_voxels}
     phae_params.update(device=args.device)
     n_draws = args.noise_draws or (3 if args.demo else 10)
     snrs = tuple(int(snr) if float(snr).is_integer() else snr for snr in args.snrs)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
+    # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
+    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     try:
-        tables = run_study(exams, out, methods=args.methods, test_size=args.test_size,
-                           method_params={"phae": phae_params},
-                           cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
-                           max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
-                           n_splits=args.cv_splits, n_repeats=args.cv_repeats,
-                           trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
-                           random_state=args.seed, n_jobs=args.n_jobs, source=source)
+        with scheduler(args.scheduler):
+            tables = run_study(
+                exams, out, methods=args.methods, test_size=args.test_size,
+                method_params={"phae": phae_params},
+                cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
+                max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
+                n_splits=args.cv_splits, n_repeats=args.cv_repeats,
+                trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
+                random_state=args.seed, n_jobs=n_jobs, source=source)
     finally:
         torch.set_num_threads(threads)
     auc = tables["table1"]["auc"]

@@ -7,9 +7,11 @@ functions returning pandas DataFrames:
   sensitivity and specificity with bootstrap confidence intervals over
   patients, accuracy, Mann-Whitney U p-value, inference time per patient;
 - :func:`noise_robustness`: the same AUC after degrading the DSC signals to
-  given SNRs, with the AIF recomputed from the degraded signal, and the
-  voxel-wise map errors against ground truth when it is known;
-- :func:`map_errors`: voxel-wise CBF/MTT errors against ground truth.
+  given SNRs over several noise draws, with the AIF recomputed from the
+  degraded signal, and the voxel-wise map errors against ground truth when
+  it is known;
+- :func:`map_errors` / :func:`map_error_table`: voxel-wise CBF, rCBF, CBV,
+  MTT and Tmax errors against ground truth, per region.
 
 The bootstrap resamples patients with replacement *within each grade*
 (stratified, as pROC does by default), so every resample has both grades;
@@ -29,11 +31,13 @@ from ..grading import youden_cutoff
 from ..preprocessing import detect_baseline_frames
 
 __all__ = [
+    "ERROR_REGIONS",
     "TRUTH",
     "auc_ci",
     "degrade_exam",
     "grading_metrics",
     "grading_table",
+    "map_error_table",
     "map_errors",
     "noise_robustness",
 ]
@@ -205,30 +209,45 @@ def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, con
     return table
 
 
-def map_errors(maps, parameters=("CBF", "MTT"), *, normalize_by=None):
-    """Voxel-wise relative error of perfusion maps against ground truth.
+_ABSOLUTE_ERRORS = ("Tmax",)
+"""Maps whose errors are differences in seconds (a delay's truth can be 0 or negative)."""
+
+ERROR_REGIONS = ("brain", "tumor", "nawm")
+"""Exam masks over which map errors are reported: all mapped tissue, tumour, NAWM."""
+
+
+def map_errors(maps, parameters=("CBF", "CBV", "MTT", "Tmax"), *, normalize_by=None,
+               region=None):
+    """Voxel-wise error of perfusion maps against ground truth.
 
     Parameters
     ----------
     maps : list of ExamMaps
         Maps of exams with ``ground_truth`` (simulated cohorts).
-    parameters : sequence of str, default=("CBF", "MTT")
-        Maps to evaluate.
+    parameters : sequence of str, default=("CBF", "CBV", "MTT", "Tmax")
+        Maps to evaluate. Tmax errors are differences in seconds, the others
+        relative errors in percent.
     normalize_by : str or None, default=None
         Exam mask (e.g. ``"nawm"``) by whose mean both the estimate and the
         truth are divided first, per exam: the error of relative maps such
         as rCBF, free of the global scale errors (AIF partial volume,
         arterial vs tissue relaxivity) that no deconvolver can undo.
+    region : str or None, default=None
+        Exam mask the errors are restricted to (e.g. ``"tumor"``); None uses
+        every mapped voxel.
 
     Returns
     -------
     errors : pandas.Series
-        For each parameter ``p``: ``p_bias_pct``, the median of
-        ``(estimate - truth) / truth`` in percent, ``p_abs_error_pct``, the
-        median of its absolute value, both pooled over the voxels of every
-        exam's mapped mask with a positive true value, and
-        ``p_failed_pct``, the percentage of those voxels whose estimate is
-        NaN or infinite (left out of the medians).
+        For a relative parameter ``p``: ``p_bias_pct``, the median of
+        ``(estimate - truth) / truth`` in percent, and ``p_abs_error_pct``,
+        the median of its absolute value, over the voxels with a positive
+        true value; for Tmax ``Tmax_bias_s`` and ``Tmax_abs_error_s``, the
+        median of ``estimate - truth`` and of its absolute value in seconds,
+        over the voxels with a finite true value. Also ``p_failed_pct``, the
+        percentage of those voxels whose estimate is NaN or infinite (left
+        out of the medians; 100 with NaN medians for a method that does not
+        estimate ``p``). All pooled over the exams.
 
     Raises
     ------
@@ -243,22 +262,64 @@ def map_errors(maps, parameters=("CBF", "MTT"), *, normalize_by=None):
                          "map errors need a simulated cohort.")
     errors = {}
     for parameter in parameters:
-        relative = []
-        for item in maps:
-            estimate = item.maps[parameter]
-            truth = item.exam.ground_truth[parameter]
-            scored = item.exam.mask(item.mask) & np.isfinite(truth) & (truth > 0)
-            if normalize_by is not None:
-                reference = item.exam.mask(normalize_by)
-                estimate = estimate / _finite_mean(estimate[reference])
-                truth = truth / _finite_mean(truth[reference])
-            relative.append(estimate[scored] / truth[scored] - 1.0)
-        relative = np.concatenate(relative)
-        finite = np.isfinite(relative)
-        errors[f"{parameter}_bias_pct"] = 100 * float(np.median(relative[finite]))
-        errors[f"{parameter}_abs_error_pct"] = 100 * float(np.median(np.abs(relative[finite])))
-        errors[f"{parameter}_failed_pct"] = 100 * (1 - finite.mean())
+        absolute = parameter in _ABSOLUTE_ERRORS
+        deviations = np.concatenate([_deviations(item, parameter, absolute, normalize_by, region)
+                                     for item in maps])
+        finite = np.isfinite(deviations)
+        scale, unit = (1.0, "s") if absolute else (100.0, "pct")
+        kept = deviations[finite]
+        errors[f"{parameter}_bias_{unit}"] = scale * np.median(kept) if kept.size else np.nan
+        errors[f"{parameter}_abs_error_{unit}"] = (scale * np.median(np.abs(kept))
+                                                   if kept.size else np.nan)
+        errors[f"{parameter}_failed_pct"] = 100 * (1 - finite.mean()) if finite.size else np.nan
     return pd.Series(errors, dtype=float)
+
+
+def _deviations(item, parameter, absolute, normalize_by, region):
+    """Estimate - truth (absolute) or estimate / truth - 1 over the scored voxels of one exam."""
+    estimate = item.maps[parameter]
+    truth = item.exam.ground_truth[parameter]
+    scored = item.exam.mask(item.mask) & np.isfinite(truth)
+    if region is not None:
+        scored &= item.exam.mask(region)
+    if not absolute:
+        scored &= truth > 0
+    if normalize_by is not None:
+        reference = item.exam.mask(normalize_by)
+        estimate = estimate / _finite_mean(estimate[reference])
+        truth = truth / _finite_mean(truth[reference])
+    if absolute:
+        return estimate[scored] - truth[scored]
+    return estimate[scored] / truth[scored] - 1.0
+
+
+def map_error_table(maps_by_method, *, regions=ERROR_REGIONS, snr="acquired"):
+    """Map errors of several methods per region, CBF, CBV, MTT, Tmax and rCBF.
+
+    Parameters
+    ----------
+    maps_by_method : dict of str to list of ExamMaps
+        Maps of the same exams (with ground truth) by method name.
+    regions : sequence of str, default=("brain", "tumor", "nawm")
+        Exam masks over which the errors are computed, one row each.
+    snr : str or float, default="acquired"
+        Value of the ``snr`` column.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per method and region: ``snr``, ``method``, ``region`` and
+        the columns of :func:`map_errors` for CBF, CBV, MTT and Tmax, and for
+        CBF normalised by each exam's NAWM mean (prefixed ``r``: ``rCBF_...``).
+    """
+    rows = []
+    for method, maps in maps_by_method.items():
+        for region in regions:
+            rows.append({"snr": snr, "method": method, "region": region,
+                         **map_errors(maps, region=region),
+                         **map_errors(maps, ("CBF",), normalize_by="nawm", region=region)
+                         .add_prefix("r")})
+    return pd.DataFrame(rows)
 
 
 def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
@@ -295,15 +356,19 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
     return exam.with_signal(signal)
 
 
-def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, parameter="CBF",
-                     higher_class="HGG", kind="gaussian", error_parameters=("CBF", "MTT"),
-                     normalized_parameters=("CBF",), n_boot=1000, confidence=0.95,
+def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
+                     parameter="CBF", higher_class="HGG", kind="gaussian",
+                     error_regions=ERROR_REGIONS, n_boot=1000, confidence=0.95,
                      random_state=None, progress=False):
     """Grading AUC, and map errors, of each method on noise-degraded exams (Fig. 5).
 
-    At each SNR every exam is degraded once (:func:`degrade_exam`, the AIF
-    recomputed from the degraded signal) and the same degraded exams are
-    mapped by every method, so methods are compared on the same noise.
+    At each SNR the exams are degraded ``n_draws`` times with independent
+    noise (:func:`degrade_exam`, the AIF recomputed from the degraded
+    signal), and the same degraded exams are mapped by every method, so
+    methods are compared on the same noise. The AUC is the mean over the
+    draws; its interval pools, over the draws, the AUCs of the same
+    stratified bootstrap resamples of the patients, so it covers both the
+    noise and the sampling of the patients.
 
     Parameters
     ----------
@@ -313,65 +378,88 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, parameter="CB
         Fitted mappers by method name.
     snrs : sequence of float, default=(50, 40, 30, 20, 10)
         Baseline SNRs of the added noise (dimensionless).
+    n_draws : int, default=10
+        Noise realisations per SNR.
     parameter : str, default="CBF"
         Map whose tumour/NAWM ratio grades the exams.
     higher_class : str, default="HGG"
         Grade expected to have the higher ratios.
     kind : {"gaussian", "rician"}, default="gaussian"
         Noise model.
-    error_parameters : sequence of str, default=("CBF", "MTT")
-        Maps compared with ground truth (:func:`map_errors`) when every exam
-        has it.
-    normalized_parameters : sequence of str, default=("CBF",)
-        Maps compared with ground truth after normalisation by their NAWM
-        mean (columns prefixed ``r``, e.g. ``rCBF_abs_error_pct``).
+    error_regions : sequence of str, default=("brain", "tumor", "nawm")
+        Regions of the map errors (:func:`map_error_table`), computed when
+        every exam has ground truth; empty for none.
     n_boot : int, default=1000
         Bootstrap resamples of the AUC interval (the same resamples for
-        every method and SNR).
+        every method, SNR and draw).
     confidence : float, default=0.95
         Coverage of the AUC interval.
     random_state : int or None, default=None
         Seed of the noise and of the bootstrap.
     progress : bool, default=False
-        Show a progress bar.
+        Show a progress bar counting noise draws.
 
     Returns
     -------
-    table : pandas.DataFrame
-        One row per SNR and method: ``snr``, ``method``, ``auc``,
-        ``auc_low``, ``auc_high`` and, with ground truth, the columns of
-        :func:`map_errors`; plus per SNR a :data:`TRUTH` row with the AUC of
-        the true ratios (the ceiling any method can reach on these
-        patients; no noise involved).
+    auc : pandas.DataFrame
+        One row per SNR and method: ``snr``, ``method``, ``auc`` (mean over
+        draws), ``auc_low``, ``auc_high`` (interval over draws × bootstrap),
+        ``auc_draw_sd`` (standard deviation of the AUC over the draws) and
+        ``n_draws``; plus per SNR a :data:`TRUTH` row with the AUC of the
+        true ratios and its bootstrap interval (the ceiling any method can
+        reach on these patients; no noise involved).
+    errors : pandas.DataFrame
+        The rows of :func:`map_error_table` per SNR, method and region, each
+        value the mean over the draws of the per-draw medians; empty
+        without ground truth.
     """
     y = exam_grades(exams)
     rng = np.random.default_rng(random_state)
-    noise_seeds = rng.integers(2**63, size=(len(snrs), len(exams)))
-    boot_seed = int(rng.integers(2**31))
+    noise_seeds = rng.integers(2**63, size=(len(snrs), n_draws, len(exams)))
+    is_high = y == higher_class
+    counts = _bootstrap_counts(np.random.RandomState(int(rng.integers(2**31))), n_boot,
+                               int(is_high.sum()), int((~is_high).sum()))
     ratio = ROIRatio(parameter)
     has_truth = all(exam.ground_truth and parameter in exam.ground_truth for exam in exams)
-    if has_truth:
-        truth = ratio.transform([ExamMaps(exam, exam.ground_truth) for exam in exams]).ravel()
-        truth_auc = auc_ci(truth, y, higher_class=higher_class, n_boot=n_boot,
-                           confidence=confidence, random_state=boot_seed)
-    rows = []
-    with tqdm(total=len(snrs) * len(mappers), desc="noise robustness", unit="map set",
+    rows, error_rows = [], []
+    with tqdm(total=len(snrs) * n_draws, desc="noise robustness", unit="noise draw",
               disable=not progress) as bar:
         for snr, seeds in zip(snrs, noise_seeds, strict=True):
-            degraded = [degrade_exam(exam, snr, kind=kind, random_state=int(seed))
-                        for exam, seed in zip(exams, seeds, strict=True)]
-            for method, mapper in mappers.items():
-                maps = mapper.transform(degraded)
-                row = dict(zip(("auc", "auc_low", "auc_high"), auc_ci(
-                    ratio.transform(maps).ravel(), y, higher_class=higher_class,
-                    n_boot=n_boot, confidence=confidence, random_state=boot_seed), strict=True))
-                if has_truth:
-                    row.update(map_errors(maps, error_parameters))
-                    row.update(map_errors(maps, normalized_parameters, normalize_by="nawm")
-                               .add_prefix("r"))
-                rows.append({"snr": snr, "method": method, **row})
+            aucs = {method: [] for method in mappers}
+            errors = []
+            for draw_seeds in seeds:
+                degraded = [degrade_exam(exam, snr, kind=kind, random_state=int(seed))
+                            for exam, seed in zip(exams, draw_seeds, strict=True)]
+                maps = {method: mapper.transform(degraded) for method, mapper in mappers.items()}
+                for method, items in maps.items():
+                    scores = ratio.transform(items).ravel()
+                    aucs[method].append(_auc_and_resamples(scores, y, higher_class, counts))
+                if has_truth and error_regions:
+                    errors.append(map_error_table(maps, regions=error_regions, snr=snr))
                 bar.update()
+            rows += [_noise_row(snr, method, draws, confidence) for method, draws in aucs.items()]
+            if errors:
+                error_rows.append(pd.concat(errors).groupby(["snr", "method", "region"],
+                                                            sort=False).mean().reset_index())
             if has_truth:
-                rows.append({"snr": snr, "method": TRUTH,
-                             **dict(zip(("auc", "auc_low", "auc_high"), truth_auc, strict=True))})
-    return pd.DataFrame(rows)
+                truth = ratio.transform([ExamMaps(exam, exam.ground_truth) for exam in exams])
+                rows.append(_noise_row(snr, TRUTH, [_auc_and_resamples(
+                    truth.ravel(), y, higher_class, counts)], confidence, n_draws=0))
+    return pd.DataFrame(rows), (pd.concat(error_rows, ignore_index=True) if error_rows
+                                else pd.DataFrame())
+
+
+def _auc_and_resamples(scores, y, higher_class, counts):
+    """AUC of the scores and of each bootstrap resample given by ``counts``."""
+    high, low = _split_groups(scores, y, higher_class)
+    auc = roc_auc_score(np.r_[np.ones(high.size), np.zeros(low.size)], np.r_[high, low])
+    return auc, _weighted_auc(high, low, *counts)
+
+
+def _noise_row(snr, method, draws, confidence, n_draws=None):
+    """Summary row of one method at one SNR from its per-draw AUCs and resamples."""
+    aucs = np.array([auc for auc, _ in draws])
+    low, high = _interval(np.concatenate([boot for _, boot in draws]), confidence)
+    return {"snr": snr, "method": method, "auc": float(aucs.mean()), "auc_low": low,
+            "auc_high": high, "auc_draw_sd": float(aucs.std(ddof=1)) if aucs.size > 1 else 0.0,
+            "n_draws": len(draws) if n_draws is None else n_draws}

@@ -1,11 +1,14 @@
 """Markdown tables of the grading study, formatted like the paper's Table 1."""
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
 from .evaluation import TRUTH
 
-__all__ = ["error_table", "noise_auc_table", "table1"]
+__all__ = ["cv_table", "delong_pairs", "error_table", "noise_auc_table", "render_report",
+           "table1"]
 
 
 def _with_ci(value, low, high, scale=1.0, digits=2):
@@ -25,7 +28,7 @@ def table1(table):
     formatted : pandas.DataFrame of str
         AUC, cut-off, sensitivity and specificity (%) with their intervals in
         parentheses, accuracy (%), Mann-Whitney U p-value and, when timed,
-        inference time per patient in seconds, mean (min-max).
+        inference time per patient in seconds, mean (min-max over the patients).
     """
     formatted = pd.DataFrame(index=table.index)
     formatted["AUC"] = [_with_ci(*r) for r in table[["auc", "auc_low", "auc_high"]].values]
@@ -38,7 +41,7 @@ def table1(table):
     formatted["Accuracy (%)"] = [f"{100 * v:.1f}" for v in table["accuracy"]]
     formatted["Mann-Whitney p"] = [f"{v:.2g}" for v in table["mannwhitney_p"]]
     if "time_mean" in table:
-        formatted["Inference time (s)"] = [
+        formatted["Inference time (s), mean (min-max)"] = [
             "n/a" if np.isnan(m) else f"{m:.3g} ({lo:.3g}-{hi:.3g})"
             for m, lo, hi in table[["time_mean", "time_min", "time_max"]].values]
     return formatted
@@ -69,29 +72,194 @@ def noise_auc_table(noise):
     return formatted
 
 
+def _number(pattern, value):
+    return "n/a" if np.isnan(value) else pattern.format(value)
+
+
 def error_table(errors):
-    """Voxel-wise error table (median relative errors, %) of the maps.
+    """Voxel-wise error table of the maps: bias and absolute error per map.
 
     Parameters
     ----------
     errors : pandas.DataFrame
-        Rows with ``snr``, ``method`` and the columns of
-        :func:`~skperfusion.study.evaluation.map_errors` (``CBF``, ``MTT``
-        and the NAWM-normalised ``rCBF``).
+        Rows of :func:`~skperfusion.study.evaluation.map_error_table`
+        (``snr``, ``method``, ``region`` and the error columns).
 
     Returns
     -------
     formatted : pandas.DataFrame of str
-        Signed median ("bias") and median absolute relative error per map,
-        and the percentage of failed (non-finite) voxels.
+        Signed median ("bias") and median absolute error of CBF, rCBF, CBV
+        and MTT (relative, %) and Tmax (s); ``n/a`` for a map the method
+        does not estimate.
     """
     rows = errors[errors["method"] != TRUTH]
-    formatted = pd.DataFrame({"SNR": rows["snr"].astype(str), "Method": rows["method"]})
-    for prefix in ("CBF", "rCBF", "MTT"):
-        if f"{prefix}_bias_pct" in rows:
-            formatted[f"{prefix} bias (%)"] = rows[f"{prefix}_bias_pct"].map("{:+.1f}".format)
-            formatted[f"{prefix} |error| (%)"] = rows[f"{prefix}_abs_error_pct"].map(
-                "{:.1f}".format)
-    failed = rows[[c for c in rows if c.endswith("_failed_pct")]].max(axis=1)
-    formatted["failed voxels (%)"] = failed.map("{:.2f}".format)
+    formatted = pd.DataFrame({"SNR": rows["snr"].astype(str), "Method": rows["method"],
+                              "Region": rows["region"]})
+    for prefix in ("CBF", "rCBF", "CBV", "MTT", "Tmax"):
+        unit, pattern = ("s", "{:+.2f}") if prefix == "Tmax" else ("pct", "{:+.1f}")
+        shown = "s" if prefix == "Tmax" else "%"
+        if f"{prefix}_bias_{unit}" not in rows:
+            continue
+        bias, absolute = rows[f"{prefix}_bias_{unit}"], rows[f"{prefix}_abs_error_{unit}"]
+        formatted[f"{prefix} bias ({shown})"] = bias.map(partial(_number, pattern))
+        formatted[f"{prefix} abs. error ({shown})"] = absolute.map(
+            partial(_number, pattern.replace("+", "")))
     return formatted.reset_index(drop=True)
+
+
+def cv_table(table):
+    """The cross-validated Table 1 from :func:`~skperfusion.study.cv.summarize_cv`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of ``summarize_cv``.
+
+    Returns
+    -------
+    formatted : pandas.DataFrame of str
+        Repeats, AUC, sensitivity, specificity and accuracy (%), each the
+        mean over repeats with the 2.5-97.5 % range over repeats, and the
+        training folds' cut-offs, mean (min-max).
+    """
+    formatted = pd.DataFrame(index=table.index)
+    formatted["Repeats"] = table["n_repeats"].astype(int).astype(str)
+    formatted["AUC"] = [_with_ci(*r) for r in table[["auc", "auc_low", "auc_high"]].values]
+    for name in ("sensitivity", "specificity", "accuracy"):
+        formatted[f"{name.capitalize()} (%)"] = [
+            _with_ci(*r, scale=100, digits=1)
+            for r in table[[name, f"{name}_low", f"{name}_high"]].values]
+    formatted["Cut-off, mean (min-max)"] = [
+        _with_ci(*r) for r in table[["cutoff", "cutoff_min", "cutoff_max"]].values]
+    return formatted
+
+
+def delong_pairs(table):
+    """DeLong's test table from :func:`~skperfusion.study.comparison.delong_table`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of ``delong_table``.
+
+    Returns
+    -------
+    formatted : pandas.DataFrame of str
+        One row per pair: the two AUCs, their difference with its standard
+        error, and the two-sided p-value.
+    """
+    return pd.DataFrame({
+        "Comparison": table["method_a"] + " vs " + table["method_b"],
+        "AUC": [f"{a:.2f} vs {b:.2f}" for a, b in table[["auc_a", "auc_b"]].values],
+        "Difference (SE)": [f"{d:+.3f} ({se:.3f})" for d, se in
+                            table[["difference", "se"]].values],
+        "p": [f"{p:.2g}" for p in table["p"]],
+    })
+
+
+def _grading_section(tables, has_truth, figure_names):
+    lines = ["## Table 1 — diagnostic performance of the CBF ratio on the test set", "",
+             table1(tables["table1"]).to_markdown(), "",
+             "AUC, cut-off, sensitivity and specificity intervals: 95% stratified bootstrap "
+             "over the test patients. Cut-off, sensitivity, specificity and accuracy are those "
+             "of the Youden-optimal cut-off on the test patients themselves, as in the paper "
+             "(apparent, not cross-validated: see the cross-validated table below). Inference "
+             "time per patient, mean and range (min-max over the test patients): "
+             "concentration conversion, resampling onto the grid and deconvolution of every "
+             "brain voxel, on this machine; training time not included.", ""]
+    if has_truth:
+        lines += [f"The *{TRUTH}* row grades with the simulator's true CBF ratios: the "
+                  "ceiling any method can reach on these patients.", ""]
+    if not tables["table1_curves"].empty:
+        frame = tables["table1_curves"].copy()
+        frame.index = [f"{method} ({step})" for step, method in frame.index]
+        compared = table1(frame)
+        lines += ["### Table 1 with other exam-to-curves steps", "",
+                  compared.drop(columns=[c for c in compared if c.startswith("Inference")])
+                  .to_markdown(), "",
+                  "The same fitted methods (not retrained) on the test exams converted by "
+                  "another exam-to-curves step (e.g. without leakage correction).", ""]
+    lines += [f"![Fig. 4]({figure_names[1]})", "", f"![ROC curves]({figure_names[2]})", "",
+              "## DeLong's test — paired comparison of the AUCs on the test set", "",
+              delong_pairs(tables["delong"]).to_markdown(index=False), "",
+              "Two-sided p-values of DeLong's test for correlated ROC curves (the methods "
+              "grade the same patients; Sun & Xu's fast algorithm), not corrected for "
+              "multiple comparisons.", ""]
+    return lines
+
+
+def _cv_section(tables):
+    folds = tables["cv_folds"]
+    n_patients = folds["participant_id"].nunique()
+    return ["## Cross-validated grading", "",
+            cv_table(tables["table1_cv"]).to_markdown(), "",
+            f"Repeated stratified K-fold over all {n_patients} patients: in each fold the "
+            "trainable methods are trained, and the Youden cut-off is chosen, on the training "
+            "folds only; sensitivity, specificity and accuracy are those of the pooled "
+            "out-of-fold predictions (each patient graded once per repeat by a cut-off that "
+            "never saw it), the AUC is the mean of the test folds' AUCs. Values are means over "
+            "the repeats, in parentheses the 2.5-97.5 % range over the repeats: the "
+            "variability due to the partition into folds, not a confidence interval over "
+            "patients (see the bootstrap intervals of Table 1).", ""]
+
+
+def _noise_section(tables, figure_names):
+    noise = tables["noise_robustness"]
+    n_draws = int(noise.loc[noise["method"] != TRUTH, "n_draws"].max())
+    return ["## Noise robustness — AUC by baseline SNR of the added noise", "",
+            noise_auc_table(noise).to_markdown(), "",
+            f"Each SNR: {n_draws} independent noise draws of every test exam, the same for "
+            "every method; the AUC is the mean over the draws, in parentheses the 95% "
+            "interval of the AUCs of the same stratified bootstrap resamples pooled over the "
+            "draws (noise and patient sampling). Noise is added to the acquired signal, so "
+            "the effective SNR is slightly below the nominal one.", "",
+            f"![Fig. 5]({figure_names[3]})", ""]
+
+
+def _errors_section(tables):
+    errors = error_table(tables["map_errors"])
+    acquired = errors[errors["SNR"] == "acquired"].drop(columns="SNR")
+    noisy = errors[(errors["SNR"] != "acquired") & (errors["Region"] == "brain")]
+    return ["## Voxel-wise map errors against ground truth", "",
+            "### Acquired exams, per region", "", acquired.to_markdown(index=False), "",
+            "### With added noise, whole brain (every region in map_errors.csv)", "",
+            noisy.drop(columns="Region").to_markdown(index=False), "",
+            "Median signed (bias) and absolute errors over the voxels of the test exams: "
+            "relative errors (%) for CBF, CBV, MTT and rCBF (CBF divided by each exam's NAWM "
+            "mean) over the voxels with a positive true value, differences in seconds for "
+            "Tmax; with noise, means over the draws. Absolute CBF and CBV carry global scale "
+            "errors that no deconvolver can undo (arterial partial volume, different arterial "
+            "and tissue relaxivities in the simulator); rCBF and MTT do not. The true Tmax is "
+            "the residue's arrival delay, dispersion excluded: a dispersed bolus peaks later, "
+            "so part of a positive Tmax bias is dispersion, not error of the method.", ""]
+
+
+def render_report(settings, tables, has_truth, figure_names):
+    """The markdown report of a study.
+
+    Parameters
+    ----------
+    settings : dict of str to str
+        The settings section, one bullet each.
+    tables : dict of str to pandas.DataFrame
+        The study's tables (see :func:`skperfusion.study.run.run_study`).
+    has_truth : bool
+        Whether the cohort has ground truth (map errors, truth rows).
+    figure_names : sequence of 4 str
+        File names of Figs. 3, 4, the ROC curves and Fig. 5.
+
+    Returns
+    -------
+    report : str
+        Markdown, the sections in the paper's order (maps, grading, noise)
+        followed by the analyses beyond the paper.
+    """
+    lines = ["# Glioma grading study (Fayolle et al. 2025, §2.3 and §3)", "", "## Settings", ""]
+    lines += [f"- **{key}**: {value}" for key, value in settings.items()]
+    lines += ["", "## Maps", "", f"![Fig. 3]({figure_names[0]})", ""]
+    lines += _grading_section(tables, has_truth, figure_names)
+    lines += _cv_section(tables)
+    lines += _noise_section(tables, figure_names)
+    if has_truth:
+        lines += _errors_section(tables)
+    return "\n".join(lines)
