@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
 from ..deconvolution._registry import available_deconvolvers
-from ._scheduler import add_scheduler_argument, scheduler
 from ._args import (
     add_command,
     add_link_argument,
@@ -14,6 +13,7 @@ from ._args import (
     positive_float,
     positive_int,
 )
+from ._scheduler import add_scheduler_argument, scheduler
 
 _DEMO_SETTINGS = "demo_settings.json"
 

@@ -77,8 +77,8 @@ def register(subparsers):
                         help="frames of the common grid (default: the shortest exam)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--n-jobs", type=int, default=None,
-                        help="exams loaded and converted in parallel (joblib; -1 with "
-                             "--scheduler: every worker of the cluster)")
+                        help="exams converted to curves in parallel (joblib; default -1 "
+                             "with --scheduler: every worker of the cluster)")
     add_scheduler_argument(parser)
     add_curve_arguments(parser)
     add_link_argument(parser)
@@ -114,15 +114,16 @@ def run(args):
 
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
     params = phae_settings(args)
-    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     started = time.perf_counter()
+    exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False,
+                        require_aif=args.aif != "auto",
+                        allow_external_links=args.allow_external_links)
+    # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
+    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     try:
         with scheduler(args.scheduler):
-            exams = load_cohort(args.cohort_dir, n_jobs=n_jobs, require_rois=False,
-                                require_aif=args.aif != "auto",
-                                allow_external_links=args.allow_external_links)
             phae = PHAEDeconvolver(**params, device=args.device, random_state=args.seed,
                                    callbacks=[EpochBar("training the PHAE")])
             curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling,
