@@ -101,7 +101,9 @@ fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 panels = [(patient.ground_truth["CBF"], "true CBF (ml/100g/min)"),
           (result.maps["CBF"], "CBF, automatic AIF"), (relative["rCBF"], "rCBF (÷ NAWM mean)")]
 for ax, (volume, title) in zip(axes, panels, strict=True):
-    image = ax.imshow(volume[:, :, z].T, origin="lower", cmap="magma")
+    # Arteries and the sinus get very high CBF; clip at the 98th percentile.
+    image = ax.imshow(volume[:, :, z].T, origin="lower", cmap="magma", vmin=0,
+                      vmax=np.nanpercentile(volume, 98))
     ax.contour(chosen[:, :, z].T, levels=[0.5], colors="cyan", linewidths=1)
     ax.set(title=title, xticks=[], yticks=[])
     fig.colorbar(image, ax=ax, shrink=0.8)
