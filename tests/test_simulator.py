@@ -302,6 +302,11 @@ def test_leakage_overrides_and_bad_echo_times():
     assert exam.extra["ktrans_tumor"] == 0.05 and exam.extra["ve_tumor"] == 0.3
     with pytest.raises(ValueError, match="unknown leakage parameter"):
         simulate_exam(leakage={"kep": 1.0})
+    exam = simulate_exam("s", "LGG", shape=(8, 8, 2), snr=np.inf, random_state=0,
+                         parameters={"mtt_tumor": 5.0})
+    assert exam.extra["mtt_tumor"] == 5.0
+    with pytest.raises(ValueError, match="unknown subject parameter"):
+        simulate_exam(parameters={"mtt": 1.0})
     for bad in ((0.03, 0.01), (0.03, 0.03), (30.0,)):
         with pytest.raises(ValueError, match="echo_times"):
             simulate_exam(echo_times=bad)

@@ -479,6 +479,15 @@ def _affine(shape):
     return affine
 
 
+def _overrides(values, drawn, what):
+    values = dict(values or {})
+    unknown = set(values) - set(drawn)
+    if unknown:
+        raise ValueError(f"unknown {what} parameter(s) {sorted(unknown)}; expected names "
+                         f"among {sorted(drawn)}.")
+    return {key: type(drawn[key])(value) for key, value in values.items()}
+
+
 def _child_stream(rng):
     """A generator of its own, derived from ``rng``'s seed without drawing from ``rng``."""
     seed = rng.bit_generator.seed_seq
@@ -501,7 +510,7 @@ def _checked_echo_times(echo_times):
 
 def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=50.0,
                   noise="rician", oversample=10, random_state=None, return_labels=False,
-                  leakage=False, echo_times=None, preload=0.0):
+                  leakage=False, echo_times=None, preload=0.0, parameters=None):
     """Simulate one DSC exam of a glioma patient, with ground-truth maps.
 
     Parameters
@@ -538,6 +547,10 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         Preload dose as a fraction of the main bolus (0: none; 1: a full
         preload dose), which shortens the tumour's baseline T1 and so
         shrinks the leakage T1 effect.
+    parameters : dict or None, default=None
+        Values that replace some of the drawn
+        :func:`draw_subject_parameters` (e.g. ``{"mtt_tumor": 5.0}``), for
+        controlled experiments; the other draws are unchanged.
 
     Returns
     -------
@@ -562,13 +575,10 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     rng = np.random.default_rng(random_state)
     leak_rng = _child_stream(rng)
     params = draw_subject_parameters(grade, rng)
+    params.update(_overrides(parameters, params, "subject"))
     leak = draw_leakage_parameters(grade, leak_rng)
     if isinstance(leakage, dict):
-        unknown = set(leakage) - set(leak)
-        if unknown:
-            raise ValueError(f"unknown leakage parameter(s) {sorted(unknown)}; expected names "
-                             f"among {sorted(leak)}.")
-        leak.update({key: float(value) for key, value in leakage.items()})
+        leak.update(_overrides(leakage, leak, "leakage"))
     centre = (-0.4 + rng.uniform(-0.08, 0.08), rng.uniform(-0.15, 0.25))
     labels, nawm = tissue_labels(shape, tumor_center=centre,
                                  tumor_radius=rng.uniform(0.24, 0.32))

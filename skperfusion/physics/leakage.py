@@ -108,10 +108,12 @@ def bsw_design_matrix(reference, tr):
 
 
 def bsw_fit(tissue, design):
-    """Least-squares BSW coefficients of every voxel at once.
+    """Least-squares BSW coefficients of every voxel at once, with the K2 standard error.
 
     One pseudo-inverse of the shared ``(n_times, 2)`` design matrix, applied
-    to all curves as a single matrix product (no loop over voxels).
+    to all curves as a single matrix product (no loop over voxels). The
+    residual sum of squares comes from the normal equations,
+    ``RSS = |y|² - cᵀ (AᵀA) c``, without forming the residuals.
 
     Parameters
     ----------
@@ -127,11 +129,20 @@ def bsw_fit(tissue, design):
     k2 : ndarray of shape (n_samples,)
         Leakage rate in 1/s (> 0: T1-dominant leakage, the curve falls below
         the reference; < 0: T2*-dominant).
+    k2_se : ndarray of shape (n_samples,)
+        Standard error of ``k2`` in 1/s (residual variance over
+        ``n_times - 2`` degrees of freedom).
     """
     tissue = np.asarray(tissue)
-    solve = np.linalg.pinv(np.asarray(design, dtype=float)).astype(tissue.dtype, copy=False)
+    design = np.asarray(design, dtype=float)
+    solve = np.linalg.pinv(design).astype(tissue.dtype, copy=False)
     coefficients = tissue @ solve.T
-    return coefficients[:, 0], coefficients[:, 1]
+    gram = design.T @ design
+    rss = np.einsum("nt,nt->n", tissue, tissue) - np.einsum(
+        "ni,ij,nj->n", coefficients, gram.astype(tissue.dtype), coefficients)
+    dof = max(design.shape[0] - 2, 1)
+    k2_se = np.sqrt(np.clip(rss, 0, None) / dof * np.linalg.pinv(gram)[1, 1])
+    return coefficients[:, 0], coefficients[:, 1], k2_se
 
 
 def convolution_matrix(aif, tr):
@@ -188,15 +199,22 @@ def exchange_fit(residue, t, kep_grid):
         below its vascular part); NaN where ``residue`` has NaN.
     best : ndarray of int, shape (n_samples,)
         Index of the fitted ``kep`` in ``kep_grid``.
+    k2_se : ndarray of shape (n_samples,)
+        Standard error of ``k2`` in 1/s at the fitted ``kep``.
     """
     residue = np.asarray(residue)
     basis = np.exp(-np.outer(np.asarray(t, dtype=float), kep_grid)).astype(residue.dtype)
     norm = np.einsum("tk,tk->k", basis, basis)
     projection = residue @ basis
     # Residual = |r|² - <r, e>² / |e|²; |r|² is the same for every kep.
-    best = np.argmax(np.nan_to_num(projection**2 / norm), axis=1)
+    explained = projection**2 / norm
+    best = np.argmax(np.nan_to_num(explained), axis=1)
     amplitude = np.take_along_axis(projection, best[:, None], axis=1)[:, 0] / norm[best]
-    return -amplitude, best
+    rss = np.einsum("nt,nt->n", residue, residue) - np.take_along_axis(
+        explained, best[:, None], axis=1)[:, 0]
+    dof = max(residue.shape[1] - 2, 1)
+    k2_se = np.sqrt(np.clip(rss, 0, None) / dof / norm[best])
+    return -amplitude, best, k2_se
 
 
 def spgr_signal(r1, tr, flip_angle):

@@ -35,6 +35,9 @@ CORRECTION_METHODS = ("bsw", "bidirectional")
 BOLUS_SD = 5.0
 """A voxel has a bolus where its ΔR2* peak exceeds this many baseline sd."""
 
+VESSEL_PEAK = 3.0
+"""Voxels peaking above this many times the median peak are vessels, not tissue."""
+
 TAIL_TOLERANCE = 0.02
 """Tail deviation, as a fraction of the voxel's peak, always tolerated (noise-free data)."""
 
@@ -61,7 +64,8 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
     2. the *tail* is the last ``tail_fraction`` of the frames, after the
        first pass; ``tail`` its mean and ``peak`` the voxel's maximum;
     3. voxels with a bolus (``peak > 5 σ``) set the normal tail-to-peak ratio
-       ``ρ`` (median; recirculation keeps it above 0);
+       ``ρ`` (median; recirculation keeps it above 0); voxels peaking above
+       3 times their median peak are vessels (arteries, sinus) and left out;
     4. a voxel is non-enhancing where
        ``|tail - ρ · peak| <= n_sd · σ / sqrt(n_tail) + 0.02 · peak``: its
        post-bolus tail mean stays within ``n_sd`` standard errors (baseline sd
@@ -115,6 +119,11 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
     regularization : float, default=0.1
         Bidirectional only: Tikhonov parameter relative to the largest
         singular value of the convolution matrix.
+    significance : float, default=2.0
+        A voxel's ``K2`` is kept only where ``|K2| > significance`` times its
+        standard error (from the fit residuals); elsewhere ``K2 = 0`` and the
+        curve is left as it is, so that noise and small transit differences
+        of normal tissue are not "corrected". 0 corrects every voxel.
 
     Attributes
     ----------
@@ -170,10 +179,11 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         "tail_start": [Interval(Real, 0, None, closed="left")],
         "max_kep": [Interval(Real, 0, None, closed="left")],
         "regularization": [Interval(Real, 0, None, closed="neither")],
+        "significance": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(self, method="bsw", tr=1.0, n_baseline=None, n_sd=2.0, tail_fraction=0.25,
-                 tail_start=30.0, max_kep=0.02, regularization=0.1):
+                 tail_start=30.0, max_kep=0.02, regularization=0.1, significance=2.0):
         self.method = method
         self.tr = tr
         self.n_baseline = n_baseline
@@ -182,6 +192,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         self.tail_start = tail_start
         self.max_kep = max_kep
         self.regularization = regularization
+        self.significance = significance
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -334,7 +345,8 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
             parameters = {name: np.full(len(curves), np.nan) for name in names}
         elif self.method == "bsw":
             integral = cumulative_integral(self.reference_curve_, self.tr)
-            k1, k2 = bsw_fit(tissue, bsw_design_matrix(self.reference_curve_, self.tr))
+            k1, k2, k2_se = bsw_fit(tissue, bsw_design_matrix(self.reference_curve_, self.tr))
+            k2 = self._significant(k2, k2_se)
             corrected[:, TISSUE] += k2[:, None] * integral.astype(curves.dtype)
             parameters = {"K1": k1, "K2": k2}
         else:
@@ -365,11 +377,17 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
             damping = s / (s**2 + (self.regularization * s[0]) ** 2)
             inverse_tail = (vt.T[tail] * damping) @ u.T
             residue_tail = tissue[rows] @ inverse_tail.T.astype(tissue.dtype)
-            k2[rows], best = exchange_fit(residue_tail, lags[tail], kep_grid)
+            amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
+            k2[rows] = self._significant(amplitude, k2_se)
             kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
             leakage[rows] = -k2[rows, None] * kernels.T[best]
             kep[rows] = np.where(np.isnan(k2[rows]), np.nan, kep_grid[best])
         return leakage, {"K2": k2, "kep": kep}
+
+    def _significant(self, k2, k2_se):
+        # Leakage not told apart from noise is not corrected (K2 = 0 there).
+        return np.where(np.abs(k2) > self.significance * k2_se, k2, np.where(
+            np.isnan(k2), np.nan, 0.0)).astype(k2.dtype)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the flat output columns (those of the input).
@@ -416,6 +434,8 @@ def _non_enhancing(tissue, finite, n_baseline, n_tail, n_sd):
     ratio = np.median(tail[bolus] / np.where(peak[bolus] > 0, peak[bolus], np.inf))
     deviation = np.abs(tail - ratio * peak)
     tolerance = n_sd * sd / np.sqrt(n_tail) + TAIL_TOLERANCE * np.abs(peak)
+    # Vessels (arteries, sinus) peak far above tissue: left out of a tissue reference.
+    vessel = peak > VESSEL_PEAK * np.median(peak[bolus])
     # A curve ending below its baseline is T1-leaky whatever the others do.
-    selected[finite] = bolus & (deviation <= tolerance) & (tail >= -tolerance)
+    selected[finite] = bolus & ~vessel & (deviation <= tolerance) & (tail >= -tolerance)
     return selected
