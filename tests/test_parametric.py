@@ -1,22 +1,14 @@
 """ParametricDeconvolver against ground truth, oSVD, and scikit-learn's conventions."""
 
-import functools
-
 import numpy as np
 import pytest
+from mixed_signals import AIF, mixed_family_signals
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS
 
-from skperfusion import ConcentrationTransformer, OSVDDeconvolver, pair_curves
-from skperfusion.datasets import add_noise, gamma_variate, simulate_concentration
+from skperfusion import OSVDDeconvolver, pair_curves
+from skperfusion.datasets import simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver
-
-AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
-TE = 0.03
-# Tissue ΔR2* relaxivity relative to the AIF's: tissue signals then drop by
-# 10-45 % at the bolus peak (CBF 10-70), as in clinical DSC at TE = 30 ms.
-TISSUE_RELAXIVITY = 4.0
-
 
 # check_transformer_n_iter (run because of ``max_iter``) feeds 3 columns too.
 EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_COLUMNS}
@@ -66,30 +58,8 @@ def test_auto_picks_the_generating_family():
     np.testing.assert_allclose(maps[:, 2], np.tile(mtt, 2), rtol=0.03)
 
 
-def _mixed_family_signals(snr, rng, n_per_family=60, tr=1.0):
-    """Noisy signals of four residue families (the boxcar unmodelled), delays 0-3 s."""
-    tissue, truth = [], []
-    for family in ("exponential", "gamma", "lorentzian", "boxcar"):
-        cbf, mtt, delay = rng.uniform(10, 70, n_per_family), rng.uniform(2, 10, n_per_family), \
-            rng.uniform(0, 3, n_per_family)
-        extra = {"shape": rng.uniform(1.5, 5, n_per_family)} if family == "gamma" else {}
-        curves, aif = simulate_concentration(AIF, tr, cbf, mtt, family=family, delay=delay,
-                                             n_times=60, **extra)
-        tissue.append(curves)
-        truth.append(np.column_stack([cbf * TISSUE_RELAXIVITY, mtt, delay]))
-    tissue = np.concatenate(tissue)
-    signal = add_noise(100 * np.exp(-TE * TISSUE_RELAXIVITY * tissue), snr, n_baseline=8,
-                       random_state=rng)
-    # The AIF: the mean of 10 arterial voxels.
-    aif_signal = add_noise(100 * np.exp(-TE * aif[None]), snr * np.sqrt(10), n_baseline=8,
-                           random_state=rng)
-    X = ConcentrationTransformer(te=TE, n_baseline=8).fit_transform(
-        pair_curves(signal, np.broadcast_to(aif_signal, signal.shape)))
-    return X, np.concatenate(truth)
-
-
 def test_beats_osvd_mtt_on_mixed_families_at_snr_30():
-    X, truth = _mixed_family_signals(30.0, np.random.default_rng(3))
+    X, truth = mixed_family_signals(30.0, np.random.default_rng(3))
     errors = {}
     for name, estimator in (("osvd", OSVDDeconvolver()), ("parametric", ParametricDeconvolver())):
         maps = estimator.fit_transform(X)
