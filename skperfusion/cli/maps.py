@@ -40,14 +40,16 @@ def register(subparsers):
     trainable = [name for name in available_deconvolvers() if get_deconvolver(name).trainable]
     parser.add_argument("--method", choices=available_deconvolvers(), default="osvd",
                         help="deconvolution method" + (
-                            f"; {', '.join(trainable)} need(s) --model" if trainable else ""))
+                            f"; trained methods ({', '.join(trainable)}) need --model"
+                            if trainable else ""))
     parser.add_argument("--model", help="trained model file (e.g. a PHAE written by "
                                         "'skperfusion train')")
     add_curve_arguments(parser, aif_default=None)
     parser.add_argument("--mask", default="brain", choices=("brain", "tumor", "nawm"),
                         help="voxels to map")
-    parser.add_argument("--chunk-size", type=positive_int, default=20_000,
-                        help="voxels deconvolved at a time (bounds memory)")
+    parser.add_argument("--chunk-size", type=positive_int, default=None,
+                        help="voxels deconvolved at a time (bounds memory; default: the "
+                             "method's own)")
     parser.add_argument("--prefix", default="",
                         help="output file name prefix (a plain name, no folder part)")
 
