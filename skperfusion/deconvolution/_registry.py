@@ -27,7 +27,10 @@ class DeconvolverSpec:
         that looking a name up does not import torch.
     trainable : bool
         Whether ``fit`` learns from the curves (the PHAE) rather than only
-        validating them.
+        validating them. A trainable class must offer ``save(path)`` and a
+        class method ``load(path)``: ``skperfusion train`` writes the model,
+        ``skperfusion maps --method NAME --model FILE`` reads it back, while
+        an untrained method is built with its defaults and the exam's TR.
     """
 
     name: str
