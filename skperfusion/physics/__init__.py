@@ -5,6 +5,15 @@ decoder (torch twins in :mod:`skperfusion.physics.torch_ops`).
 """
 
 from .convolution import circulant_aif_spectrum, convolve_aif
+from .leakage import (
+    bsw_design_matrix,
+    bsw_fit,
+    convolution_matrix,
+    cumulative_integral,
+    exchange_fit,
+    spgr_signal,
+    tofts_kernel,
+)
 from .multi_echo import delta_r2star_from_echoes
 from .parameters import (
     DEFAULT_DENSITY,
@@ -35,18 +44,25 @@ __all__ = [
     "ResidueFamily",
     "aif_peak_scale",
     "boxcar_residue",
+    "bsw_design_matrix",
+    "bsw_fit",
     "cbf_from_cbv_mtt",
     "cbf_to_flow_rate",
     "cbv_from_cbf_mtt",
     "cbv_from_curves",
     "circulant_aif_spectrum",
+    "convolution_matrix",
     "convolve_aif",
+    "cumulative_integral",
     "delta_r2star_from_echoes",
+    "exchange_fit",
     "exponential_residue",
     "flow_rate_to_cbf",
     "gamma_residue",
     "lorentzian_residue",
     "mtt_from_cbv_cbf",
     "residue_function",
+    "spgr_signal",
     "tmax_from_residue",
+    "tofts_kernel",
 ]

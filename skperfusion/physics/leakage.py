@@ -52,7 +52,7 @@ def cumulative_integral(curve, tr):
 
     Examples
     --------
-    >>> from skperfusion.physics.leakage import cumulative_integral
+    >>> from skperfusion.physics import cumulative_integral
     >>> cumulative_integral([0.0, 1.0, 1.0, 0.0], 2.0)
     array([0., 1., 3., 4.])
     """
@@ -239,7 +239,7 @@ def spgr_signal(r1, tr, flip_angle):
 
     Examples
     --------
-    >>> from skperfusion.physics.leakage import spgr_signal
+    >>> from skperfusion.physics import spgr_signal
     >>> round(float(spgr_signal(1 / 1.6, 1.2, 75.0)), 3)
     0.581
     """
