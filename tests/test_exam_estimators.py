@@ -29,6 +29,7 @@ from skperfusion import (
     TikhonovDeconvolver,
 )
 from skperfusion.datasets import simulate_exam
+from skperfusion.exam import ExamToCurves
 from skperfusion.exam_estimators import ExamMaps, exam_grades
 
 SMALL_PHAE = {"max_epochs": 2, "batch_size": 256, "lr": 1e-3, "module__width": 4,
@@ -49,7 +50,8 @@ def _pipeline(deconvolver=None, **mapper_params):
 
 
 @pytest.mark.parametrize("estimator", [
-    PerfusionMapper(PHAEDeconvolver(**SMALL_PHAE), max_train_voxels=100), ROIRatio("MTT")])
+    PerfusionMapper(PHAEDeconvolver(**SMALL_PHAE), max_train_voxels=100), ROIRatio("MTT"),
+    ExamToCurves(aif="auto", aif_scaling="vof")])
 @pytest.mark.parametrize("check", [
     check_estimator_cloneable, check_estimator_repr, check_get_params_invariance,
     check_no_attributes_set_in_init, check_parameters_default_constructible, check_set_params])
@@ -179,3 +181,19 @@ def test_bad_input_gives_clear_errors(exams):
         exam_grades([ungraded, exams[1]])
     with pytest.raises(ValueError, match="only one class"):
         _pipeline().fit(exams[:3], ["HGG"] * 3)
+
+
+def test_the_exam_to_curves_step_is_a_tunable_parameter(exams):
+    from sklearn.frozen import FrozenEstimator
+
+    pipe = _pipeline(OSVDDeconvolver(), curves=ExamToCurves())
+    assert pipe.get_params()["maps__curves__aif"] == "mask"
+    pipe.set_params(maps__curves__aif="auto")
+    (maps,) = pipe[:1].fit(exams[:1]).transform(exams[:1])
+    assert maps.aif.candidates is not None and maps.aif.voxels.any()
+    np.testing.assert_allclose(maps.aif.times[1], pipe[0].tr_)
+    # A frozen, fitted deconvolver is used as it is, on the grid it was fitted on.
+    fitted = OSVDDeconvolver(tr=exams[1].tr).fit(exams[1].curves()[:5])
+    mapper = PerfusionMapper(FrozenEstimator(fitted)).fit(exams[:1])
+    assert mapper.deconvolver_.estimator is fitted and mapper.n_train_voxels_ == 0
+    assert (mapper.tr_, mapper.n_times_) == (exams[1].tr, fitted.n_times_)
