@@ -10,18 +10,22 @@
 - :func:`csv_safe` and :func:`write_csv` escape identifiers written to CSV
   against spreadsheet formula injection.
 
-Temporary files and folders are named ``.skperfusion-tmp-<pid>-<token>-<name>``
-(backups of replaced files ``.skperfusion-bak-...``): a later run removes the
-ones whose process no longer exists, so a killed run leaves nothing behind
-for long.
+Temporary files and folders are named
+``.skperfusion-tmp-<pid>-<host>-<token>-<name>`` (backups of replaced files
+``.skperfusion-bak-...``; ``<host>`` a short hash of the machine's name): a
+later run on the same machine removes the ones whose process no longer
+exists, so a killed run leaves nothing behind for long, while those of other
+machines sharing the folder (a cluster) are left alone.
 """
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -30,7 +34,9 @@ __all__ = ["atomic_directory", "atomic_write", "check_inside", "check_outputs",
 
 _TEMP = ".skperfusion-tmp-"
 _BACKUP = ".skperfusion-bak-"
-_OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-[0-9a-f]+-")
+_OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-([0-9a-f]{{8}})-"
+                    "[0-9a-f]{8}-")
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 # Signals that end a command: held back while a set of files is renamed in.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -56,15 +62,16 @@ def _alive(pid):
 
 
 def _owned_name(prefix, name):
-    return f"{prefix}{os.getpid()}-{secrets.token_hex(4)}-{name}"
+    return f"{prefix}{os.getpid()}-{_HOST}-{secrets.token_hex(4)}-{name}"
 
 
 def remove_stale_temporaries(folder):
     """Remove the temporary files and folders that killed runs left in ``folder``.
 
-    Only entries named by this module (``.skperfusion-tmp-<pid>-...`` and
-    ``.skperfusion-bak-<pid>-...``) whose process ``<pid>`` no longer runs are
-    removed; those of a run still in progress are kept.
+    Only entries named by this module (``.skperfusion-tmp-<pid>-<host>-...``
+    and ``.skperfusion-bak-<pid>-<host>-...``) of this machine whose process
+    ``<pid>`` no longer runs are removed; those of a run still in progress,
+    or of another machine, are kept.
 
     Parameters
     ----------
@@ -82,7 +89,7 @@ def remove_stale_temporaries(folder):
         return removed
     for entry in folder.iterdir():
         match = _OWNED.match(entry.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or match.group(2) != _HOST or _alive(int(match.group(1))):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -154,7 +161,7 @@ def atomic_write(writers, out_dir):
     """Write a set of files into one folder all-or-nothing.
 
     Every file is first written to a temporary file in ``out_dir`` (named
-    ``.skperfusion-tmp-<pid>-<token>-<name>``); only when all writes
+    ``.skperfusion-tmp-<pid>-<host>-<token>-<name>``); only when all writes
     succeeded are they renamed onto their final names, with SIGINT and
     SIGTERM held back meanwhile. If a rename fails, or a stop signal came
     during the renames, every file is put back as it was (replaced files
@@ -229,7 +236,7 @@ def atomic_directory(target, *, overwrite=False):
     """Build a folder beside ``target`` and rename it into place at the end.
 
     The block receives a temporary sibling folder
-    (``.skperfusion-tmp-<pid>-<token>-<name>``) to fill. When the block ends
+    (``.skperfusion-tmp-<pid>-<host>-<token>-<name>``) to fill. When the block ends
     normally the folder is renamed to ``target`` (with SIGINT/SIGTERM held
     back); on an exception or interrupt it is removed, and ``target`` is
     left as it was. Stale temporary siblings of killed runs are removed.

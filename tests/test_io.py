@@ -74,7 +74,7 @@ def test_a_folder_in_place_of_a_target_is_refused_before_writing(tmp_path):
         written.append(temp)
         temp.write_text("new")
 
-    with pytest.raises(IsADirectoryError, match="b.txt: a folder of that name exists"):
+    with pytest.raises(IsADirectoryError, match=r"b\.txt: a folder of that name exists"):
         atomic_write({"a.txt": write, "b.txt": write}, tmp_path)
     assert written == []
     assert (tmp_path / "a.txt").read_text() == old["a.txt"] and (tmp_path / "b.txt").is_dir()
@@ -126,18 +126,22 @@ def test_a_stop_signal_during_the_renames_undoes_the_set(tmp_path, monkeypatch):
 def test_stale_temporaries_of_dead_runs_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    pid = int(dead.stdout)
-    stale = [tmp_path / f".skperfusion-tmp-{pid}-0a1b2c3d-CBF.nii.gz",
-             tmp_path / f".skperfusion-bak-{pid}-0a1b2c3d-CBV.nii.gz"]
+    pid, host = int(dead.stdout), _io._HOST
+    stale = [tmp_path / f".skperfusion-tmp-{pid}-{host}-0a1b2c3d-CBF.nii.gz",
+             tmp_path / f".skperfusion-bak-{pid}-{host}-0a1b2c3d-CBV.nii.gz"]
     for path in stale:
         path.write_text("left by a killed run")
-    (tmp_path / f".skperfusion-tmp-{pid}-0a1b2c3d-cohort").mkdir()
-    mine = tmp_path / f".skperfusion-tmp-{os.getpid()}-0a1b2c3d-MTT.nii.gz"
-    mine.write_text("in progress")
-    (tmp_path / ".hidden-user-file").write_text("not ours")
+    (tmp_path / f".skperfusion-tmp-{pid}-{host}-0a1b2c3d-cohort").mkdir()
+    kept = [tmp_path / f".skperfusion-tmp-{os.getpid()}-{host}-0a1b2c3d-MTT.nii.gz",  # running
+            # another machine's run, sharing the folder
+            tmp_path / f".skperfusion-tmp-{pid}-{'f' * 8 if host != 'f' * 8 else '0' * 8}"
+                       "-0a1b2c3d-Tmax.nii.gz",
+            tmp_path / ".hidden-user-file"]
+    for path in kept:
+        path.write_text("not to be removed")
     atomic_write({"CBF.nii.gz": _text("new")}, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [".hidden-user-file", mine.name, "CBF.nii.gz"])
+        [*(p.name for p in kept), "CBF.nii.gz"])
     assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
@@ -178,11 +182,11 @@ def test_check_outputs_refuses_existing_outputs_and_inputs(tmp_path):
         check_outputs([model], inputs=[cohort])
     check_outputs([model], inputs=[cohort], overwrite=True)
     victim = cohort / "sub-001" / "dsc.nii.gz"
-    with pytest.raises(ValueError, match="dsc.nii.gz: it is or holds an input"):
+    with pytest.raises(ValueError, match=r"dsc\.nii\.gz: it is or holds an input"):
         check_outputs([victim], inputs=[cohort], overwrite=True)
     link = tmp_path / "link.nii.gz"
     link.symlink_to(victim)
-    with pytest.raises(ValueError, match="link.nii.gz: it is or holds an input"):
+    with pytest.raises(ValueError, match=r"link\.nii\.gz: it is or holds an input"):
         check_outputs([link], inputs=[victim], overwrite=True)
     with pytest.raises(IsADirectoryError, match="is a folder"):
         check_outputs([cohort / "sub-001"], overwrite=True)
@@ -197,7 +201,7 @@ def test_check_outputs_refuses_existing_outputs_and_inputs(tmp_path):
 @pytest.mark.parametrize("name", ["../outside/evil", "/etc/passwd", "a/b", "a\\b", "..", ".",
                                   "", "x\0y"])
 def test_path_components_must_be_single_names(name):
-    with pytest.raises(ValueError, match="row 3 .* is not a single file name"):
+    with pytest.raises(ValueError, match=r"row 3 .* is not a single file name"):
         check_path_component(name, what="participant_id in row 3 of participants.tsv")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from skperfusion import _io
 from skperfusion.cli import main
 from skperfusion.deconvolution import available_deconvolvers, get_deconvolver, make_deconvolver
 from skperfusion.exam import MAP_NAMES
@@ -188,7 +189,7 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
     out.mkdir()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    stale = out / f".skperfusion-tmp-{int(dead.stdout)}-00000000-CBF.nii.gz"
+    stale = out / f".skperfusion-tmp-{int(dead.stdout)}-{_io._HOST}-00000000-CBF.nii.gz"
     stale.write_bytes(b"half a map")
     assert main(["maps", str(cohort / "sub-003"), str(out)]) == 0
     names = {p.name for p in out.iterdir()}
