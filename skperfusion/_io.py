@@ -50,7 +50,8 @@ def _umask():
 
 
 def _alive(pid):
-    if pid == os.getpid():
+    # On Windows os.kill(pid, 0) would terminate the process: never probe there.
+    if pid == os.getpid() or os.name == "nt":
         return True
     try:
         os.kill(pid, 0)
