@@ -14,6 +14,7 @@ from ._args import (
     positive_int,
 )
 from ._scheduler import add_scheduler_argument, scheduler
+from .maps import add_curve_arguments
 
 _DEMO_SETTINGS = "demo_settings.json"
 
@@ -52,6 +53,12 @@ def register(subparsers):
     parser.add_argument("cohort_dir", nargs="?", default=None,
                         help="cohort folder with participants.tsv (omit with --demo)")
     add_output_arguments(parser, "out", "output folder for the report", positional=False)
+    add_curve_arguments(parser)
+    # The demo tumours leak (as enhancing gliomas do): BSW by default there.
+    parser.set_defaults(leakage=None)
+    leakage = next(action for action in parser._actions if action.dest == "leakage")
+    leakage.help += ("; default 'bsw' with --demo (its tumours leak), 'none' otherwise. With a "
+                     "correction, the report also shows Table 1 without it, side by side")
     demo = parser.add_argument_group("demo cohort")
     demo.add_argument("--demo", action="store_true",
                       help="simulate a cohort into OUT/demo_cohort first and study it")
@@ -107,7 +114,7 @@ def register(subparsers):
 
 def _demo_settings(args):
     return {"n_subjects": args.n_subjects, "shape": list(args.shape), "snr": args.demo_snr,
-            "seed": args.seed}
+            "seed": args.seed, "leakage": True}
 
 
 def _reusable_demo(cohort, args):
@@ -141,7 +148,8 @@ def _simulate_demo(cohort, args):
 
     with atomic_directory(cohort, overwrite=args.overwrite) as folder:
         simulate_cohort(folder, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
-                        random_state=args.seed, n_jobs=args.n_jobs, progress=True)
+                        random_state=args.seed, n_jobs=args.n_jobs, progress=True,
+                        leakage=True)
         (folder / _DEMO_SETTINGS).write_text(json.dumps(_demo_settings(args)))
 
 
@@ -149,7 +157,7 @@ def run(args):
     """Run the study described by parsed ``args``."""
     import torch
 
-    from ..exam import load_cohort
+    from ..exam import ExamToCurves, load_cohort
     from ..study.run import OUTPUT_FILES, run_study
 
     if args.demo == (args.cohort_dir is not None):
@@ -169,7 +177,7 @@ def run(args):
             _simulate_demo(cohort, args)
         source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
                   f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
-                  f"seed {args.seed})")
+                  f"leaky tumours, seed {args.seed})")
     else:
         source = str(cohort)
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
@@ -187,6 +195,10 @@ def run(args):
     torch.set_num_threads(args.torch_threads)
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
     n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
+    leakage = args.leakage or ("bsw" if args.demo else "none")
+    curves = {name: ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=method)
+              for name, method in (("main", leakage), ("no leakage correction", "none"))}
+    compare = {"no leakage correction": curves["no leakage correction"]}
     try:
         with scheduler(args.scheduler):
             tables = run_study(
@@ -196,7 +208,8 @@ def run(args):
                 max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
                 n_splits=args.cv_splits, n_repeats=args.cv_repeats,
                 trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
-                random_state=args.seed, n_jobs=n_jobs, source=source)
+                random_state=args.seed, n_jobs=n_jobs, source=source, curves=curves["main"],
+                compare_curves=compare if leakage != "none" else None)
     finally:
         torch.set_num_threads(threads)
     auc = tables["table1"]["auc"]
