@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 TINY_STUDY = ["--n-boot", "20", "--snrs", "20", "--noise-draws", "1", "--max-train-voxels", "300",
               "--cv-splits", "2", "--cv-repeats", "1", "--phae-cv-epochs", "1",
               "--methods", "osvd", "phae", "--phae-width", "4", "--phae-batch-size", "128",
-              "--phae-epoch-voxels", "128"]
+              "--phae-epoch-voxels", "128", "--leakage", "none"]
 TINY_PHAE = ["--max-train-voxels", "300", "--width", "4", "--batch-size", "64"]
 
 
@@ -375,7 +375,13 @@ def test_interrupted_demo_study_can_be_rerun(tmp_path, capsys):
         "simulating")
     assert status == 130, output
     assert not (out / "demo_cohort").exists() and _temporaries(tmp_path) == []
-    assert main(["study", "--demo", "--out", str(out), "--n-subjects", "10", "--shape", "8",
-                 "8", "2", *TINY_STUDY, "--phae-epochs", "1"]) == 0
+    demo = ["study", "--demo", "--out", str(out), "--n-subjects", "10", "--shape", "8", "8", "2",
+            *TINY_STUDY, "--methods", "osvd"]
+    # A half cohort of an older version: refused, and the remedy it suggests works.
+    (out / "demo_cohort" / "sub-001").mkdir(parents=True)
+    line = _refused(capsys, demo, "demo_cohort", "unfinished", "--overwrite")
+    assert "remove it" in line
+    assert main([*demo, "--overwrite"]) == 0
     ratios = pd.read_csv(out / "ratios.csv")
     assert len(ratios) > 0 and _temporaries(tmp_path) == []
+    assert (out / "demo_cohort" / "demo_settings.json").is_file()
