@@ -337,3 +337,17 @@ def test_multi_echo_cohort_round_trip(tmp_path):
     exams = load_cohort(tmp_path)
     assert exams[0].echo_times == (0.015, 0.04) and exams[0].signal.ndim == 5
     assert exams[0].flip_angle == pytest.approx(exams[0].extra["flip_angle"])
+
+
+def test_simulate_command_leaks_by_default(tmp_path, capsys):
+    from skperfusion.cli import main
+
+    main(["simulate", str(tmp_path / "leaky"), "--n-subjects", "2", "--shape", "8", "8", "2"])
+    assert "leaky tumours" in capsys.readouterr().out
+    assert (tmp_path / "leaky" / "sub-001" / "gt_Ktrans.nii.gz").is_file()
+    main(["simulate", str(tmp_path / "clean"), "--n-subjects", "2", "--shape", "8", "8", "2",
+          "--no-leakage", "--echo-times", "0.012", "0.035"])
+    names = {p.name for p in (tmp_path / "clean" / "sub-001").iterdir()}
+    assert "gt_Ktrans.nii.gz" not in names and "dsc_echo-2.nii.gz" in names
+    participants = pd.read_csv(tmp_path / "clean" / "participants.tsv", sep="\t")
+    assert not participants["leakage"].any()
