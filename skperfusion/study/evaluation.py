@@ -20,6 +20,7 @@ intervals are percentile intervals.
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
@@ -359,7 +360,7 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
 def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
                      parameter="CBF", higher_class="HGG", kind="gaussian",
                      error_regions=ERROR_REGIONS, n_boot=1000, confidence=0.95,
-                     random_state=None, progress=False):
+                     random_state=None, n_jobs=None, progress=False):
     """Grading AUC, and map errors, of each method on noise-degraded exams (Fig. 5).
 
     At each SNR the exams are degraded ``n_draws`` times with independent
@@ -396,6 +397,9 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
         Coverage of the AUC interval.
     random_state : int or None, default=None
         Seed of the noise and of the bootstrap.
+    n_jobs : int or None, default=None
+        Noise draws processed in parallel (joblib); the results do not
+        depend on it.
     progress : bool, default=False
         Show a progress bar counting noise draws.
 
@@ -421,32 +425,38 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
                                int(is_high.sum()), int((~is_high).sum()))
     ratio = ROIRatio(parameter)
     has_truth = all(exam.ground_truth and parameter in exam.ground_truth for exam in exams)
+    regions = error_regions if has_truth else ()
+    tasks = [(snr, seeds) for snr, draws in zip(snrs, noise_seeds, strict=True) for seeds in draws]
+    draws = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_noise_draw)(exams, mappers, snr, seeds, kind, ratio, higher_class, counts,
+                             regions) for snr, seeds in tasks)
+    results = list(tqdm(draws, total=len(tasks), desc="noise robustness", unit="noise draw",
+                        disable=not progress))
     rows, error_rows = [], []
-    with tqdm(total=len(snrs) * n_draws, desc="noise robustness", unit="noise draw",
-              disable=not progress) as bar:
-        for snr, seeds in zip(snrs, noise_seeds, strict=True):
-            aucs = {method: [] for method in mappers}
-            errors = []
-            for draw_seeds in seeds:
-                degraded = [degrade_exam(exam, snr, kind=kind, random_state=int(seed))
-                            for exam, seed in zip(exams, draw_seeds, strict=True)]
-                maps = {method: mapper.transform(degraded) for method, mapper in mappers.items()}
-                for method, items in maps.items():
-                    scores = ratio.transform(items).ravel()
-                    aucs[method].append(_auc_and_resamples(scores, y, higher_class, counts))
-                if has_truth and error_regions:
-                    errors.append(map_error_table(maps, regions=error_regions, snr=snr))
-                bar.update()
-            rows += [_noise_row(snr, method, draws, confidence) for method, draws in aucs.items()]
-            if errors:
-                error_rows.append(pd.concat(errors).groupby(["snr", "method", "region"],
-                                                            sort=False).mean().reset_index())
-            if has_truth:
-                truth = ratio.transform([ExamMaps(exam, exam.ground_truth) for exam in exams])
-                rows.append(_noise_row(snr, TRUTH, [_auc_and_resamples(
-                    truth.ravel(), y, higher_class, counts)], confidence, n_draws=0))
+    for k, snr in enumerate(snrs):
+        per_snr = results[k * n_draws:(k + 1) * n_draws]
+        rows += [_noise_row(snr, method, [aucs[method] for aucs, _ in per_snr], confidence)
+                 for method in mappers]
+        if regions:
+            error_rows.append(pd.concat([errors for _, errors in per_snr]).groupby(
+                ["snr", "method", "region"], sort=False).mean().reset_index())
+        if has_truth:
+            truth = ratio.transform([ExamMaps(exam, exam.ground_truth) for exam in exams])
+            rows.append(_noise_row(snr, TRUTH, [_auc_and_resamples(
+                truth.ravel(), y, higher_class, counts)], confidence, n_draws=0))
     return pd.DataFrame(rows), (pd.concat(error_rows, ignore_index=True) if error_rows
                                 else pd.DataFrame())
+
+
+def _noise_draw(exams, mappers, snr, seeds, kind, ratio, higher_class, counts, regions):
+    """One noise draw at one SNR: AUC and resampled AUCs per method, and the map errors."""
+    y = exam_grades(exams)
+    degraded = [degrade_exam(exam, snr, kind=kind, random_state=int(seed))
+                for exam, seed in zip(exams, seeds, strict=True)]
+    maps = {method: mapper.transform(degraded) for method, mapper in mappers.items()}
+    aucs = {method: _auc_and_resamples(ratio.transform(items).ravel(), y, higher_class, counts)
+            for method, items in maps.items()}
+    return aucs, (map_error_table(maps, regions=regions, snr=snr) if regions else None)
 
 
 def _auc_and_resamples(scores, y, higher_class, counts):

@@ -146,7 +146,7 @@ def _cross_validation(exams, deconvolvers, trainable, grid, cv_method_params, op
         exams, mappers, trainable=trainable, n_splits=options["n_splits"],
         n_repeats=options["n_repeats"], trainable_repeats=options["trainable_repeats"],
         parameter=options["parameter"], random_state=options["random_state"],
-        n_jobs=options["n_jobs"], progress=options["progress"])
+        n_jobs=options["n_workers"], progress=options["progress"])
     summary = summarize_cv(folds, exam_grades(exams))
     subjects = np.array([exam.subject_id for exam in exams], dtype=object)
     flat = folds.explode(["test", "ratio", "predicted"]).rename(columns={"ratio": "test_ratio"})
@@ -158,7 +158,7 @@ def compute_study(exams, *, methods=None, method_params=None, cv_method_params=N
                   compare_curves=None, test_size=0.4, max_train_voxels=200_000, parameter="CBF",
                   snrs=(50, 40, 30, 20, 10), n_draws=10, noise_kind="gaussian", n_splits=5,
                   n_repeats=5, trainable_repeats=1, n_boot=2000, random_state=0,
-                  n_jobs=None, progress=True, source=None, curves=None):
+                  n_jobs=None, n_workers=-1, progress=True, source=None, curves=None):
     """Compute every table of the grading study; see :func:`run_study` for the parameters.
 
     Returns
@@ -195,7 +195,8 @@ def compute_study(exams, *, methods=None, method_params=None, cv_method_params=N
     options = {"max_train_voxels": max_train_voxels, "random_state": random_state,
                "n_splits": n_splits, "n_repeats": n_repeats,
                "trainable_repeats": trainable_repeats, "parameter": parameter,
-               "n_jobs": n_jobs, "progress": progress, "curves": curves, "n_boot": n_boot}
+               "n_jobs": n_jobs, "n_workers": n_workers, "progress": progress, "curves": curves,
+               "n_boot": n_boot}
     tables["table1_curves"] = _compared_curves(mappers, train, test, compare_curves or {},
                                                grid, y_test, options)
     cv_params = {get_deconvolver(k).label: v for k, v in (cv_method_params or {}).items()}
@@ -204,7 +205,7 @@ def compute_study(exams, *, methods=None, method_params=None, cv_method_params=N
         cv_params, options)
     tables["noise_robustness"], noisy_errors = noise_robustness(
         test, mappers, snrs, n_draws=n_draws, parameter=parameter, kind=noise_kind,
-        n_boot=n_boot, random_state=random_state, progress=progress)
+        n_boot=n_boot, random_state=random_state, n_jobs=n_workers, progress=progress)
     tables["map_errors"] = (pd.concat([map_error_table(maps), noisy_errors], ignore_index=True)
                             if has_truth else pd.DataFrame())
     example = next(i for i, exam in enumerate(test) if exam.grade == "HGG")
@@ -293,7 +294,7 @@ def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_par
               compare_curves=None, test_size=0.4, max_train_voxels=200_000, parameter="CBF",
               snrs=(50, 40, 30, 20, 10), n_draws=10, noise_kind="gaussian", n_splits=5,
               n_repeats=5, trainable_repeats=1, n_boot=2000, random_state=0, n_jobs=None,
-              progress=True, source=None, curves=None):
+              n_workers=-1, progress=True, source=None, curves=None):
     """Run the grading study and write its report, tables and figures.
 
     1. Patients are split, stratified by grade, into a training set (used
@@ -358,8 +359,12 @@ def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_par
     random_state : int, default=0
         Seed of the split, folds, voxel draw, training, noise and bootstrap.
     n_jobs : int or None, default=None
-        Exams (and cross-validation folds of trainable methods) processed in
-        parallel (joblib).
+        Exams processed in parallel (joblib).
+    n_workers : int or None, default=-1
+        Cross-validation folds of the trainable methods and noise draws
+        processed in parallel (joblib processes; -1: one per CPU core), the
+        dominant costs of the study on a CPU. The results do not depend on
+        it.
     progress : bool, default=True
         Show one progress bar per phase.
     source : str or None, default=None
@@ -386,6 +391,6 @@ def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_par
         parameter=parameter, snrs=snrs,
         n_draws=n_draws, noise_kind=noise_kind, n_splits=n_splits, n_repeats=n_repeats,
         trainable_repeats=trainable_repeats, n_boot=n_boot, random_state=random_state,
-        n_jobs=n_jobs, progress=progress, source=source, curves=curves)
+        n_jobs=n_jobs, n_workers=n_workers, progress=progress, source=source, curves=curves)
     write_study(results, out_dir)
     return results.tables
