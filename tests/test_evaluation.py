@@ -188,9 +188,11 @@ def test_noise_robustness_table(exams):
     for column in ("MTT_abs_error_pct", "rCBF_abs_error_pct", "Tmax_abs_error_s"):
         assert osvd.loc[10, column] > osvd.loc[30, column]
     assert set(errors["region"]) == {"brain", "tumor", "nawm"}
+    # Same seed, same table, whether the draws run in one process or two.
     again = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_draws=2, n_boot=50,
-                             random_state=0)
+                             random_state=0, n_jobs=2)
     pd.testing.assert_frame_equal(table, again[0])
+    pd.testing.assert_frame_equal(errors, again[1])
 
 
 def test_noise_robustness_at_negligible_noise_is_the_noise_free_auc(exams):
