@@ -127,12 +127,20 @@ def _big_exam(folder, shape, tiles, seed):
     return big
 
 
+# VmHWM, not ru_maxrss: Linux carries the forking parent's resident size
+# over the exec into ru_maxrss, inflating the figure by this script's memory.
 _PROBE = """
-import resource, sys, time
+import re, resource, sys, time
 from skperfusion.cli import main
 start = time.perf_counter()
 status = main(sys.argv[1:])
-print(status, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+wall = time.perf_counter() - start
+try:
+    with open("/proc/self/status") as status_file:
+        peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", status_file.read()).group(1))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(status, wall, peak_kb)
 """
 
 
