@@ -280,9 +280,9 @@ def test_bidirectional_brings_single_echo_ratios_within_20_percent(single_echo_e
 def test_bsw_corrects_most_of_the_single_echo_leakage(single_echo_errors):
     bsw, none = single_echo_errors["bsw"], single_echo_errors["none"]
     assert bsw["CBF"].mean() < 0.2
-    # BSW's leakage term K2·∫R̄ rises more slowly than the T1 effect of a leaked
-    # agent that flows back (efflux) and saturates the signal: it removes most,
-    # not all, of the bias (measured: 33 % under-correction of a 190 % error).
+    # BSW's leakage term K2·∫R̄ is linear in the leaked agent, the SPGR T1 effect
+    # saturates (and efflux bends it too): it removes most, not all, of the bias
+    # (measured: 33 % under-correction of a 190 % error).
     assert bsw["CBV"].mean() < none["CBV"].mean() / 4
 
 
