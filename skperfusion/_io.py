@@ -138,7 +138,8 @@ def _commit(staged):
     """Rename every temp file onto its target; undo all of it on any failure.
 
     Existing targets are first moved to backups, so that a failure (or a
-    stop signal) at any point can restore the previous set exactly.
+    stop signal) at any point can restore the previous set exactly; a
+    target without a temp file (None) is only removed.
     """
     backups, placed = [], []
     try:
@@ -147,18 +148,23 @@ def _commit(staged):
                 backup = final.with_name(_owned_name(_BACKUP, final.name))
                 os.replace(final, backup)
                 backups.append((backup, final))
-            os.replace(temp, final)
-            placed.append(final)
+            if temp is not None:
+                os.replace(temp, final)
+                placed.append(final)
     except BaseException:
-        for final in placed:
-            final.unlink(missing_ok=True)
-        for backup, final in backups:
-            os.replace(backup, final)
+        _undo(placed, backups)
         raise
-    return backups
+    return placed, backups
 
 
-def atomic_write(writers, out_dir):
+def _undo(placed, backups):
+    for final in placed:
+        final.unlink(missing_ok=True)
+    for backup, final in backups:
+        os.replace(backup, final)
+
+
+def atomic_write(writers, out_dir, *, remove=()):
     """Write a set of files into one folder all-or-nothing.
 
     Every file is first written to a temporary file in ``out_dir`` (named
@@ -173,7 +179,10 @@ def atomic_write(writers, out_dir):
     Temporary files of earlier, killed runs are removed.
 
     Existing files are replaced: callers refuse them beforehand where the
-    user has to opt in (:func:`check_outputs`). The files get the
+    user has to opt in (:func:`check_outputs`). Files of an earlier set
+    that the new one does not have (e.g. a ``K2`` map of an earlier run
+    with leakage correction) are named in ``remove``: they go in the same
+    step, so the folder never mixes two runs' outputs. The files get the
     permissions an ordinary ``open`` would give them (``0o666 & ~umask``).
 
     Parameters
@@ -185,6 +194,9 @@ def atomic_write(writers, out_dir):
         from them).
     out_dir : str or path-like
         Target folder, created if needed.
+    remove : iterable of str, default=()
+        File names in ``out_dir`` (not in ``writers``) to remove together
+        with the renames, where they exist.
 
     Returns
     -------
@@ -199,12 +211,14 @@ def atomic_write(writers, out_dir):
         A file name has a folder part.
     """
     out_dir = Path(out_dir)
-    for name in writers:
+    remove = [name for name in remove if name not in writers]
+    for name in [*writers, *remove]:
         check_path_component(name, what="output file name")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
     finals = [out_dir / name for name in writers]
-    for final in finals:
+    removed = [out_dir / name for name in remove]
+    for final in [*finals, *removed]:
         _check_target(final)
     mode = 0o666 & ~_umask()
     staged = []
@@ -216,13 +230,10 @@ def atomic_write(writers, out_dir):
             write(temp)
             os.chmod(temp, mode)
         with _signals_held() as stop_requested:
-            backups = _commit(staged)
+            placed, backups = _commit([*staged, *((None, final) for final in removed)])
             if stop_requested():
                 # Undo the set: the stop is delivered when the signals are released.
-                for _, final in staged:
-                    final.unlink(missing_ok=True)
-                for backup, final in backups:
-                    os.replace(backup, final)
+                _undo(placed, backups)
                 backups = []
         for backup, _ in backups:
             backup.unlink(missing_ok=True)

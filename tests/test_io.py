@@ -53,6 +53,25 @@ def test_atomic_write_replaces_a_whole_set(tmp_path):
                                    "c.txt": "old c.txt"}
 
 
+def test_files_of_the_earlier_set_are_removed_in_the_same_step(tmp_path, monkeypatch):
+    old = _old_set(tmp_path)
+    real_replace, calls = os.replace, []
+
+    def failing_last(source, target):
+        calls.append(source)
+        if len(calls) == 3:  # a -> backup, temp -> a, b -> backup: fails
+            raise OSError("rename failed")
+        real_replace(source, target)
+
+    monkeypatch.setattr(_io.os, "replace", failing_last)
+    with pytest.raises(OSError, match="rename failed"):
+        atomic_write({"a.txt": _text("new a.txt")}, tmp_path, remove=["b.txt", "z.txt"])
+    assert _contents(tmp_path) == old
+    monkeypatch.setattr(_io.os, "replace", real_replace)
+    atomic_write({"a.txt": _text("new a.txt")}, tmp_path, remove=["b.txt", "z.txt"])
+    assert _contents(tmp_path) == {"a.txt": "new a.txt", "c.txt": "old c.txt"}
+
+
 def test_atomic_write_gives_ordinary_permissions(tmp_path):
     mask = os.umask(0o022)
     try:

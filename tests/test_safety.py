@@ -126,6 +126,19 @@ def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path
     assert _temporaries(out) == []
 
 
+def test_overwritten_maps_do_not_mix_two_runs(cohort, tmp_path):
+    out = tmp_path / "maps"
+    assert main(["maps", str(cohort / "sub-002"), str(out)]) == 0
+    assert (out / "rCBF.nii.gz").is_file()
+    exam = tmp_path / "sub-002"
+    shutil.copytree(cohort / "sub-002", exam)
+    (exam / "nawm_mask.nii.gz").unlink()  # no rCBF / rCBV for this one
+    assert main(["maps", str(exam), str(out), "--overwrite"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "rCBF.nii.gz" not in names and "rCBV.nii.gz" not in names
+    assert "CBF.nii.gz" in names and _temporaries(out) == []
+
+
 def test_maps_refuses_to_write_over_its_exam(cohort, tmp_path, capsys):
     exam = tmp_path / "sub-copy"
     shutil.copytree(cohort / "sub-001", exam)

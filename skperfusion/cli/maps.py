@@ -127,13 +127,11 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
     return PerfusionMapper(deconvolver, curves=curves, **grid)
 
 
-def _output_names(exam, curves):
-    """Every file ``maps`` writes for this exam."""
+def _output_names():
+    """Every file ``maps`` may write (rCBF/rCBV with a NAWM mask, K2 with --leakage)."""
     from ..exam import MAP_NAMES
 
-    maps = [*MAP_NAMES, *(NORMALIZED_MAPS if "nawm" in exam.masks else ()),
-            *(("K2",) if curves.leakage != "none" else ())]
-    return [f"{name}.nii.gz" for name in maps] + list(AIF_FILES)
+    return [f"{name}.nii.gz" for name in (*MAP_NAMES, *NORMALIZED_MAPS, "K2")] + list(AIF_FILES)
 
 
 def run(args):
@@ -157,12 +155,14 @@ def run(args):
     curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage)
     mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
                          chunk_size=args.chunk_size)
-    check_outputs([out_dir / f"{args.prefix}{name}" for name in _output_names(exam, curves)],
+    outputs = [f"{args.prefix}{name}" for name in _output_names()]
+    check_outputs([out_dir / name for name in outputs],
                   inputs=[args.exam_dir, *([args.model] if args.model else [])],
                   overwrite=args.overwrite)
     result = mapper.fit([exam]).transform([exam])[0]
     maps = {**result.maps, **normalized_maps(result)}
     writers = {**map_writers(maps, exam, args.prefix),
                **aif_writers(result.aif, exam, args.prefix)}
-    paths = atomic_write(writers, out_dir)
+    # With --overwrite, maps of the earlier run that this one lacks (e.g. K2) go too.
+    paths = atomic_write(writers, out_dir, remove=outputs)
     print(f"wrote {', '.join(path.name for path in paths)} to {out_dir}")
