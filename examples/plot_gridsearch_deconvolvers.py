@@ -28,7 +28,12 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from skperfusion.datasets import simulate_exam
-from skperfusion.deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
+from skperfusion.deconvolution import (
+    OSVDDeconvolver,
+    ParametricDeconvolver,
+    PHAEDeconvolver,
+    TikhonovDeconvolver,
+)
 from skperfusion.exam_estimators import PerfusionMapper, ROIRatio, exam_grades
 from skperfusion.grading import CBFRatioGrader
 
@@ -44,15 +49,16 @@ pipe = Pipeline([
 ])
 
 # %%
-# One grid, three methods
-# -----------------------
+# One grid, four methods
+# ----------------------
 # ``scoring="roc_auc"`` scores the ratio itself (through
 # ``decision_function``), independently of the cut-off.
 phae = PHAEDeconvolver(max_epochs=10, lr=1e-2, batch_size=256, module__width=8,
                        random_state=0)
 search = GridSearchCV(
     pipe,
-    {"maps__deconvolver": [OSVDDeconvolver(), TikhonovDeconvolver(), phae]},
+    {"maps__deconvolver": [OSVDDeconvolver(), TikhonovDeconvolver(), ParametricDeconvolver(),
+                           phae]},
     scoring="roc_auc",
     cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),
 )

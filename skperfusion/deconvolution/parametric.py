@@ -31,7 +31,7 @@ from ..physics import (
 from ..physics.torch_ops import convolve_aif_torch, residue_function_torch
 from ._base import BaseDeconvolver
 
-__all__ = ["FIT_FAMILIES", "ParametricDeconvolver"]
+__all__ = ["FIT_FAMILIES", "ParametricDeconvolver", "delay_curve_torch", "dispersion_kernel_torch"]
 
 FIT_FAMILIES = ("lorentzian", "exponential", "gamma")
 """Residue families the parametric fit can use; ``"auto"`` chooses among them per voxel."""
