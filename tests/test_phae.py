@@ -542,3 +542,15 @@ def test_model_files_load_weights_only(tmp_path):
                 "params": functools.partial(print, "code ran")}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match=r"Cannot read .*evil\.pt.*Weights only load failed"):
         PHAEDeconvolver.load(tmp_path / "evil.pt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_inference_and_loading_on_cpu(small_model, tmp_path):
+    _, X = small_model
+    model = PHAEDeconvolver(tr=TR, max_epochs=2, batch_size=64, module__width=4, device="cuda",
+                            random_state=0).fit(X)
+    maps = model.transform(X)
+    assert np.isfinite(maps[:, :3]).all() and model.score(X) < 0
+    model.save(tmp_path / "gpu.pt")
+    on_cpu = PHAEDeconvolver.load(tmp_path / "gpu.pt", device="cpu")
+    np.testing.assert_allclose(on_cpu.transform(X), maps, rtol=1e-4, equal_nan=True)

@@ -197,12 +197,24 @@ class PHAEModule(nn.Module):
             ``learn_delay``, the bolus delay in seconds in ``[0, max_delay]``.
         """
         inference = not (self.training or torch.is_grad_enabled())
-        encoder = fold_batchnorm(self.encoder) if inference else self.encoder
+        encoder = self._folded_encoder() if inference else self.encoder
         logits = encoder(normalize_by_aif_peak(curves))
         mtt = torch.exp(self.log_mtt_min + self.log_mtt_span * torch.sigmoid(logits[:, :1]))
         if not self.learn_delay:
             return mtt
         return torch.cat([mtt, self.max_delay * torch.sigmoid(logits[:, 1:])], dim=1)
+
+    def _folded_encoder(self):
+        """:func:`fold_batchnorm` of the encoder, folded again only when a weight changed."""
+        key = tuple((tensor.data_ptr(), tensor._version)
+                    for tensor in (*self.encoder.parameters(), *self.encoder.buffers()))
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_folded"] = (key, fold_batchnorm(self.encoder))
+        return cached[1]
+
+    def __getstate__(self):
+        return {name: value for name, value in self.__dict__.items() if name != "_folded"}
 
     def reconstruct(self, curves, encoded):
         """Rebuild the tissue curves from the encoded parameters (eqs. 2-6).

@@ -150,7 +150,8 @@ class PHAEDeconvolver(BaseDeconvolver):
     is the mean absolute error between ``C`` and ``Ĉ``. Both channels are
     divided by the sample's AIF peak inside the model (SPEC §4), so
     concentrations in any unit can be given. ``transform(X)`` runs the
-    encoder (batched, evaluation mode, no gradient) and the closed forms.
+    encoder (skorch's ``evaluation_step``: evaluation mode, no gradient) on
+    batches of ``chunk_size`` voxels, and the closed forms.
 
     Training goes through a :class:`skorch.NeuralNet` (``net_``) with the
     paper's settings as defaults (Adam, ``lr=1e-4``, batch 1536, 65 epochs,
@@ -351,9 +352,8 @@ class PHAEDeconvolver(BaseDeconvolver):
             callbacks=callbacks, **{name: params[name] for name in (
                 "lr", "max_epochs", "batch_size", "train_split", "device", "verbose")},
             **{f"module__{name}": params[name] for name in _MODULE_PARAMS},
-            **{"iterator_train__shuffle": True, "iterator_train__max_samples":
-               params["epoch_voxels"], "iterator_valid__batch_size": params["chunk_size"],
-               **self._routed_params},
+            **{"iterator_train__shuffle": True,
+               "iterator_train__max_samples": params["epoch_voxels"], **self._routed_params},
         )
 
     def _torch_rng(self):
@@ -375,8 +375,12 @@ class PHAEDeconvolver(BaseDeconvolver):
             net.fit(np.stack((tissue, aif), axis=1).astype(np.float32), y=None)
         self.net_, self.history_ = net, net.history
 
+    def _encode(self, curves):
+        """Encoded MTT (and delay) of one chunk: skorch's inference step (eval mode, no grad)."""
+        return self.net_.evaluation_step((curves, None))
+
     def _deconvolve(self, tissue, aif):
-        encoded = self.net_.forward(np.stack((tissue, aif), axis=1).astype(np.float32)).numpy()
+        encoded = self._encode(np.stack((tissue, aif), axis=1).astype(np.float32)).cpu().numpy()
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
         defined = np.isfinite(cbv)
         mtt = np.where(defined, encoded[:, 0], np.nan)
@@ -384,9 +388,8 @@ class PHAEDeconvolver(BaseDeconvolver):
         return np.column_stack(np.broadcast_arrays(cbf_from_cbv_mtt(cbv, mtt), cbv, mtt, tmax))
 
     def _reconstruction_error(self, tissue, aif):
-        curves = torch.as_tensor(np.stack((tissue, aif), axis=1), dtype=torch.float32,
-                                 device=self.net_.device)
-        encoded = self.net_.forward(curves, device=self.net_.device)
+        curves = to_tensor(np.stack((tissue, aif), axis=1).astype(np.float32), self.net_.device)
+        encoded = self._encode(curves)
         with torch.no_grad():
             reconstruction, target = self.net_.module_.reconstruct(curves, encoded)
         return (reconstruction - target).abs().mean(dim=1).cpu().numpy()
