@@ -14,7 +14,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..curves import AIF, validate_curves
+from ..curves import AIF, shared_aif, validate_curves
+from ..physics import aif_peak_scale
 
 __all__ = ["ARRIVAL_THRESHOLD_SD", "MIN_BASELINE_FRAMES", "ConcentrationTransformer",
            "DegenerateVoxelWarning", "detect_baseline_frames"]
@@ -274,10 +275,8 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
             signals = signals.copy()
             signals[degenerate] = signals[good[0]] if good.size else 1.0
         if self.n_baseline is None:
-            aif = signals[:, AIF]
             # All voxels of an exam share one AIF: detect once when they do.
-            shared = n_samples > 1 and bool(np.all(aif == aif[:1]))
-            n_baseline = detect_baseline_frames(aif[:1] if shared else aif)
+            n_baseline = detect_baseline_frames(shared_aif(signals[:, AIF]))
             n_baseline = np.broadcast_to(n_baseline, (n_samples,))
             _warn_without_bolus(n_baseline == n_frames, degenerate, n_frames)
         else:
@@ -288,8 +287,8 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         np.log(concentration, out=concentration)
         concentration *= -1.0 / self.te
         if self.normalize_by_aif_peak:
-            peak = concentration[:, AIF].max(axis=1)
-            flat_aif = np.flatnonzero(~(peak > 0) & ~degenerate)
+            scale, has_peak = aif_peak_scale(concentration[:, AIF])
+            flat_aif = np.flatnonzero(~has_peak & ~degenerate)
             if flat_aif.size:
                 raise ValueError(
                     f"normalize_by_aif_peak=True but the arterial concentration of "
@@ -297,7 +296,7 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
                     "peak: the AIF signal never drops below its baseline, so there is no "
                     "bolus to normalise by."
                 )
-            concentration /= peak[:, None, None]
+            concentration /= scale[:, None, None]
         concentration[degenerate] = np.nan
         if was_channel_form and _get_output_config("transform", self)["dense"] == "default":
             return concentration
