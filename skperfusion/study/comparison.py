@@ -102,4 +102,5 @@ def delong_table(ratios, y, *, higher_class="HGG"):
         p = float(2 * norm.sf(abs(z))) if se > 0 else 1.0
         rows.append({"method_a": methods[a], "method_b": methods[b], "auc_a": auc[a],
                      "auc_b": auc[b], "difference": difference, "se": se, "z": z, "p": p})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["method_a", "method_b", "auc_a", "auc_b", "difference",
+                                       "se", "z", "p"])

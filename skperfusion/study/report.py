@@ -181,7 +181,8 @@ def _grading_section(tables, has_truth, figure_names):
                   "another exam-to-curves step (e.g. without leakage correction).", ""]
     lines += [f"![Fig. 4]({figure_names[1]})", "", f"![ROC curves]({figure_names[2]})", "",
               "## DeLong's test — paired comparison of the AUCs on the test set", "",
-              delong_pairs(tables["delong"]).to_markdown(index=False), "",
+              delong_pairs(tables["delong"]).to_markdown(index=False)
+              if len(tables["delong"]) else "One method only: no pair to compare.", "",
               "Two-sided p-values of DeLong's test for correlated ROC curves (the methods "
               "grade the same patients; Sun & Xu's fast algorithm), not corrected for "
               "multiple comparisons.", ""]
