@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn_checks import ODD_COLUMN_CHECKS
+from sklearn_checks import ODD_COLUMN_CHECKS, check_odd_column_substitutes
 
 from skperfusion import (
     ConcentrationTransformer,
@@ -36,6 +36,11 @@ AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", DECONVOLVERS, ids=repr)
+def test_odd_column_checks_hold_on_even_width_curves(estimator):
+    check_odd_column_substitutes(estimator, _curves(n=24)[0])
 
 
 def _curves(n=6, tr=1.0, n_times=60, mtt=6.0, delay=0.0):

@@ -22,7 +22,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn_checks import ODD_COLUMN_CHECKS
+from sklearn_checks import ODD_COLUMN_CHECKS, check_odd_column_substitutes
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit
 
@@ -554,3 +554,9 @@ def test_cuda_training_inference_and_loading_on_cpu(small_model, tmp_path):
     model.save(tmp_path / "gpu.pt")
     on_cpu = PHAEDeconvolver.load(tmp_path / "gpu.pt", device="cpu")
     np.testing.assert_allclose(on_cpu.transform(X), maps, rtol=1e-4, equal_nan=True)
+
+
+def test_odd_column_checks_hold_on_even_width_curves(small_model):
+    _, X = small_model
+    check_odd_column_substitutes(PHAEDeconvolver(tr=TR, max_epochs=1, batch_size=64,
+                                                 module__width=4, random_state=0), X[:60])
