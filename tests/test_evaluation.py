@@ -389,3 +389,17 @@ def test_repeated_folds_and_their_summary(exams):
             y[np.concatenate(folds.loc[folds["method"] == "PHAE", "test"].to_list())]
             == "HGG"] == "HGG"))
     assert called.size == truth.size == 8
+
+
+def test_cv_table_gives_an_interval_only_over_several_repeats():
+    from skperfusion.study.report import cv_table
+
+    columns = {"n_repeats": [5, 1], "cutoff": [1.5, 1.6], "cutoff_min": [1.2, 1.3],
+               "cutoff_max": [1.8, 1.9]}
+    for name in ("auc", "sensitivity", "specificity", "accuracy"):
+        columns |= {name: [0.8, 0.7], f"{name}_low": [0.7, 0.7], f"{name}_high": [0.9, 0.7]}
+    formatted = cv_table(pd.DataFrame(columns, index=["A", "B"]))
+    assert formatted.loc["A"].tolist() == ["5", "0.80 (0.70-0.90)", "80.0 (70.0-90.0)",
+                                           "80.0 (70.0-90.0)", "80.0 (70.0-90.0)",
+                                           "1.50 (1.20-1.80)"]
+    assert formatted.loc["B", ["AUC", "Accuracy (%)"]].tolist() == ["0.70", "70.0"]

@@ -119,16 +119,20 @@ def cv_table(table):
     -------
     formatted : pandas.DataFrame of str
         Repeats, AUC, sensitivity, specificity and accuracy (%), each the
-        mean over repeats with the 2.5-97.5 % range over repeats, and the
-        training folds' cut-offs, mean (min-max).
+        mean over repeats with the 2.5-97.5 % range over repeats (the value
+        alone for a method run in one repeat), and the training folds'
+        cut-offs, mean (min-max).
     """
     formatted = pd.DataFrame(index=table.index)
     formatted["Repeats"] = table["n_repeats"].astype(int).astype(str)
-    formatted["AUC"] = [_with_ci(*r) for r in table[["auc", "auc_low", "auc_high"]].values]
-    for name in ("sensitivity", "specificity", "accuracy"):
-        formatted[f"{name.capitalize()} (%)"] = [
-            _with_ci(*r, scale=100, digits=1)
-            for r in table[[name, f"{name}_low", f"{name}_high"]].values]
+    repeated = table["n_repeats"].to_numpy() > 1
+    for name, scale, digits in (("auc", 1, 2), ("sensitivity", 100, 1),
+                                ("specificity", 100, 1), ("accuracy", 100, 1)):
+        column = "AUC" if name == "auc" else f"{name.capitalize()} (%)"
+        formatted[column] = [
+            _with_ci(*r, scale=scale, digits=digits) if many else f"{scale * r[0]:.{digits}f}"
+            for r, many in zip(table[[name, f"{name}_low", f"{name}_high"]].values, repeated,
+                               strict=True)]
     formatted["Cut-off, mean (min-max)"] = [
         _with_ci(*r) for r in table[["cutoff", "cutoff_min", "cutoff_max"]].values]
     return formatted
