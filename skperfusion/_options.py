@@ -19,3 +19,8 @@ AIF_FILES = ("aif_mask.nii.gz", "aif.tsv", "aif.png")
 
 NORMALIZED_MAPS = ("rCBF", "rCBV")
 """Maps divided by their NAWM mean (dimensionless), written where a NAWM mask exists."""
+
+RELAXIVITY_MODELS = ("none", "van_osch")
+"""``relaxivity``: curves left as ΔR2* (1/s, relative scale), or tissue and blood
+converted to concentrations in mM with their own relaxivities (linear in tissue,
+quadratic in whole blood after van Osch et al. 2003)."""

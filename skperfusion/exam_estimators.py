@@ -163,21 +163,33 @@ def _training_curves(exam, voxels, mask, step):
 
 
 def _map_exam(deconvolver, exam, mask, step, names):
-    """Maps of one exam, the AIF used and the seconds spent."""
+    """Maps of one exam, the AIF used and the seconds spent.
+
+    The voxels go through the exam-to-curves step and the deconvolver a
+    block at a time (:meth:`~skperfusion.exam.ExamToCurves.transform_chunks`),
+    so that peak memory is that of a block of curves, not of the exam's.
+    """
     start = time.perf_counter()
-    curves = step.transform(exam, mask)
-    # Degenerate voxels have NaN curves (SPEC §10): their maps are NaN, the others computed.
-    finite = np.isfinite(curves.X).all(axis=(1, 2))
-    if finite.all():
-        values = deconvolver.transform(curves.X)
-    else:
-        values = np.full((len(finite), len(names)), np.nan)
-        values[finite] = deconvolver.transform(curves.X[finite])
+    values = np.full((int(exam.mask(mask).sum()), len(names)), np.nan)
+    k2 = None
+    blocks = (step.transform_chunks(exam, mask) if hasattr(step, "transform_chunks")
+              else [(slice(None), step.transform(exam, mask))])
+    for rows, curves in blocks:
+        # Degenerate voxels have NaN curves (SPEC §10): their maps are NaN, the others computed.
+        finite = np.isfinite(curves.X).all(axis=(1, 2))
+        if finite.all():
+            values[rows] = deconvolver.transform(curves.X)
+        elif finite.any():
+            block = values[rows]
+            block[finite] = deconvolver.transform(curves.X[finite])
+        if curves.k2 is not None:
+            k2 = np.full(len(values), np.nan) if k2 is None else k2
+            k2[rows] = curves.k2
     seconds = time.perf_counter() - start
     volume = exam.to_volume(values, mask)
     maps = {name: volume[..., k] for k, name in enumerate(names)}
-    if curves.k2 is not None:
-        maps["K2"] = exam.to_volume(curves.k2, mask)
+    if k2 is not None:
+        maps["K2"] = exam.to_volume(k2, mask)
     return ExamMaps(exam, maps, seconds, mask, curves.aif)
 
 

@@ -12,6 +12,7 @@ from skperfusion.datasets import simulate_cohort, simulate_exam
 from skperfusion.exam import (
     MAP_NAMES,
     Exam,
+    ExamToCurves,
     load_cohort,
     load_exam,
     resample_curves,
@@ -331,3 +332,19 @@ def test_a_single_echo_must_be_4d():
         Exam(exam.signal[..., None], te=(0.03,), tr=1.0, affine=np.eye(4), masks=exam.masks)
     with pytest.raises(ValueError, match=r"4-D .* takes one echo time"):
         Exam(exam.signal, te=(0.01, 0.03), tr=1.0, affine=np.eye(4), masks=exam.masks)
+
+
+def test_transform_chunks_match_transform_row_for_row():
+    exam = simulate_exam("sub-001", "HGG", shape=(8, 8, 2), random_state=1)
+    brain = np.argwhere(exam.masks["brain"])
+    exam.signal[tuple(brain[5])][exam.n_skip + 3] = 0.0  # one degenerate voxel
+    step = ExamToCurves(aif_scaling="vof", relaxivity="van_osch")
+    with pytest.warns(DegenerateVoxelWarning):
+        whole = step.transform(exam)
+    with pytest.warns(DegenerateVoxelWarning):
+        blocks = list(step.transform_chunks(exam, chunk_voxels=7))
+    assert len(blocks) == -(-len(whole.X) // 7)
+    stacked = np.concatenate([curves.X for _, curves in blocks])
+    np.testing.assert_array_equal(stacked, whole.X)
+    assert np.isnan(whole.X[5]).all() and np.isfinite(np.delete(whole.X, 5, axis=0)).all()
+    assert all(curves.aif.scale == whole.aif.scale for _, curves in blocks)

@@ -54,6 +54,12 @@ from .._io import atomic_write
 from ..exam import GRADES, MAP_NAMES, Exam, write_exam
 from ..physics import cbv_from_cbf_mtt, convolve_aif, flow_rate_to_cbf
 from ..physics.leakage import spgr_signal
+from ..physics.relaxivity import (
+    BLOOD_RELAXIVITY,
+    TISSUE_RELAXIVITY,
+    blood_delta_r2,
+    tissue_delta_r2,
+)
 from .curves import gamma_variate, simulate_concentration
 from .noise import NOISE_KINDS, add_noise
 
@@ -69,14 +75,6 @@ __all__ = [
     "simulate_exam",
     "tissue_labels",
 ]
-
-TISSUE_RELAXIVITY = 44.0
-"""Linear tissue ΔR2* relaxivity in 1/(s·mM): gives the 25–40 % grey-matter
-signal drop of clinical DSC at TE ≈ 30 ms."""
-
-BLOOD_RELAXIVITY = (7.6, 0.574)
-"""Whole-blood ΔR2* = a·C + b·C² coefficients (1/(s·mM), 1/(s·mM²)), of the
-quadratic form and magnitude measured by van Osch et al. 2003 at 1.5 T."""
 
 RESIDUE_PROBABILITIES = {"exponential": 0.35, "gamma": 0.35, "boxcar": 0.15,
                          "lorentzian": 0.15}
@@ -323,11 +321,6 @@ def _aif_parameters(params):
                                    "recirculation", "recirculation_delay")}
 
 
-def _blood_delta_r2(concentration):
-    a, b = BLOOD_RELAXIVITY
-    return a * concentration + b * concentration**2
-
-
 def _bias_field(shape, rng):
     axes = [np.linspace(-1, 1, n) for n in shape]
     x, y, z = np.meshgrid(*axes, indexing="ij")
@@ -430,7 +423,7 @@ def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload):
         times, **dict(_aif_parameters(params),
                       bolus_arrival=params["bolus_arrival"] + leak["vein_delay"]),
         dispersion=leak["vein_dispersion"])
-    delta_r2 = TISSUE_RELAXIVITY * concentration + EXTRAVASCULAR_RELAXIVITY * ees
+    delta_r2 = tissue_delta_r2(concentration) + EXTRAVASCULAR_RELAXIVITY * ees
     t1 = _t1_weighting(ees, params, leak, preload)
     s0_of_label = np.zeros(max(LABELS.values()) + 1)
     for name, value in _S0.items():
@@ -447,10 +440,10 @@ def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload):
         # Arterial voxels: blood and surrounding grey-matter signals add up
         # (partial volume), so the measured AIF is non-linearly distorted.
         signal[artery] = s0_echo[artery][:, None] * (
-            fraction * np.exp(-te * _blood_delta_r2(blood))
+            fraction * np.exp(-te * blood_delta_r2(blood))
             + (1.0 - fraction) * np.exp(-te * gm_curve))
         # The sinus is large: pure venous blood, no partial volume.
-        signal[vein] = s0_echo[vein][:, None] * np.exp(-te * _blood_delta_r2(venous))
+        signal[vein] = s0_echo[vein][:, None] * np.exp(-te * blood_delta_r2(venous))
         echoes.append(signal)
     overshoot = params["nonsteady_amplitude"] * params["nonsteady_decay"] ** np.arange(
         params["n_times"])

@@ -1,11 +1,14 @@
 """From exam to curves: the one step shared by maps, training and the study.
 
 :class:`ExamToCurves` applies, in order: the AIF (the ``aif`` mask, or
-automatic selection), optional AIF scaling by a venous output function,
-signal to concentration (one echo: eq. 1; several: ``ΔR2*`` that cancels T1
-effects), optional leakage correction, and resampling to a common time
+automatic selection), signal to ``ΔR2*`` (one echo: eq. 1; several:
+``ΔR2*`` that cancels T1 effects), optional relaxivity conversion to
+absolute concentrations (mM), optional AIF scaling by a venous output
+function, optional leakage correction, and resampling to a common time
 grid. Its result, :class:`ExamCurves`, carries the voxel matrix ``X`` of
-shape ``(n_voxels, 2, n_times)`` that every deconvolver takes.
+shape ``(n_voxels, 2, n_times)`` that every deconvolver takes;
+:meth:`ExamToCurves.transform_chunks` gives the same curves a block of
+voxels at a time (bounded memory).
 """
 
 import warnings
@@ -17,8 +20,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
-from .._options import AIF_SCALINGS, AIF_STRATEGIES, LEAKAGE_METHODS
+from .._options import AIF_SCALINGS, AIF_STRATEGIES, LEAKAGE_METHODS, RELAXIVITY_MODELS
 from ..aif import select_arterial_voxels, select_venous_voxels, vof_scale, voxel_concentrations
+from ..physics.relaxivity import blood_concentration, tissue_concentration
 from ..preprocessing import (
     ConcentrationTransformer,
     DegenerateVoxelWarning,
@@ -26,6 +30,10 @@ from ..preprocessing import (
 )
 
 __all__ = ["ExamAIF", "ExamCurves", "ExamToCurves", "resample_curves"]
+
+CHUNK_VOXELS = 32_768
+"""Voxels converted at a time by :meth:`ExamToCurves.transform_chunks`
+(``2 · 32,768 · T`` values per block: 31 MB in float32 at 120 frames)."""
 
 
 @validate_params(
@@ -77,7 +85,7 @@ class ExamAIF:
     Parameters
     ----------
     curve : ndarray of shape (n_times,)
-        AIF concentration on the output grid, 1/s (after any scaling).
+        AIF on the output grid (after any scaling), in ``unit``.
     tr : float
         Sampling interval of ``curve`` in seconds; ``curve[k]`` is at
         ``k · tr`` after the first kept frame.
@@ -86,11 +94,14 @@ class ExamAIF:
     candidates : ndarray of bool, shape (X, Y, Z) or None, default=None
         Candidate voxels of an automatic selection (None for a mask).
     candidate_curves : ndarray of shape (n_candidates, n_times) or None, default=None
-        Concentration curves (1/s) of the candidates on the grid of ``curve``.
+        Curves of the candidates on the grid of ``curve``, in ``unit``.
     scale : float, default=1.0
         Factor the AIF was multiplied by (venous-output scaling), dimensionless.
     venous_voxels : ndarray of bool, shape (X, Y, Z) or None, default=None
         The voxels of the venous output function, with ``aif_scaling="vof"``.
+    unit : {"1/s", "mM"}, default="1/s"
+        Unit of ``curve``: ``ΔR2*`` in 1/s, or blood concentration in mM
+        with ``relaxivity="van_osch"``.
     """
 
     curve: np.ndarray = field(repr=False)
@@ -100,6 +111,7 @@ class ExamAIF:
     candidate_curves: np.ndarray | None = field(default=None, repr=False)
     scale: float = 1.0
     venous_voxels: np.ndarray | None = field(default=None, repr=False)
+    unit: str = "1/s"
 
     @property
     def times(self):
@@ -114,8 +126,10 @@ class ExamCurves:
     Parameters
     ----------
     X : ndarray of shape (n_voxels, 2, n_times)
-        Tissue (channel 0) and AIF (channel 1) concentration curves in 1/s,
-        voxels in C order of ``voxels``.
+        Tissue (channel 0) and AIF (channel 1) curves, ``ΔR2*`` in 1/s or,
+        with ``relaxivity="van_osch"``, concentrations in mM; voxels in C
+        order of ``voxels``; the dtype of the exam's signal (float32 stays
+        float32).
     voxels : ndarray of bool, shape (X, Y, Z)
         The voxels of ``X``.
     aif : ExamAIF
@@ -142,16 +156,22 @@ class ExamToCurves(BaseEstimator):
 
     1. **AIF voxels**: the exam's ``aif`` mask (``aif="mask"``), or
        automatic selection of arterial voxels (``aif="auto"``).
-    2. **Signal to concentration** of the tissue voxels and the mean
-       arterial signal, with ``transformer`` or, by default, the conversion
-       chosen from the exam: :class:`~skperfusion.preprocessing.ConcentrationTransformer`
-       (``C = -ln(S/S0)/TE``, eq. 1) for one echo,
+    2. **Signal to ΔR2*** of the tissue voxels and the mean arterial
+       signal, with ``transformer`` or, by default, the conversion chosen
+       from the exam: :class:`~skperfusion.preprocessing.ConcentrationTransformer`
+       (``-ln(S/S0)/TE``, eq. 1) for one echo,
        :class:`~skperfusion.preprocessing.MultiEchoTransformer`
        (``ΔR2*`` free of T1 effects) for several.
-    3. **AIF scaling** (``aif_scaling``), then **leakage correction**
+    3. **Relaxivity** (``relaxivity``): ``ΔR2*`` kept (relative
+       concentrations, 1/s), or converted to concentrations in mM, tissue
+       with the linear and AIF/VOF with the quadratic blood relaxivity.
+    4. **AIF scaling** (``aif_scaling``), then **leakage correction**
        (``leakage``) of the concentration curves.
-    4. **Resampling** onto ``t_k = k · tr``, ``k < n_times`` with
+    5. **Resampling** onto ``t_k = k · tr``, ``k < n_times`` with
        :func:`resample_curves`, when a grid is given.
+
+    The curves keep the floating dtype of the exam's signal (float32 exams
+    give float32 curves).
 
     Parameters
     ----------
@@ -170,6 +190,20 @@ class ExamToCurves(BaseEstimator):
         Contrast-leakage correction of the concentration curves with
         :class:`skperfusion.preprocessing.LeakageCorrector`; ``K2`` (1/s) per
         voxel comes with the result.
+    relaxivity : {"none", "van_osch"}, default="none"
+        ``"none"``: tissue and AIF are both ``ΔR2*`` (1/s), i.e. the same
+        relaxivity is assumed for both; relative maps (rCBF, rCBV, ratios)
+        are right, absolute CBF and CBV are not (too high by about
+        ``r_t / a``, 5.8, plus the quadratic term at the bolus peak).
+        ``"van_osch"``: tissue ``C = ΔR2* / r_t``
+        (:func:`skperfusion.physics.tissue_concentration`) and the AIF and
+        VOF through the quadratic whole-blood relation of van Osch et al.
+        2003 (:func:`skperfusion.physics.blood_concentration`), both in mM,
+        so that CBF and CBV are absolute once the AIF is free of partial
+        volume (``aif_scaling="vof"``). The constants
+        (:data:`~skperfusion.physics.TISSUE_RELAXIVITY`,
+        :data:`~skperfusion.physics.BLOOD_RELAXIVITY`) are for 1.5 T
+        gradient echo, as in the simulator.
     tr : float or None, default=None
         Sampling interval of the output grid in seconds; None keeps the
         exam's TR.
@@ -198,16 +232,18 @@ class ExamToCurves(BaseEstimator):
         "aif": [StrOptions(set(AIF_STRATEGIES))],
         "aif_scaling": [StrOptions(set(AIF_SCALINGS))],
         "leakage": [StrOptions(set(LEAKAGE_METHODS))],
+        "relaxivity": [StrOptions(set(RELAXIVITY_MODELS))],
         "tr": [None, Interval(Real, 0, None, closed="neither")],
         "n_times": [None, Interval(Integral, 1, None, closed="left")],
         "transformer": [None, HasMethods(["fit_transform"])],
     }
 
-    def __init__(self, aif="mask", aif_scaling="none", leakage="none", *, tr=None,
-                 n_times=None, transformer=None):
+    def __init__(self, aif="mask", aif_scaling="none", leakage="none", *, relaxivity="none",
+                 tr=None, n_times=None, transformer=None):
         self.aif = aif
         self.aif_scaling = aif_scaling
         self.leakage = leakage
+        self.relaxivity = relaxivity
         self.tr = tr
         self.n_times = n_times
         self.transformer = transformer
@@ -270,8 +306,9 @@ class ExamToCurves(BaseEstimator):
         Returns
         -------
         curves : ExamCurves
-            ``X`` of shape ``(n_voxels, 2, n_times)`` in 1/s, the AIF, and
-            ``K2`` when leakage was corrected.
+            ``X`` of shape ``(n_voxels, 2, n_times)`` (1/s, or mM with
+            ``relaxivity="van_osch"``), the AIF, and ``K2`` when leakage was
+            corrected.
 
         Raises
         ------
@@ -288,50 +325,123 @@ class ExamToCurves(BaseEstimator):
             Their curves (hence maps) are NaN; the other voxels are
             unaffected (SPEC §10).
         """
+        (_, curves), = self.transform_chunks(exam, mask, chunk_voxels=None)
+        return curves
+
+    def transform_chunks(self, exam, mask="brain", chunk_voxels=CHUNK_VOXELS):
+        """The curves of :meth:`transform`, a block of voxels at a time.
+
+        The AIF (selection, conversion, venous scaling) is computed once;
+        each block is converted, scaled and resampled on its own, so that
+        peak memory is that of one block rather than of the whole exam. The
+        blocks' curves are those of :meth:`transform`, row for row. Leakage
+        correction fits its reference curve on every voxel, so with
+        ``leakage`` set the exam comes in one block.
+
+        Parameters
+        ----------
+        exam : Exam
+            The exam (one or several echoes).
+        mask : str or ndarray of shape (X, Y, Z), default="brain"
+            Voxels to extract, by mask name or as a boolean volume.
+        chunk_voxels : int or None, default=32768
+            Voxels per block (:data:`CHUNK_VOXELS`); None for one block.
+
+        Yields
+        ------
+        rows : slice
+            Rows of the block among the selected voxels (C order of the mask).
+        curves : ExamCurves
+            The block's curves; ``voxels`` is the whole selection, ``X`` has
+            ``rows.stop - rows.start`` rows.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`transform`, before the first block.
+
+        Warns
+        -----
+        DegenerateVoxelWarning
+            As :meth:`transform`, once, before the first block.
+        """
         self._validate_params()
         selected = exam.mask(mask)
         if not selected.any():
             raise ValueError(f"subject {exam.subject_id}: the selected mask has no voxel.")
-        tissue = exam.signal[selected]
-        tissue, degenerate = _stand_in_degenerate(tissue, exam, selected)
+        degenerate = _degenerate_voxels(exam, selected)
+        reference = self._reference(exam)
+        # One (voxel, time[, echo]) view of the signal; each block is a copy of its rows.
+        signal = exam.signal.reshape(-1, *exam.signal.shape[3:])
+        index = np.flatnonzero(selected)
+        stand_in = signal[index[np.argmin(degenerate)]]
+        n_voxels = len(index)
+        if chunk_voxels is None or self.leakage != "none":
+            chunk_voxels = n_voxels
+        for start in range(0, n_voxels, chunk_voxels):
+            rows = slice(start, min(start + chunk_voxels, n_voxels))
+            tissue, bad = signal[index[rows]], degenerate[rows]
+            tissue[bad] = stand_in
+            X = self._convert(exam, tissue, reference.signal)
+            X[bad] = np.nan
+            if reference.scale != 1:
+                X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
+            k2 = None
+            if self.leakage != "none":
+                from ..preprocessing.leakage import LeakageCorrector
+
+                corrector = LeakageCorrector(method=self.leakage, tr=exam.tr).fit(X)
+                k2 = corrector.leakage_parameters(X)["K2"]
+                X = corrector.transform(X)
+            X = self._resample(exam, X)
+            yield rows, ExamCurves(X, selected, reference.aif, k2)
+
+    def _convert(self, exam, signals, aif_signal, *, blood=False):
+        """ΔR2* (or mM) curves of signal rows paired with the arterial signal.
+
+        With ``relaxivity="van_osch"`` the AIF channel is blood and the rows
+        are tissue, or blood too (``blood=True``: the VOF).
+        """
+        X = self._transformer(exam).fit_transform(_pair(signals, aif_signal))
+        if self.relaxivity == "van_osch":
+            X[:, 0] = (blood_concentration if blood else tissue_concentration)(X[:, 0])
+            X[:, 1] = blood_concentration(X[:, 1])
+        return X
+
+    def _reference(self, exam):
+        """The AIF of an exam, computed once: voxels, signal, scale and its ExamAIF."""
         aif_voxels, candidates, candidate_curves = self._aif_voxels(exam)
         aif = exam.signal[aif_voxels].mean(axis=0)
         if np.any(aif <= 0) or np.any(np.ptp(aif, axis=0) == 0):
             raise ValueError(f"subject {exam.subject_id}: the mean arterial signal is flat or "
                              "non-positive; check the aif mask.")
-        venous = None
+        venous, rows = None, aif[None]
         if self.aif_scaling == "vof":
             venous = self._venous_voxels(exam, aif)
-            # The VOF goes through the conversion as one more "tissue" row.
-            tissue = np.concatenate([tissue, exam.signal[venous].mean(axis=0)[None]])
-        X = self._transformer(exam).fit_transform(_pair(tissue, aif))
-        if venous is None:
-            X[degenerate] = np.nan
-        else:
-            X[:-1][degenerate] = np.nan
-        scale = 1.0
+            # The VOF goes through the conversion as one more "tissue" row, with the AIF.
+            rows = np.concatenate([rows, exam.signal[venous].mean(axis=0)[None]])
+        curves = self._convert(exam, rows, aif, blood=True)
+        curve, scale = curves[0, 1], 1.0
         if venous is not None:
-            vof, X = X[-1, 0], X[:-1]
             try:
-                scale = vof_scale(X[int(np.argmin(degenerate)), 1], vof, exam.tr)
+                scale = vof_scale(curve, curves[1, 0], exam.tr)
             except ValueError as exc:
                 raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
-            X[:, 1] *= scale
-        k2 = None
-        if self.leakage != "none":
-            from ..preprocessing.leakage import LeakageCorrector
+        if candidate_curves is not None and self.relaxivity == "van_osch":
+            candidate_curves = blood_concentration(candidate_curves)
+        curve = self._resample(exam, curve * np.asarray(scale, dtype=curve.dtype))
+        if candidate_curves is not None:
+            candidate_curves = self._resample(exam, candidate_curves)
+        unit = "mM" if self.relaxivity == "van_osch" else "1/s"
+        aif_info = ExamAIF(curve, self._grid(exam, exam.n_times - exam.n_skip)[0], aif_voxels,
+                           candidates, candidate_curves, scale, venous, unit)
+        return _Reference(aif, scale, aif_info)
 
-            corrector = LeakageCorrector(method=self.leakage, tr=exam.tr).fit(X)
-            k2 = corrector.leakage_parameters(X)["K2"]
-            X = corrector.transform(X)
-        tr, n_times = self._grid(exam, X.shape[-1])
-        if (tr, n_times) != (exam.tr, X.shape[-1]):
-            X = resample_curves(X, exam.tr, tr, n_times)
-            if candidate_curves is not None:
-                candidate_curves = resample_curves(candidate_curves, exam.tr, tr, n_times)
-        aif_info = ExamAIF(X[int(np.argmin(degenerate)), 1].copy(), tr, aif_voxels, candidates,
-                           candidate_curves, scale, venous)
-        return ExamCurves(X, selected, aif_info, k2)
+    def _resample(self, exam, curves):
+        tr, n_times = self._grid(exam, curves.shape[-1])
+        if (tr, n_times) == (exam.tr, curves.shape[-1]):
+            return curves
+        return resample_curves(curves, exam.tr, tr, n_times)
 
     def _grid(self, exam, n_frames):
         tr = exam.tr if self.tr is None else float(self.tr)
@@ -341,29 +451,37 @@ class ExamToCurves(BaseEstimator):
         return tr, int(np.floor((n_frames - 1) * exam.tr / tr + 1e-6)) + 1
 
 
-def _stand_in_degenerate(tissue, exam, selected):
-    """Replace degenerate voxels' signals by a valid voxel's, with one warning.
+def _degenerate_voxels(exam, selected):
+    """Selected voxels with a zero or negative kept signal, with one warning.
 
     A voxel is degenerate when a kept frame (after ``n_skip``) has a zero or
-    negative signal: its concentration has no logarithm. The stand-in keeps
-    the conversion of the other voxels (and a shared baseline detection)
-    unchanged; the caller sets the degenerate rows to NaN afterwards.
+    negative signal: its concentration has no logarithm. The caller stands a
+    valid voxel's signal in for it (keeping the conversion of the others,
+    and a shared baseline detection, unchanged) and sets its rows to NaN.
     """
-    kept = tissue[:, exam.n_skip:]
-    degenerate = ~np.all(kept.reshape(len(tissue), -1) > 0, axis=1)
+    kept = exam.signal[:, :, :, exam.n_skip:]
+    bad = ~np.all(kept.reshape(*kept.shape[:3], -1) > 0, axis=-1)
+    degenerate = bad[selected]
     n_bad = int(np.count_nonzero(degenerate))
-    if not n_bad:
-        return tissue, degenerate
-    if n_bad == len(tissue):
+    if n_bad == len(degenerate):
         raise ValueError(f"subject {exam.subject_id}: every one of the {n_bad} selected voxels "
                          "has a zero or negative signal; its logarithm is needed.")
-    first = tuple(int(i) for i in np.argwhere(selected)[np.argmax(degenerate)])
-    warnings.warn(f"subject {exam.subject_id}: {n_bad} of {len(tissue)} selected voxel(s) "
-                  f"(first: voxel {first}) have a zero or negative signal, whose logarithm is "
-                  "undefined; their maps are NaN.", DegenerateVoxelWarning, stacklevel=3)
-    tissue = tissue.copy()
-    tissue[degenerate] = tissue[np.argmin(degenerate)]
-    return tissue, degenerate
+    if n_bad:
+        first = tuple(int(i) for i in np.argwhere(selected)[np.argmax(degenerate)])
+        warnings.warn(f"subject {exam.subject_id}: {n_bad} of {len(degenerate)} selected "
+                      f"voxel(s) (first: voxel {first}) have a zero or negative signal, whose "
+                      "logarithm is undefined; their maps are NaN.", DegenerateVoxelWarning,
+                      stacklevel=4)
+    return degenerate
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What every block of an exam shares: the mean arterial signal, scale, ExamAIF."""
+
+    signal: np.ndarray
+    scale: float
+    aif: ExamAIF
 
 
 def _scatter(values, mask):

@@ -27,6 +27,14 @@ from .parameters import (
     mtt_from_cbv_cbf,
     tmax_from_residue,
 )
+from .relaxivity import (
+    BLOOD_RELAXIVITY,
+    TISSUE_RELAXIVITY,
+    blood_concentration,
+    blood_delta_r2,
+    tissue_concentration,
+    tissue_delta_r2,
+)
 from .residue import (
     RESIDUE_FAMILIES,
     ResidueFamily,
@@ -38,11 +46,15 @@ from .residue import (
 )
 
 __all__ = [
+    "BLOOD_RELAXIVITY",
     "DEFAULT_DENSITY",
     "DEFAULT_HEMATOCRIT_FACTOR",
     "RESIDUE_FAMILIES",
+    "TISSUE_RELAXIVITY",
     "ResidueFamily",
     "aif_peak_scale",
+    "blood_concentration",
+    "blood_delta_r2",
     "boxcar_residue",
     "bsw_design_matrix",
     "bsw_fit",
@@ -63,6 +75,8 @@ __all__ = [
     "mtt_from_cbv_cbf",
     "residue_function",
     "spgr_signal",
+    "tissue_concentration",
+    "tissue_delta_r2",
     "tmax_from_residue",
     "tofts_kernel",
 ]
