@@ -144,6 +144,19 @@ def test_nan_rows_stay_nan_and_do_not_touch_the_others():
         assert np.isfinite(parameters["K2"][keep]).all()
 
 
+def test_a_zero_aif_gives_nan_in_the_bidirectional_model():
+    vascular, _ = _vascular(20, 50.0, 4.0, 1.0)
+    X = _brain(vascular - 20.0 * _extravascular(0.05, 0.3), snr_sd=0.5)
+    corrector = LeakageCorrector("bidirectional", tr=TR).fit(X)
+    holed = X.copy()
+    holed[5, 1] = 0.0
+    with pytest.warns(UserWarning, match="1 sample.* all-zero AIF"):
+        out = corrector.transform(holed)
+    others = np.arange(len(X)) != 5
+    assert np.isnan(out[5, 0]).all()
+    np.testing.assert_allclose(out[others], corrector.transform(X)[others], rtol=1e-6)
+
+
 def test_in_a_pipeline_before_a_deconvolver():
     from skperfusion.deconvolution import OSVDDeconvolver
 

@@ -370,19 +370,32 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
             unique, inverse = np.unique(aif[finite_aif], axis=0, return_inverse=True)
             rows = np.flatnonzero(finite_aif)
             groups = [(rows[inverse.ravel() == g], unique[g]) for g in range(len(unique))]
+        flat = 0
         for rows, curve in groups:
-            tail = self._tail_lags(n_times, int(np.argmax(curve)))
-            matrix = convolution_matrix(curve, self.tr)
-            u, s, vt = np.linalg.svd(matrix)
-            damping = s / (s**2 + (self.regularization * s[0]) ** 2)
-            inverse_tail = (vt.T[tail] * damping) @ u.T
-            residue_tail = tissue[rows] @ inverse_tail.T.astype(tissue.dtype)
-            amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
-            k2[rows] = self._significant(amplitude, k2_se)
-            kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
-            leakage[rows] = -k2[rows, None] * kernels.T[best]
-            kep[rows] = np.where(np.isnan(k2[rows]), np.nan, kep_grid[best])
+            if not np.any(curve != 0):
+                flat += len(rows)  # no AIF to deconvolve with: NaN, as for a zero AIF
+                continue
+            leakage[rows], k2[rows], kep[rows] = self._exchange_group(tissue[rows], curve,
+                                                                      lags, kep_grid)
+        if flat:
+            warnings.warn(f"{flat} sample(s) have an all-zero AIF: no exchange term can be "
+                          "fitted; their curves and parameters are NaN.", UserWarning,
+                          stacklevel=4)
         return leakage, {"K2": k2, "kep": kep}
+
+    def _exchange_group(self, tissue, aif, lags, kep_grid):
+        """Leakage curves, K2 and kep of the samples sharing one AIF."""
+        tail = self._tail_lags(len(lags), int(np.argmax(aif)))
+        matrix = convolution_matrix(aif, self.tr)
+        u, s, vt = np.linalg.svd(matrix)
+        damping = s / (s**2 + (self.regularization * s[0]) ** 2)
+        inverse_tail = (vt.T[tail] * damping) @ u.T
+        residue_tail = tissue @ inverse_tail.T.astype(tissue.dtype)
+        amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
+        k2 = self._significant(amplitude, k2_se)
+        kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
+        kep = np.where(np.isnan(k2), np.nan, kep_grid[best])
+        return -k2[:, None] * kernels.T[best], k2, kep
 
     def _significant(self, k2, k2_se):
         # Leakage not told apart from noise is not corrected (K2 = 0 there).
