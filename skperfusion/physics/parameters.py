@@ -148,18 +148,16 @@ def mtt_from_cbv_cbf(cbv, cbf):
 
     Parameters
     ----------
-    cbv : array_like
-        CBV in ml/100g.
-    cbf : array_like
-        CBF in ml/100g/min.
+    cbv, cbf : array_like
+        CBV in ml/100g and CBF in ml/100g/min, broadcast against each other.
 
     Returns
     -------
     mtt : ndarray
-        MTT in seconds; NaN where CBF is not positive.
+        MTT in seconds; NaN where CBF is not positive. The same quotient
+        ``60 · CBV / x`` as :func:`cbf_from_cbv_mtt`, with ``x = CBF``.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return per_minute_quotient(np.asarray(cbv), np.asarray(cbf), NUMPY)
+    return cbf_from_cbv_mtt(cbv, cbf)
 
 
 def cbf_from_cbv_mtt(cbv, mtt):
