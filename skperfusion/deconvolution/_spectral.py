@@ -13,6 +13,7 @@ share one AIF across voxels: it is then transformed once and broadcast.
 import numpy as np
 import scipy.fft
 
+from ..curves import shared_aif
 from ..physics import (
     cbv_from_curves,
     circulant_aif_spectrum,
@@ -21,24 +22,6 @@ from ..physics import (
     tmax_from_residue,
 )
 from ._base import BaseDeconvolver
-
-
-def shared_aif(aif):
-    """Collapse identical AIF rows to one row so that its spectrum is computed once.
-
-    Parameters
-    ----------
-    aif : ndarray of shape (n_samples, n_times)
-        Arterial curves.
-
-    Returns
-    -------
-    aif : ndarray of shape (1, n_times) or (n_samples, n_times)
-        The first row when every row equals it, else ``aif`` unchanged.
-    """
-    if aif.shape[0] > 1 and not (aif == aif[:1]).all():
-        return aif
-    return aif[:1]
 
 
 def circulant_spectra(tissue, aif, tr, workers=-1):
