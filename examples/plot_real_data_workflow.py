@@ -70,9 +70,9 @@ exam = load_exam(exam_dir, require_aif=False)
 # :class:`~skperfusion.exam.ExamToCurves` with ``aif="auto"`` picks arterial
 # voxels after Mouridsen et al. (2006): large, smooth first passes, clustered
 # by curve shape, the earliest cluster kept, partial-volumed, saturated and
-# noisy voxels left out. ``skperfusion maps --aif auto`` writes the same
-# figure as ``aif.png``, with ``aif.tsv`` and ``aif_mask.nii.gz``: look at
-# it before trusting the maps.
+# noisy voxels left out. ``skperfusion maps --aif auto`` writes
+# ``aif.tsv`` and ``aif_mask.nii.gz``, and with ``--aif-plot`` this figure
+# as ``aif.png``: look at it before trusting the maps.
 curves = ExamToCurves(aif="auto").transform(exam)
 arteries = labels == LABELS["artery"]
 chosen = curves.aif.voxels
@@ -86,8 +86,10 @@ plot_aif(curves.aif, exam)
 # The same step feeds :class:`~skperfusion.exam_estimators.PerfusionMapper`.
 # Absolute CBF depends on the height of the AIF, which arterial partial
 # volume lowers (``--aif-scaling vof`` rescales it with a vein where one is
-# in the image); rCBF, CBF divided by its NAWM mean, does not. The grading
-# ratio is the same with the automatic and the mask AIF.
+# in the image), and on the relaxivities of blood and tissue, which differ
+# (``--relaxivity van_osch`` converts each with its own); rCBF, CBF divided
+# by its NAWM mean, depends on neither. The grading ratio is the same with
+# the automatic and the mask AIF.
 mapper = PerfusionMapper(OSVDDeconvolver(), curves=ExamToCurves(aif="auto"))
 result = mapper.fit([exam]).transform([exam])[0]
 relative = normalized_maps(result)

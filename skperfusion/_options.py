@@ -15,7 +15,7 @@ LEAKAGE_METHODS = ("none", "bsw", "bidirectional")
 """``leakage``: none, Boxerman-Schmainda-Weisskoff, or bidirectional exchange."""
 
 AIF_FILES = ("aif_mask.nii.gz", "aif.tsv", "aif.png")
-"""Files ``maps`` writes about the AIF it used."""
+"""Files ``maps`` writes about the AIF it used (``aif.png`` only with ``--aif-plot``)."""
 
 NORMALIZED_MAPS = ("rCBF", "rCBV")
 """Maps divided by their NAWM mean (dimensionless), written where a NAWM mask exists."""

@@ -131,7 +131,8 @@ def test_maps_cli_writes_auto_aif_files_and_relative_maps(simulated, tmp_path):
     write_exam(exam, tmp_path / "sub-001")
     assert main(["maps", str(tmp_path / "sub-001"), str(tmp_path / "none")]) == 2
     out = tmp_path / "maps"
-    assert main(["maps", str(tmp_path / "sub-001"), str(out), "--aif", "auto"]) == 0
+    assert main(["maps", str(tmp_path / "sub-001"), str(out), "--aif", "auto",
+                 "--aif-plot"]) == 0
     names = {p.name for p in out.iterdir()}
     assert names == {"CBF.nii.gz", "CBV.nii.gz", "MTT.nii.gz", "Tmax.nii.gz", "rCBF.nii.gz",
                      "rCBV.nii.gz", "aif_mask.nii.gz", "aif.tsv", "aif.png"}
@@ -187,3 +188,19 @@ def test_relaxivity_converts_tissue_linearly_and_blood_quadratically():
     np.testing.assert_allclose(absolute.X[:, 1], blood_concentration(relative.X[:, 1]),
                                rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(absolute.aif.curve, absolute.X[0, 1])
+
+
+def test_maps_cli_relaxivity_gives_absolute_cbv_and_no_png_by_default(tmp_path):
+    from skperfusion.cli import main
+    from skperfusion.exam import write_exam
+
+    exam = simulate_exam(shape=(16, 16, 4), snr=50, random_state=3)
+    write_exam(exam, tmp_path / "sub-001")
+    out = tmp_path / "maps"
+    assert main(["maps", str(tmp_path / "sub-001"), str(out), "--aif-scaling", "vof",
+                 "--relaxivity", "van_osch"]) == 0
+    assert not (out / "aif.png").exists() and (out / "aif.tsv").exists()
+    cbv = nib.load(out / "CBV.nii.gz").get_fdata()
+    truth = exam.ground_truth["CBV"]
+    known = np.isfinite(truth) & (truth > 0)
+    assert np.median(cbv[known] / truth[known]) == pytest.approx(1.0, abs=0.1)

@@ -16,7 +16,8 @@ def plot_aif(aif, exam):
     Parameters
     ----------
     aif : ExamAIF
-        The AIF used (curve in 1/s, voxels, candidates of an automatic selection).
+        The AIF used (curve in ``aif.unit``, voxels, candidates of an automatic
+        selection).
     exam : Exam
         The exam (subject id in the title).
 
@@ -35,18 +36,19 @@ def plot_aif(aif, exam):
         ax.fill_between(aif.times, low, high, color="0.8",
                         label=f"{len(aif.candidate_curves)} candidates (10-90 %)")
     ax.plot(aif.times, aif.curve, color="C3", lw=2, label=label)
-    ax.set(xlabel="time (s)", ylabel="concentration (1/s)",
+    ax.set(xlabel="time (s)", ylabel=f"concentration ({aif.unit})",
            title=f"{exam.subject_id}: arterial input function")
     ax.legend(fontsize="small")
     return figure
 
 
-def aif_writers(aif, exam, prefix=""):
+def aif_writers(aif, exam, prefix="", *, plot=False):
     """Writers of the AIF files, for :func:`~skperfusion._io.atomic_write`.
 
     ``<prefix>aif_mask.nii.gz`` (the arterial voxels, uint8),
-    ``<prefix>aif.tsv`` (columns ``time_s`` and ``concentration``, 1/s)
-    and ``<prefix>aif.png`` (:func:`plot_aif`).
+    ``<prefix>aif.tsv`` (columns ``time_s`` and ``concentration``, in
+    ``aif.unit``: 1/s, or mM with ``relaxivity="van_osch"``) and, with
+    ``plot``, ``<prefix>aif.png`` (:func:`plot_aif`).
 
     Parameters
     ----------
@@ -56,6 +58,10 @@ def aif_writers(aif, exam, prefix=""):
         The exam (geometry of the mask).
     prefix : str, default=""
         File name prefix.
+    plot : bool, default=False
+        Also write the PNG. It imports and runs matplotlib (about a second,
+        a fifth of ``skperfusion maps`` on a 96 x 96 x 20 exam), hence opt-in
+        (``maps --aif-plot``).
 
     Returns
     -------
@@ -66,9 +72,11 @@ def aif_writers(aif, exam, prefix=""):
     np.savetxt(table, np.column_stack([aif.times, aif.curve]), fmt="%.8g", delimiter="\t",
                header="time_s\tconcentration", comments="")
     mask = nib.Nifti1Image(aif.voxels.astype(np.uint8), exam.affine)
-    figure = plot_aif(aif, exam)
-    return {
+    writers = {
         mask_file: lambda temp: nib.save(mask, temp),
         table_file: lambda temp: temp.write_text(table.getvalue()),
-        figure_file: lambda temp: figure.savefig(temp, dpi=100, format="png"),
     }
+    if plot:
+        figure = plot_aif(aif, exam)
+        writers[figure_file] = lambda temp: figure.savefig(temp, dpi=100, format="png")
+    return writers

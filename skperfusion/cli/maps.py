@@ -8,6 +8,7 @@ from .._options import (
     AIF_STRATEGIES,
     LEAKAGE_METHODS,
     NORMALIZED_MAPS,
+    RELAXIVITY_MODELS,
 )
 from ..deconvolution._registry import available_deconvolvers, get_deconvolver
 from ._args import add_command, add_output_arguments, positive_int
@@ -22,8 +23,12 @@ DETAILS = (
     "CBF.nii.gz (ml/100g/min), CBV.nii.gz (ml/100g), MTT.nii.gz (s), Tmax.nii.gz (s; NaN "
     "where the method gives none) with the input's affine, NaN outside the mask; where the "
     "exam has nawm_mask.nii.gz also rCBF.nii.gz and rCBV.nii.gz (map divided by its NAWM "
-    "mean, dimensionless); the AIF used as aif_mask.nii.gz (its voxels), aif.tsv (time in s, "
-    "concentration in 1/s) and aif.png. Written atomically, as one set."
+    "mean, dimensionless); the AIF used as aif_mask.nii.gz (its voxels) and aif.tsv (time in "
+    "s, concentration in 1/s, or mM with --relaxivity van_osch), and with --aif-plot aif.png. "
+    "Absolute CBF/CBV need --aif-scaling vof --relaxivity van_osch (AIF partial volume and the "
+    "blood/tissue relaxivity difference); without them trust rCBF/rCBV and ratios. Voxels are "
+    "processed in blocks, so memory stays bounded on large exams. Written atomically, as one "
+    "set."
 )
 
 
@@ -52,10 +57,13 @@ def register(subparsers):
                              "method's own)")
     parser.add_argument("--prefix", default="",
                         help="output file name prefix (a plain name, no folder part)")
+    parser.add_argument("--aif-plot", action="store_true",
+                        help="also write aif.png, the AIF (with the candidates of --aif auto) "
+                             "to check by eye (imports matplotlib: about a second more)")
 
 
 def add_curve_arguments(parser, aif_default="mask"):
-    """Add ``--aif``, ``--aif-scaling`` and ``--leakage``, the exam-to-curves options.
+    """Add the exam-to-curves options ``--aif``, ``--aif-scaling``, ``--leakage``, ``--relaxivity``.
 
     Parameters
     ----------
@@ -76,6 +84,12 @@ def add_curve_arguments(parser, aif_default="mask"):
     parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
                         help="contrast-leakage correction of the concentration curves "
                              "(writes K2.nii.gz, 1/s, with maps)")
+    parser.add_argument("--relaxivity", choices=RELAXIVITY_MODELS, default="none",
+                        help="'none': tissue and AIF both as ΔR2* (1/s; relative maps and "
+                             "ratios are right, absolute CBF/CBV are not); 'van_osch': tissue "
+                             "ΔR2*/44 and AIF/VOF through the quadratic blood relaxivity of van "
+                             "Osch et al. 2003 (mM, 1.5 T), for absolute CBF/CBV with "
+                             "--aif-scaling vof")
 
 
 def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
@@ -152,7 +166,8 @@ def run(args):
             raise ValueError(f"{args.exam_dir} has no aif_mask.nii.gz; give one or select the "
                              "arterial voxels automatically with --aif auto.")
     exam = load_exam(args.exam_dir, require_rois=False, require_aif=aif == "mask")
-    curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage)
+    curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage,
+                          relaxivity=args.relaxivity)
     mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
                          chunk_size=args.chunk_size)
     outputs = [f"{args.prefix}{name}" for name in _output_names()]
@@ -162,7 +177,7 @@ def run(args):
     result = mapper.fit([exam]).transform([exam])[0]
     maps = {**result.maps, **normalized_maps(result)}
     writers = {**map_writers(maps, exam, args.prefix),
-               **aif_writers(result.aif, exam, args.prefix)}
+               **aif_writers(result.aif, exam, args.prefix, plot=args.aif_plot)}
     # With --overwrite, maps of the earlier run that this one lacks (e.g. K2) go too.
     paths = atomic_write(writers, out_dir, remove=outputs)
     print(f"wrote {', '.join(path.name for path in paths)} to {out_dir}")

@@ -196,7 +196,8 @@ def run(args):
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
     n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     leakage = args.leakage or ("bsw" if args.demo else "none")
-    curves = {name: ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=method)
+    curves = {name: ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=method,
+                                 relaxivity=args.relaxivity)
               for name, method in (("main", leakage), ("no leakage correction", "none"))}
     compare = {"no leakage correction": curves["no leakage correction"]}
     try:

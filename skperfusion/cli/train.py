@@ -127,7 +127,7 @@ def run(args):
             phae = PHAEDeconvolver(**params, device=args.device, random_state=args.seed,
                                    callbacks=[EpochBar("training the PHAE")])
             curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling,
-                                  leakage=args.leakage)
+                                  leakage=args.leakage, relaxivity=args.relaxivity)
             mapper = PerfusionMapper(phae, curves=curves, tr=args.tr, n_times=args.n_times,
                                      max_train_voxels=args.max_train_voxels, n_jobs=n_jobs,
                                      random_state=args.seed)
