@@ -64,9 +64,9 @@ def test_beats_osvd_mtt_on_mixed_families_at_snr_30():
     for name, estimator in (("osvd", OSVDDeconvolver()), ("parametric", ParametricDeconvolver())):
         maps = estimator.fit_transform(X)
         errors[name] = np.median(np.abs(maps[:, 2] / truth[:, 1] - 1))
-    # Measured 0.21 against 0.265 (0.20 against 0.28 with another seed);
-    # benchmarks/bench_accuracy.py has the SNR sweep.
-    assert errors["parametric"] < 0.85 * errors["osvd"]
+    # Measured 0.18 against 0.265 (0.21 against 0.28 with another seed);
+    # benchmarks/bench_accuracy.py has the SNR sweep on simulated exams.
+    assert errors["parametric"] < 0.8 * errors["osvd"]
 
 
 def test_registry_and_estimator_initialisation():
@@ -74,11 +74,13 @@ def test_registry_and_estimator_initialisation():
     cbf, mtt, delay = _truth(5, rng)
     tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=90)
     X = pair_curves(tissue, aif)
-    grid = make_deconvolver("parametric", family="exponential").fit(X)
+    grid = make_deconvolver("parametric", family="exponential", init="grid").fit(X)
     assert grid.init_ is None
     from_svd = ParametricDeconvolver(family="exponential", init=OSVDDeconvolver()).fit(X)
     assert isinstance(from_svd.init_, OSVDDeconvolver)          # a fitted clone
     np.testing.assert_allclose(from_svd.transform(X), grid.transform(X), rtol=1e-3)
+    default = ParametricDeconvolver(family="exponential").fit(X)
+    np.testing.assert_allclose(default.transform(X), from_svd.transform(X))
     fitted = OSVDDeconvolver().fit(X)
     assert ParametricDeconvolver(init=fitted).fit(X).init_ is fitted
 
