@@ -85,6 +85,47 @@ def median_relative_error(estimate, truth):
     return float(np.median(np.abs(estimate / truth - 1.0)))
 
 
+AMORTISATION_GAP = 0.06
+"""Allowed median relative MTT/CBF distance of the PHAE beyond the decoder's own optimum.
+
+The reference is the exhaustive per-voxel minimum of the same self-supervised loss
+(:func:`decoder_optimum`): its error against the truth is the method's bias
+(discretisation, model mismatch); the encoder amortises that search over all
+voxels, and a narrow encoder trained for a few epochs stays within this gap."""
+
+
+def decoder_optimum(X, family="lorentzian", **residue_kw):
+    """Per-voxel MTT minimising the PHAE loss, by exhaustive search with the numpy physics.
+
+    Returns the MTT (s) on a 1.4 %-step log grid over [mtt_min, mtt_max] and its loss.
+    """
+    peak = X[:, 1].max(axis=1, keepdims=True)
+    tissue, aif = X[:, 0] / peak, X[:, 1] / peak
+    cbv = cbv_from_curves(tissue, aif)
+    t = np.arange(X.shape[2]) * TR
+    best_loss, best_mtt = np.full(len(X), np.inf), np.zeros(len(X))
+    for mtt in np.geomspace(0.5, 30.0, 300):
+        impulse = cbf_to_flow_rate(cbf_from_cbv_mtt(cbv, mtt))[:, None] * residue_function(
+            family)(t, mtt, **residue_kw)
+        loss = np.abs(tissue - convolve_aif(aif, impulse, TR)).mean(axis=1)
+        better = loss < best_loss
+        best_loss[better], best_mtt[better] = loss[better], mtt
+    return best_mtt, best_loss
+
+
+def assert_near_decoder_optimum(model, X, cbf, mtt, family="lorentzian", **residue_kw):
+    maps = model.transform(X)
+    reference, reference_loss = decoder_optimum(X, family, **residue_kw)
+    reference_cbf = cbf_from_cbv_mtt(maps[:, 1], reference)
+    assert median_relative_error(maps[:, 2], mtt) <= (
+        median_relative_error(reference, mtt) + AMORTISATION_GAP)
+    assert median_relative_error(maps[:, 0], cbf) <= (
+        median_relative_error(reference_cbf, cbf) + AMORTISATION_GAP)
+    # No MTT per voxel reconstructs better than the exhaustive optimum (grid step aside).
+    assert -model.score(X) >= 0.99 * reference_loss.mean()
+    return maps
+
+
 def numpy_reconstruction_error(model, X):
     """Mean |C - Ĉ| of a fitted Lorentzian PHAE, from its maps and the numpy physics."""
     cbf, _, mtt, _ = model.transform(X).T
@@ -181,11 +222,7 @@ def test_folded_batchnorm_encoder_gives_the_same_mtt():
 
 def test_lorentzian_noise_free_recovers_mtt_and_cbf(lorentzian_model):
     X, cbf, mtt, _ = simulate(2000, seed=1)
-    maps = lorentzian_model.transform(X)
-    # Measured over random_state 0-3: MTT 0.035-0.064, CBF 0.026-0.075
-    # (window truncation of eq. 2 and the trapezoidal discretisation included).
-    assert median_relative_error(maps[:, 2], mtt) <= 0.10
-    assert median_relative_error(maps[:, 0], cbf) <= 0.10
+    maps = assert_near_decoder_optimum(lorentzian_model, X, cbf, mtt)
     np.testing.assert_allclose(maps[:, 1], cbv_from_curves(X[:, 0], X[:, 1]))
     assert np.all(np.isnan(maps[:, 3]))
     assert (lorentzian_model.mtt_min <= maps[:, 2]).all()
@@ -216,29 +253,24 @@ def test_snr30_pipeline_from_signals_beats_osvd():
     pipeline = make_pipeline(to_concentration, PHAEDeconvolver(**FAST)).fit(train)
     maps = pipeline.transform(test)
     osvd = make_pipeline(to_concentration, OSVDDeconvolver(tr=TR)).fit_transform(test)
-    # Measured over random_state 0-2: PHAE MTT 0.15-0.17, CBF 0.10-0.13 (eq. 2's
-    # CBV alone is 0.15 off at this noise); oSVD MTT 0.37, CBF 0.30.
-    assert median_relative_error(maps[:, 2], mtt) <= 0.25
-    assert median_relative_error(maps[:, 0], cbf) <= 0.20
+    # The reference is oSVD on the same signals (the paper's claim: the PHAE does better).
     assert median_relative_error(maps[:, 2], mtt) < median_relative_error(osvd[:, 2], mtt)
     assert median_relative_error(maps[:, 0], cbf) < median_relative_error(osvd[:, 0], cbf)
 
 
-@pytest.mark.parametrize(("family", "residue", "mtt_bound", "cbf_bound"), [
-    # Model mismatch (Lorentzian decoder on other residues). Measured over
-    # random_state 0-2: exponential MTT 0.06-0.09 / CBF 0.05-0.08, gamma (k=2)
-    # MTT 0.13-0.14 / CBF 0.15-0.16.
-    ("exponential", "lorentzian", 0.15, 0.15),
-    ("gamma", "lorentzian", 0.20, 0.22),
-    # The matching decoder family removes the bias: measured 0.03-0.06 / 0.03-0.07.
-    ("gamma", "gamma", 0.10, 0.10),
+@pytest.mark.parametrize(("family", "decoder", "residue_kw"), [
+    # Model mismatch (Lorentzian decoder on other residues): the decoder's own optimum is
+    # biased (by about 8 and 11 % in MTT), and the PHAE inherits that bias, no more.
+    ("exponential", "lorentzian", {}),
+    ("gamma", "lorentzian", {}),
+    # The matching decoder family removes the bias.
+    ("gamma", "gamma", {"shape": 2.0}),
 ])
-def test_non_lorentzian_residues(family, residue, mtt_bound, cbf_bound):
+def test_non_lorentzian_residues(family, decoder, residue_kw):
     X, _, _, _ = simulate(2400, seed=0, family=family)
     X_test, cbf, mtt, _ = simulate(1600, seed=1, family=family)
-    maps = PHAEDeconvolver(**FAST, family=residue).fit(X).transform(X_test)
-    assert median_relative_error(maps[:, 2], mtt) <= mtt_bound
-    assert median_relative_error(maps[:, 0], cbf) <= cbf_bound
+    model = PHAEDeconvolver(**FAST, family=decoder).fit(X)
+    assert_near_decoder_optimum(model, X_test, cbf, mtt, decoder, **residue_kw)
 
 
 def test_learned_delay_gives_tmax():
@@ -246,12 +278,12 @@ def test_learned_delay_gives_tmax():
     X_test, cbf, mtt, delay = simulate(1600, seed=1, delay=(0.0, 4.0))
     maps = PHAEDeconvolver(**FAST, learn_delay=True).fit(X).transform(X_test)
     no_delay = PHAEDeconvolver(**FAST).fit(X).transform(X_test)
-    # Measured over random_state 0-2 (and thread counts): MTT 0.11-0.18, CBF
-    # 0.09-0.16, |Tmax - delay| 0.52-0.68 s (TR 1.5 s); without learn_delay
-    # MTT 0.42, CBF 0.33. Longer training helps (16 epochs: MTT 0.08-0.12).
-    assert median_relative_error(maps[:, 2], mtt) <= 0.22
-    assert median_relative_error(maps[:, 0], cbf) <= 0.20
-    assert median_relative_error(no_delay[:, 2], mtt) > 0.3
+    # Reference: the same model without a delay, on the same delayed curves, which
+    # must mistake the delay for a longer transit; the learned delay (Tmax) must be
+    # found to within the sampling interval.
+    for column, truth in ((2, mtt), (0, cbf)):
+        assert median_relative_error(maps[:, column], truth) < 0.5 * median_relative_error(
+            no_delay[:, column], truth)
     assert np.median(np.abs(maps[:, 3] - delay)) <= TR
     assert np.all((maps[:, 3] >= 0) & (maps[:, 3] <= 10.0))
 

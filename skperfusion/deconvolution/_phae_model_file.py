@@ -18,12 +18,18 @@ hundreds of gigabytes) before the network is built, and the weights by
 skorch's ``load_params`` (shapes must match).
 """
 
+import io
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "MAX_WIDTH", "VERSION", "plain_params", "read_model_file"]
+from .._io import atomic_write
+
+__all__ = ["FORMAT", "MAX_WIDTH", "VERSION", "plain_params", "read_model_file",
+           "write_model_file"]
 
 FORMAT = "skperfusion.PHAEDeconvolver"
 VERSION = 2
@@ -56,6 +62,32 @@ def plain_params(params):
         if isinstance(value, _PLAIN):
             plain[name] = value
     return plain
+
+
+def write_model_file(path, net, params, n_times, feature_names_in=None):
+    """Write a model file, atomically (``skperfusion._io.atomic_write``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.
+    net : skorch.NeuralNet
+        The trained net (its module state through skorch's ``save_params``).
+    params : dict
+        ``get_params()`` of the estimator; only the plain scalars are kept.
+    n_times : int
+        Time points seen in ``fit``.
+    feature_names_in : array_like of str or None, default=None
+        Column names seen in ``fit``.
+    """
+    module = io.BytesIO()
+    net.save_params(f_params=module)
+    payload = {"format": FORMAT, "version": VERSION, "params": plain_params(params),
+               "module": module.getvalue(), "history": json.dumps(net.history.to_list()),
+               "n_times": int(n_times),
+               "feature_names_in": None if feature_names_in is None else list(feature_names_in)}
+    path = Path(path)
+    atomic_write({path.name: lambda temp: torch.save(payload, temp)}, path.parent)
 
 
 def _problems(payload):

@@ -14,12 +14,10 @@ import contextlib
 import copy
 import inspect
 import io
-import json
 import signal
 import threading
 import warnings
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,10 +30,9 @@ from skorch.utils import to_tensor
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-from .._io import atomic_write
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR, cbf_from_cbv_mtt, cbv_from_curves
 from ._base import BaseDeconvolver
-from ._phae_model_file import MAX_WIDTH, plain_params, read_model_file
+from ._phae_model_file import MAX_WIDTH, read_model_file, write_model_file
 from ._phae_module import DECODER_FAMILIES, PHAEModule
 
 __all__ = ["PHAEDeconvolver"]
@@ -80,8 +77,69 @@ class _RecalibrateBatchNorm(Callback):
                   device=net.device)
 
 
+def _renamed(params):
+    """``params`` with the values of deprecated names moved to their new names."""
+    for old, new in _RENAMED.items():
+        if (value := params.pop(old)) != "deprecated":
+            warnings.warn(f"PHAEDeconvolver({old}=...) is deprecated; use {new}=...",
+                          FutureWarning, stacklevel=5)
+            params[new] = value
+    return params
+
+
+def _local_torch_rng(device):
+    """Fork the torch RNGs of the devices used, so that seeding stays local."""
+    cuda = str(device).startswith("cuda")
+    return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else [])
+
+
+def _check_net_params(params, routed):
+    """Checks of the estimator parameters that the constraints cannot express."""
+    if params["mtt_min"] >= params["mtt_max"]:
+        raise ValueError(f"mtt_min={params['mtt_min']} must be smaller than "
+                         f"mtt_max={params['mtt_max']} (seconds).")
+    accepted = sorted(f"module__{name}" for name in inspect.signature(PHAEModule).parameters
+                      if name not in _MODULE_PARAMS)
+    unknown = sorted(name for name in routed if name.startswith("module__")
+                     and name not in accepted)
+    if unknown:
+        raise ValueError(f"Unknown module parameter(s) {unknown}; accepted: {accepted} "
+                         f"(set {list(_MODULE_PARAMS)} on PHAEDeconvolver itself).")
+    if str(params["device"]).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={params['device']!r} but CUDA is not available.")
+
+
 class _PHAENet(NeuralNet):
     """skorch net of the PHAE: the loss is the reconstruction error; Ctrl-C is not swallowed."""
+
+    @classmethod
+    def from_params(cls, params, routed):
+        """The (uninitialised) net of the estimator parameters ``params`` and ``routed`` ones."""
+        _check_net_params(params, routed)
+        callbacks = [("batchnorm_recalibration", _RecalibrateBatchNorm()),
+                     *copy.deepcopy(list(params["callbacks"] or []))]
+        if params["verbose"] and not any(isinstance(c[1] if isinstance(c, tuple) else c,
+                                                    ProgressBar) for c in callbacks):
+            callbacks.append(ProgressBar())
+        return cls(
+            PHAEModule, criterion=torch.nn.L1Loss, optimizer=torch.optim.Adam,
+            iterator_train=_VoxelBatchLoader, iterator_valid=_VoxelBatchLoader,
+            callbacks=callbacks, **{name: params[name] for name in (
+                "lr", "max_epochs", "batch_size", "train_split", "device", "verbose")},
+            **{f"module__{name}": params[name] for name in _MODULE_PARAMS},
+            **{"iterator_train__shuffle": True,
+               "iterator_train__max_samples": params["epoch_voxels"], **routed},
+        )
+
+    def load_payload(self, payload):
+        """Initialise the net and load the module state and history of a model-file payload."""
+        with _local_torch_rng(self.device):
+            self.initialize()
+        self.load_params(f_params=io.BytesIO(payload["module"]),
+                         f_history=io.StringIO(payload["history"]))
+        if not all(torch.isfinite(t).all() for t in self.module_.state_dict().values()):
+            raise ValueError("its weights are not all finite")
+        return self
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         reconstruction, target = self.module_.reconstruct(to_tensor(X, self.device), y_pred)
@@ -141,72 +199,51 @@ def _stop_signals_noted():
 class PHAEDeconvolver(BaseDeconvolver):
     """Physics-informed autoencoder (PHAE) of Fayolle et al. 2025, trained self-supervised.
 
-    ``fit(X)`` trains the encoder on the curves themselves (``y`` is
-    ignored): it encodes each voxel's MTT from ``(C(t), Ca(t))`` and the
-    physics decoder rebuilds the tissue curve with ``CBV = kH / ρ · 100 ·
-    ∫C / ∫Ca`` (eq. 2), ``CBF = CBV / MTT`` (eq. 3), the residue ``R`` (eq. 4,
-    Lorentzian) and ``Ĉ = Ca ⊗ f·R`` (eqs. 5-6; ``f`` the flow rate of CBF,
-    trapezoidal rule of :func:`skperfusion.physics.convolve_aif`); the loss
-    is the mean absolute error between ``C`` and ``Ĉ``. Both channels are
-    divided by the sample's AIF peak inside the model (SPEC §4), so
-    concentrations in any unit can be given. ``transform(X)`` runs the
-    encoder (skorch's ``evaluation_step``: evaluation mode, no gradient) on
-    batches of ``chunk_size`` voxels, and the closed forms.
-
-    Training goes through a :class:`skorch.NeuralNet` (``net_``) with the
-    paper's settings as defaults (Adam, ``lr=1e-4``, batch 1536, 65 epochs,
-    32 feature maps); after it, the batch-normalisation statistics are
-    re-estimated once with the final weights. skorch-style ``prefix__name``
-    keyword arguments are routed to the net: ``module__width`` (feature
-    maps of the first block, at most 512), ``module__negative_slope``
-    (0.02), ``optimizer__*``, ``iterator_train__*``, ``iterator_valid__*``,
-    ``callbacks__*``. They work with ``get_params``, ``set_params``,
-    ``clone`` and ``GridSearchCV`` (e.g. ``{"module__width": [16, 32]}``),
-    whose default scoring, :meth:`score`, is the negative reconstruction
-    error on held-out voxels: settings are chosen self-supervised too.
+    ``fit(X)`` (``y`` ignored) trains the encoder to give each voxel the MTT
+    whose physics reconstruction ``Ĉ = Ca ⊗ f·R`` (CBV by eq. 2, ``CBF =
+    CBV / MTT``, residue of eq. 4, trapezoidal rule of
+    :func:`skperfusion.physics.convolve_aif`) best matches ``C`` in mean
+    absolute error, on curves divided by their AIF peak (SPEC §4, any unit).
+    ``transform(X)`` encodes batches of ``chunk_size`` voxels through
+    skorch's ``evaluation_step`` (evaluation mode, no gradient) and applies
+    the closed forms. Training runs in a :class:`skorch.NeuralNet`
+    (``net_``) with the paper's defaults, then re-estimates the batch-norm
+    statistics once with the final weights. skorch-style ``prefix__name``
+    arguments are routed to the net — ``module__width`` (first-block feature
+    maps, at most 512), ``module__negative_slope``, ``optimizer__*``,
+    ``iterator_train__*``, ``callbacks__*`` — and work with ``set_params``,
+    ``clone`` and ``GridSearchCV``, whose default scoring (:meth:`score`,
+    the held-out reconstruction error) needs no reference maps.
 
     Parameters
     ----------
     tr : float, default=1.0
         Sampling interval (repetition time) in seconds.
-    kh : float, default=0.73
-        Haematocrit correction factor ``kH``, dimensionless.
-    rho : float, default=1.04
-        Brain density in g/ml.
+    kh, rho : float, default=0.73, 1.04
+        Haematocrit correction factor ``kH`` (dimensionless), brain density (g/ml).
     chunk_size : int, default=256
-        Voxels encoded at once in ``transform``; small batches that stay in
-        cache are the fastest on a CPU (``benchmarks/bench_phae.py``).
+        Voxels encoded at once in ``transform`` (small batches are the fastest on a CPU).
     family : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
-        Residue family of the decoder (a differentiable family of
-        :data:`skperfusion.physics.RESIDUE_FAMILIES`); the paper's is the Lorentzian.
+        Residue family of the decoder (the paper's: Lorentzian), see ``RESIDUE_FAMILIES``.
     gamma_shape : float, default=2.0
         Shape ``k`` of the gamma residue, dimensionless (``family="gamma"``).
-    learn_delay : bool, default=False
-        Also encode a bolus delay that shifts the residue, returned as Tmax
-        (without it Tmax is NaN, as in the paper).
-    max_delay : float, default=10.0
-        Upper bound of the learned delay in seconds.
+    learn_delay, max_delay : bool, float, default=False, 10.0
+        Also encode a bolus delay of at most ``max_delay`` seconds, returned
+        as Tmax (else Tmax is NaN, as in the paper).
     mtt_min, mtt_max : float, default=0.5, 30.0
         Bounds of the encoded MTT in seconds (a logistic map in log MTT).
-    max_epochs : int, default=65
-        Training epochs.
-    lr : float, default=1e-4
-        Adam learning rate.
-    batch_size : int, default=1536
-        Voxels per training batch.
+    max_epochs, lr, batch_size : int, float, int, default=65, 1e-4, 1536
+        Training epochs, Adam learning rate, voxels per training batch.
     epoch_voxels : int or None, default=None
         If set, each epoch trains on a fresh random subset of this many
         voxels, bounding the epoch time on a CPU; None uses all voxels.
-    train_split : callable or None, default=None
-        skorch train/validation split, e.g. ``skorch.dataset.ValidSplit(0.1)``
-        for a ``valid_loss``; None trains on every voxel, as the paper.
-    callbacks : list or None, default=None
-        Extra skorch callbacks, e.g. ``[EarlyStopping(monitor="train_loss")]``.
+    train_split, callbacks : callable, list or None, default=None
+        skorch train/validation split (``ValidSplit(0.1)`` records a
+        ``valid_loss``; None trains on every voxel) and extra skorch callbacks.
     device : str or torch.device, default="cpu"
         Torch device for training and inference, e.g. ``"cuda"``.
     random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation and the batch order (reproducible on
-        a CPU with an int); the global torch random state is left untouched.
+        Seeds the initialisation and batch order; the global torch RNG is untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table and a progress bar.
     residue, max_train_voxels : deprecated
@@ -220,10 +257,8 @@ class PHAEDeconvolver(BaseDeconvolver):
         The trained net; ``net_.module_`` is the :class:`PHAEModule`.
     history_ : skorch.history.History
         Per-epoch (and per-batch) training record, e.g. ``history_[:, "train_loss"]``.
-    n_times_ : int
-        Number of time points seen in ``fit``.
-    n_features_in_ : int
-        Number of flat features (``2 * n_times_``) seen in ``fit``.
+    n_times_, n_features_in_ : int
+        Time points and flat features (``2 * n_times_``) seen in ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of ``X`` in ``fit``, if it had string column names.
 
@@ -233,12 +268,8 @@ class PHAEDeconvolver(BaseDeconvolver):
 
     Notes
     -----
-    CBV does not depend on the network: the encoder only chooses the MTT.
-    Voxels whose AIF has no positive area get NaN maps and carry no gradient.
-    An interrupted ``fit`` (Ctrl-C) re-raises ``KeyboardInterrupt`` and
-    leaves the estimator unfitted. ``save``/``load`` use one torch file read
-    with ``weights_only=True`` whose parameters are validated before the
-    network is built; pickling works too.
+    CBV does not depend on the network. An interrupted ``fit`` (Ctrl-C)
+    re-raises ``KeyboardInterrupt`` and leaves the estimator unfitted.
 
     References
     ----------
@@ -247,17 +278,14 @@ class PHAEDeconvolver(BaseDeconvolver):
 
     Examples
     --------
-    >>> from functools import partial
     >>> import numpy as np
     >>> from skperfusion import PHAEDeconvolver, pair_curves
     >>> from skperfusion.datasets import gamma_variate, simulate_concentration
     >>> rng = np.random.default_rng(0)
-    >>> tissue, aif = simulate_concentration(
-    ...     partial(gamma_variate, t0=8.0), tr=1.0, cbf=rng.uniform(20, 60, 256),
-    ...     mtt=rng.uniform(2, 8, 256), family="lorentzian", n_times=60)
-    >>> phae = PHAEDeconvolver(tr=1.0, max_epochs=2, batch_size=64, module__width=8,
-    ...                        random_state=0)
-    >>> phae.fit_transform(pair_curves(tissue, aif)).shape
+    >>> tissue, aif = simulate_concentration(lambda t: gamma_variate(t, t0=8.0), 1.0,
+    ...     rng.uniform(20, 60, 256), rng.uniform(2, 8, 256), family="lorentzian", n_times=60)
+    >>> PHAEDeconvolver(max_epochs=2, batch_size=64, module__width=8,
+    ...                 random_state=0).fit_transform(pair_curves(tissue, aif)).shape
     (256, 4)
     """
 
@@ -298,8 +326,7 @@ class PHAEDeconvolver(BaseDeconvolver):
         self.epoch_voxels, self.train_split, self.callbacks = epoch_voxels, train_split, callbacks
         self.device, self.random_state, self.verbose = device, random_state, verbose
         self.residue, self.max_train_voxels = residue, max_train_voxels
-        # Private, so that scikit-learn sees only constructor arguments as attributes.
-        self._routed_params = kwargs
+        self._routed_params = kwargs  # private: sklearn sees only constructor arguments
 
     def get_params(self, deep=True):
         """Get the parameters, the skorch-style routed ``prefix__name`` ones included."""
@@ -314,52 +341,8 @@ class PHAEDeconvolver(BaseDeconvolver):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
 
-    def _current_params(self):
-        """``get_params()`` with the values of deprecated names moved to the new names."""
-        params = self.get_params()
-        for old, new in _RENAMED.items():
-            if (value := params.pop(old)) != "deprecated":
-                warnings.warn(f"PHAEDeconvolver({old}=...) is deprecated; use {new}=...",
-                              FutureWarning, stacklevel=4)
-                params[new] = value
-        return params
-
-    def _check_training_params(self, params):
-        if params["mtt_min"] >= params["mtt_max"]:
-            raise ValueError(f"mtt_min={params['mtt_min']} must be smaller than "
-                             f"mtt_max={params['mtt_max']} (seconds).")
-        accepted = sorted(f"module__{name}" for name in inspect.signature(PHAEModule).parameters
-                          if name not in _MODULE_PARAMS)
-        unknown = sorted(name for name in self._routed_params
-                         if name.startswith("module__") and name not in accepted)
-        if unknown:
-            raise ValueError(f"Unknown module parameter(s) {unknown}; accepted: {accepted} "
-                             f"(set {list(_MODULE_PARAMS)} on PHAEDeconvolver itself).")
-        if str(params["device"]).startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={params['device']!r} but CUDA is not available.")
-
     def _make_net(self):
-        params = self._current_params()
-        self._check_training_params(params)
-        callbacks = [("batchnorm_recalibration", _RecalibrateBatchNorm()),
-                     *copy.deepcopy(list(params["callbacks"] or []))]
-        if params["verbose"] and not any(isinstance(c[1] if isinstance(c, tuple) else c,
-                                                    ProgressBar) for c in callbacks):
-            callbacks.append(ProgressBar())
-        return _PHAENet(
-            PHAEModule, criterion=torch.nn.L1Loss, optimizer=torch.optim.Adam,
-            iterator_train=_VoxelBatchLoader, iterator_valid=_VoxelBatchLoader,
-            callbacks=callbacks, **{name: params[name] for name in (
-                "lr", "max_epochs", "batch_size", "train_split", "device", "verbose")},
-            **{f"module__{name}": params[name] for name in _MODULE_PARAMS},
-            **{"iterator_train__shuffle": True,
-               "iterator_train__max_samples": params["epoch_voxels"], **self._routed_params},
-        )
-
-    def _torch_rng(self):
-        """Fork the torch RNGs of the devices used, so that seeding stays local."""
-        cuda = str(self.device).startswith("cuda")
-        return torch.random.fork_rng(devices=range(torch.cuda.device_count()) if cuda else [])
+        return _PHAENet.from_params(_renamed(self.get_params()), self._routed_params)
 
     def _fit_curves(self, tissue, aif):
         # A failed or interrupted (re)fit leaves the estimator unfitted.
@@ -370,17 +353,14 @@ class PHAEDeconvolver(BaseDeconvolver):
                              "sample; PHAEDeconvolver needs a positive AIF.")
         net = self._make_net()
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        with self._torch_rng():
+        with _local_torch_rng(self.device):
             torch.manual_seed(seed)
             net.fit(np.stack((tissue, aif), axis=1).astype(np.float32), y=None)
         self.net_, self.history_ = net, net.history
 
-    def _encode(self, curves):
-        """Encoded MTT (and delay) of one chunk: skorch's inference step (eval mode, no grad)."""
-        return self.net_.evaluation_step((curves, None))
-
     def _deconvolve(self, tissue, aif):
-        encoded = self._encode(np.stack((tissue, aif), axis=1).astype(np.float32)).cpu().numpy()
+        curves = np.stack((tissue, aif), axis=1).astype(np.float32)
+        encoded = self.net_.evaluation_step((curves, None)).cpu().numpy()  # eval mode, no grad
         cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
         defined = np.isfinite(cbv)
         mtt = np.where(defined, encoded[:, 0], np.nan)
@@ -389,7 +369,7 @@ class PHAEDeconvolver(BaseDeconvolver):
 
     def _reconstruction_error(self, tissue, aif):
         curves = to_tensor(np.stack((tissue, aif), axis=1).astype(np.float32), self.net_.device)
-        encoded = self._encode(curves)
+        encoded = self.net_.evaluation_step((curves, None))
         with torch.no_grad():
             reconstruction, target = self.net_.module_.reconstruct(curves, encoded)
         return (reconstruction - target).abs().mean(dim=1).cpu().numpy()
@@ -407,17 +387,16 @@ class PHAEDeconvolver(BaseDeconvolver):
         Returns
         -------
         score : float
-            ``-mean |C - Ĉ|`` over samples and time points, on the curves
-            normalised by their AIF peak (dimensionless).
+            ``-mean |C - Ĉ|`` on the curves divided by their AIF peak.
         """
         return -float(np.mean(np.concatenate(list(self._map_chunks(X,
                                                                   self._reconstruction_error)))))
 
     def save(self, path):
-        """Save the trained weights, history and plain-valued parameters to one file, atomically.
+        """Save the weights, history and plain-valued parameters to one file, atomically.
 
-        Parameters that are not plain scalars (callbacks, ``train_split``, a
-        ``RandomState``) only matter for training and are not saved.
+        Non-scalar parameters (callbacks, ``train_split``) only matter for
+        training and are not saved.
 
         Parameters
         ----------
@@ -425,14 +404,8 @@ class PHAEDeconvolver(BaseDeconvolver):
             Destination file (conventionally ``*.pt``).
         """
         check_is_fitted(self)
-        module = io.BytesIO()
-        self.net_.save_params(f_params=module)
-        payload = {"format": "skperfusion.PHAEDeconvolver", "version": 2,
-                   "params": plain_params(self.get_params()), "module": module.getvalue(),
-                   "history": json.dumps(self.history_.to_list()), "n_times": self.n_times_,
-                   "feature_names_in": list(getattr(self, "feature_names_in_", [])) or None}
-        path = Path(path)
-        atomic_write({path.name: lambda temp: torch.save(payload, temp)}, path.parent)
+        write_model_file(path, self.net_, self.get_params(), self.n_times_,
+                         getattr(self, "feature_names_in_", None))
 
     @classmethod
     def load(cls, path, device=None):
@@ -453,20 +426,14 @@ class PHAEDeconvolver(BaseDeconvolver):
         Raises
         ------
         ValueError
-            Naming the file, if it is not a valid model file (validated
-            before the network is built).
+            Naming the file, if it is not a valid model file (parameters
+            validated before the network is built).
         """
         payload = read_model_file(path)
         estimator = cls(**{**payload["params"], **({} if device is None else {"device": device})})
         try:
             estimator._validate_params()
-            net = estimator._make_net()
-            with estimator._torch_rng():
-                net.initialize()
-            net.load_params(f_params=io.BytesIO(payload["module"]),
-                            f_history=io.StringIO(payload["history"]))
-            if not all(torch.isfinite(t).all() for t in net.module_.state_dict().values()):
-                raise ValueError("its weights are not all finite")
+            net = estimator._make_net().load_payload(payload)
         except Exception as error:  # whatever is wrong, the file is: name it
             raise ValueError(f"{path} is not a valid PHAEDeconvolver model: {error}") from None
         estimator.net_, estimator.history_ = net, net.history
