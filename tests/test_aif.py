@@ -1,5 +1,6 @@
 """The AIF (SPEC §6a): automatic selection, venous-output scaling, output files, errors."""
 
+import dataclasses
 import functools
 
 import nibabel as nib
@@ -204,3 +205,28 @@ def test_maps_cli_relaxivity_gives_absolute_cbv_and_no_png_by_default(tmp_path):
     truth = exam.ground_truth["CBV"]
     known = np.isfinite(truth) & (truth > 0)
     assert np.median(cbv[known] / truth[known]) == pytest.approx(1.0, abs=0.1)
+
+
+def test_noise_robustness_without_an_aif_mask_keeps_the_clean_arteries(simulated):
+    from skperfusion.study.evaluation import _aif_from_mask, degrade_exam
+
+    exam, labels = simulated
+    exam = dataclasses.replace(exam, masks={k: v for k, v in exam.masks.items() if k != "aif"})
+    with pytest.raises(ValueError, match="no aif mask"):
+        ExamToCurves().arterial_voxels(exam)
+    step = ExamToCurves(aif="auto")
+    clean = step.arterial_voxels(exam)
+    assert (clean & (labels == LABELS["artery"])).sum() == clean.sum() > 0
+    degraded = degrade_exam(exam, 10, random_state=0)
+    brain = exam.masks["brain"]
+    assert not np.allclose(degraded.signal[brain], exam.signal[brain])
+    np.testing.assert_array_equal(degraded.signal[~brain], exam.signal[~brain])
+    # The clean exam's arteries become the degraded exam's aif mask, and the
+    # study's mappers read it: the AIF curve is the noisy signal of those voxels.
+    np.testing.assert_array_equal(degraded.masks["aif"], clean)
+    mapper = PerfusionMapper(curves=step).fit([exam])
+    pinned = _aif_from_mask(mapper)
+    assert pinned.curves_.aif == "mask" and mapper.curves_.aif == "auto"
+    result = pinned.transform([degraded])[0]
+    np.testing.assert_array_equal(result.aif.voxels, clean)
+    assert np.isfinite(ROIRatio().transform([result])).all()

@@ -255,6 +255,29 @@ class ExamToCurves(BaseEstimator):
             return ConcentrationTransformer(te=exam.te, n_skip=exam.n_skip)
         return MultiEchoTransformer(te=exam.echo_times, n_skip=exam.n_skip)
 
+    def arterial_voxels(self, exam):
+        """The arterial voxels this step would use for an exam.
+
+        Parameters
+        ----------
+        exam : Exam
+            The exam.
+
+        Returns
+        -------
+        voxels : ndarray of bool, shape (X, Y, Z)
+            The ``aif`` mask (``aif="mask"``), or the automatically selected
+            arterial voxels (``aif="auto"``).
+
+        Raises
+        ------
+        ValueError
+            Naming the subject: no ``aif`` mask with ``aif="mask"``, or no
+            arterial candidates.
+        """
+        self._validate_params()
+        return self._aif_voxels(exam)[0]
+
     def _aif_voxels(self, exam):
         """Arterial voxels; for automatic selection also the candidates and their curves."""
         if self.aif == "mask":
