@@ -77,6 +77,7 @@ class _OISearch:
         self.bound = np.float32(oi_target * self.n_padded)
         self._kept = np.empty((n_freqs, n_samples), dtype=bool)
         self._masked = np.empty_like(self.spectra)
+        self._slope = np.empty((self.n_padded - 1, n_samples), dtype=np.float32)
         self._second = np.empty((self.n_padded - 2, n_samples), dtype=np.float32)
         self._peak = np.empty(n_samples, dtype=np.float32)
         self._roughness = np.empty(n_samples, dtype=np.float32)
@@ -87,10 +88,9 @@ class _OISearch:
         np.multiply(self.spectra, self._kept, out=self._masked)
         residues = scipy.fft.irfft(self._masked, self.n_padded, axis=0, overwrite_x=True)
         np.max(residues, axis=0, out=self._peak)
-        second = self._second
-        np.subtract(residues[2:], residues[1:-1], out=second)
-        np.subtract(second, residues[1:-1], out=second)
-        np.add(second, residues[:-2], out=second)
+        slope, second = self._slope, self._second
+        np.subtract(residues[1:], residues[:-1], out=slope)
+        np.subtract(slope[1:], slope[:-1], out=second)
         np.sum(np.abs(second, out=second), axis=0, out=self._roughness)
         self._peak *= self.bound
         return (self._peak > 0) & (self._roughness < self._peak)
