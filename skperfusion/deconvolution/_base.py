@@ -1,5 +1,6 @@
 """Shared base of the voxel-level deconvolvers."""
 
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
@@ -12,6 +13,18 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
+
+
+def _thread_limit():
+    """Threads for the chunks: the usable cores, capped by ``OMP_NUM_THREADS`` when set.
+
+    joblib's process workers and dask's set ``OMP_NUM_THREADS`` to their share
+    of the cores, so nested parallelism does not oversubscribe them.
+    """
+    limit = cpu_count()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return min(limit, int(omp)) if omp.isdigit() and int(omp) > 0 else limit
+
 
 PERFUSION_MAPS = ("CBF", "CBV", "MTT", "Tmax")
 """Output columns of every deconvolver, with units ml/100g/min, ml/100g, s, s."""
@@ -120,7 +133,8 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
         Chunks of ``chunk_size`` voxels bound the memory of the intermediate
         arrays; each result is cast to the input's floating dtype. Where
         ``_threaded_chunks`` is true (numpy and scipy work that releases the
-        GIL), the chunks run in a thread per available core.
+        GIL), the chunks run in a thread per available core (at most
+        ``OMP_NUM_THREADS`` when set).
         """
         check_is_fitted(self)
         curves, _ = validate_curves(self, X, reset=False)
@@ -131,7 +145,7 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
                 return function(chunk[:, 0], chunk[:, 1]).astype(curves.dtype, copy=False)
 
         starts = range(0, curves.shape[0], self.chunk_size)
-        threads = min(cpu_count(), len(starts)) if self._threaded_chunks else 1
+        threads = min(_thread_limit(), len(starts)) if self._threaded_chunks else 1
         if threads > 1:
             with ThreadPoolExecutor(threads) as pool:
                 yield from pool.map(run, starts)
