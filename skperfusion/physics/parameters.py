@@ -63,10 +63,8 @@ def flow_rate_to_cbf(flow_rate, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSIT
     ----------
     flow_rate : array_like
         ``f`` in 1/s (peak of the impulse response).
-    kh : float, default=0.73
-        Haematocrit correction factor, dimensionless.
-    rho : float, default=1.04
-        Brain density in g/ml.
+    kh, rho : float, default=0.73, 1.04
+        As in :func:`cbf_to_flow_rate`: ``kH`` (dimensionless), ``ρ`` (g/ml).
 
     Returns
     -------
@@ -88,10 +86,8 @@ def cbv_from_curves(tissue, aif, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSI
         Tissue concentration ``C(t)``.
     aif : array_like of shape (..., n_times)
         Arterial concentration ``Ca(t)``, same unit as ``tissue``.
-    kh : float, default=0.73
-        Haematocrit correction factor, dimensionless.
-    rho : float, default=1.04
-        Brain density in g/ml.
+    kh, rho : float, default=0.73, 1.04
+        Haematocrit correction ``kH`` (dimensionless) and brain density ``ρ`` (g/ml).
 
     Returns
     -------
