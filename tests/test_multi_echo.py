@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from skperfusion.datasets import simulate_exam
+from skperfusion.datasets.cohort import LABELS
 from skperfusion.datasets.curves import gamma_variate
 from skperfusion.exam import Exam, ExamToCurves, load_exam, write_exam
 from skperfusion.physics import cbv_from_curves, delta_r2star_from_echoes
@@ -180,3 +182,16 @@ def test_maps_cli_uses_every_echo_and_writes_the_leakage_map(tmp_path):
                  "bsw"]) == 0
     k2 = nib.load(tmp_path / "leak" / "K2.nii.gz").get_fdata()
     assert np.isnan(k2[0, 0, 0]) and np.isfinite(k2[1, 1, 0])
+
+
+def test_automatic_aif_and_vof_on_a_dual_echo_exam():
+    # The selection reads the longest echo after the non-steady-state frames.
+    exam, labels = simulate_exam(shape=(16, 16, 4), echo_times=(0.01, 0.03), random_state=0,
+                                 return_labels=True)
+    assert exam.n_skip > exam.n_echoes
+    del exam.masks["aif"], exam.masks["vof"]
+    curves = ExamToCurves(aif="auto", aif_scaling="vof").transform(exam)
+    chosen = curves.aif.voxels
+    assert chosen.any() and (chosen & (labels == LABELS["artery"])).sum() == chosen.sum()
+    assert (curves.aif.venous_voxels & (labels == LABELS["vein"])).any()
+    assert curves.aif.scale > 1 and np.isfinite(curves.X).all()

@@ -287,10 +287,7 @@ class ExamToCurves(BaseEstimator):
                                  "--aif auto).")
             return exam.masks["aif"], None, None
         brain = exam.mask("brain")
-        signal = exam.signal[brain][..., exam.n_skip:]
-        if exam.n_echoes > 1:
-            signal = signal[..., -1]
-        curves, baseline_sd, min_fraction = voxel_concentrations(signal, exam.echo_times[-1])
+        curves, baseline_sd, min_fraction = _brain_concentrations(exam, brain)
         try:
             arterial, candidates = select_arterial_voxels(
                 curves, exam.tr, baseline_sd=baseline_sd, min_fraction=min_fraction)
@@ -304,11 +301,10 @@ class ExamToCurves(BaseEstimator):
         if "vof" in exam.masks:
             return exam.masks["vof"]
         brain = exam.mask("brain")
-        signal = exam.signal[brain][..., exam.n_skip:]
         aif = aif_signal[exam.n_skip:]
         if exam.n_echoes > 1:
-            signal, aif = signal[..., -1], aif[..., -1]
-        curves, _, _ = voxel_concentrations(signal, exam.echo_times[-1])
+            aif = aif[..., -1]
+        curves, _, _ = _brain_concentrations(exam, brain)
         aif_curve, _, _ = voxel_concentrations(aif[None], exam.echo_times[-1])
         try:
             venous = select_venous_voxels(curves, exam.tr, aif_curve[0])
@@ -413,9 +409,16 @@ class ExamToCurves(BaseEstimator):
             if self.leakage != "none":
                 from ..preprocessing.leakage import LeakageCorrector
 
-                corrector = LeakageCorrector(method=self.leakage, tr=exam.tr).fit(X)
-                k2 = corrector.leakage_parameters(X)["K2"]
-                X = corrector.transform(X)
+                try:
+                    corrector = LeakageCorrector(method=self.leakage, tr=exam.tr).fit(X)
+                except ValueError as error:  # e.g. no non-enhancing reference voxel
+                    warnings.warn(f"subject {exam.subject_id}: {error} Its curves are left "
+                                  "without leakage correction (K2 NaN).", UserWarning,
+                                  stacklevel=2)
+                    k2 = np.full(len(X), np.nan)
+                else:
+                    k2 = corrector.leakage_parameters(X)["K2"]
+                    X = corrector.transform(X)
             X = self._resample(exam, X)
             yield rows, ExamCurves(X, selected, reference.aif, k2)
 
@@ -505,6 +508,27 @@ class _Reference:
     signal: np.ndarray
     scale: float
     aif: ExamAIF
+
+
+def _brain_concentrations(exam, brain):
+    """:func:`~skperfusion.aif.voxel_concentrations` of the brain voxels, longest echo.
+
+    Converted :data:`CHUNK_VOXELS` voxels at a time (each voxel has its own
+    baseline, so blocks give the same curves), which keeps the float64
+    temporaries of the conversion to one block.
+    """
+    signal = exam.signal.reshape(-1, *exam.signal.shape[3:])
+    index = np.flatnonzero(brain)
+    curves = np.empty((len(index), exam.n_times - exam.n_skip))
+    baseline_sd, min_fraction = np.empty(len(index)), np.empty(len(index))
+    for start in range(0, len(index), CHUNK_VOXELS):
+        rows = slice(start, start + CHUNK_VOXELS)
+        block = signal[index[rows], exam.n_skip:]
+        if exam.n_echoes > 1:
+            block = block[..., -1]
+        curves[rows], baseline_sd[rows], min_fraction[rows] = voxel_concentrations(
+            block, exam.echo_times[-1])
+    return curves, baseline_sd, min_fraction
 
 
 def _scatter(values, mask):
