@@ -454,6 +454,8 @@ def csv_safe(value):
     Returns
     -------
     value : object
+        ``value``, with a leading ``'`` if it is a text that a spreadsheet
+        would evaluate.
 
     Examples
     --------

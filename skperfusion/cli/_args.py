@@ -26,7 +26,7 @@ def positive_float(text):
     return value
 
 
-def add_command(subparsers, name, summary, details, run):
+def add_command(subparsers, name, summary, details, run, *, inputs=None, output=None):
     """Register a sub-command whose ``--help`` shows the defaults.
 
     Parameters
@@ -41,15 +41,25 @@ def add_command(subparsers, name, summary, details, run):
         Rest of the description (inputs, outputs, units).
     run : callable
         ``run(args)`` executing the command.
+    inputs : dict of str to str or None, default=None
+        Positional input arguments (``dest`` to help), in order.
+    output : dict or None, default=None
+        Keyword arguments of :func:`add_output_arguments` (``dest``,
+        ``help``, optionally ``positional``): the output and
+        ``--overwrite``, after the inputs.
 
     Returns
     -------
     parser : argparse.ArgumentParser
-        The sub-command's parser, to add arguments to.
+        The sub-command's parser, to add the other options to.
     """
     parser = subparsers.add_parser(name, help=summary, description=f"{summary}. {details}",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.set_defaults(func=run)
+    for dest, text in (inputs or {}).items():
+        parser.add_argument(dest, help=text)
+    if output is not None:
+        add_output_arguments(parser, **output)
     return parser
 
 
@@ -85,6 +95,14 @@ def add_link_argument(parser):
     parser.add_argument("--allow-external-links", action="store_true",
                         help="accept subject folders that are symbolic links leading outside "
                              "the cohort folder (refused by default)")
+
+
+def add_torch_arguments(group):
+    """Add ``--device`` and ``--torch-threads`` to the PHAE options of a sub-command."""
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    group.add_argument("--torch-threads", type=positive_int, default=1,
+                       help="torch CPU threads; more than one often slows the small PHAE "
+                            "down on a busy machine (threads waiting for each other)")
 
 
 def resolve_output(parser, args):

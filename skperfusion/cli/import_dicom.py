@@ -1,6 +1,6 @@
 """``skperfusion import-dicom``: a DSC DICOM series into the exam layout."""
 
-from ._args import add_command, add_output_arguments
+from ._args import add_command
 
 HELP = "convert a DSC DICOM series (single- or multi-echo) into an exam folder with dcm2niix"
 DETAILS = (
@@ -16,15 +16,10 @@ DETAILS = (
 
 
 def register(subparsers):
-    """Add the ``import-dicom`` sub-command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-    """
-    parser = add_command(subparsers, "import-dicom", HELP, DETAILS, run)
-    parser.add_argument("dicom_dir", help="folder with the DICOM files of one DSC series")
-    add_output_arguments(parser, "exam_dir", "exam folder to create (sub-<id>)")
+    """Add ``import-dicom`` to the ``skperfusion`` sub-commands (``subparsers``)."""
+    parser = add_command(subparsers, "import-dicom", HELP, DETAILS, run,
+                         inputs={"dicom_dir": "folder with the DICOM files of one DSC series"},
+                         output={"dest": "exam_dir", "help": "exam folder to create (sub-<id>)"})
     parser.add_argument("--non-steady-state-volumes", type=int, default=0, metavar="N",
                         help="leading frames before steady state (from the protocol), written "
                              "to the sidecar as NonSteadyStateVolumes and left out of the "

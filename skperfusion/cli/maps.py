@@ -11,7 +11,7 @@ from .._options import (
     RELAXIVITY_MODELS,
 )
 from ..deconvolution._registry import available_deconvolvers, get_deconvolver
-from ._args import add_command, add_output_arguments, positive_int
+from ._args import add_command, positive_int
 
 HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with any registered deconvolver"
 DETAILS = (
@@ -33,15 +33,13 @@ DETAILS = (
 
 
 def register(subparsers):
-    """Add the ``maps`` sub-command.
+    """Add ``maps`` to the ``skperfusion`` sub-commands (``subparsers``).
 
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
+    The ``--method`` choices are the names of the deconvolver registry.
     """
-    parser = add_command(subparsers, "maps", HELP, DETAILS, run)
-    parser.add_argument("exam_dir", help="exam folder (sub-<id>)")
-    add_output_arguments(parser, "out_dir", "output folder for the maps")
+    parser = add_command(subparsers, "maps", HELP, DETAILS, run,
+                         inputs={"exam_dir": "exam folder (sub-<id>)"},
+                         output={"dest": "out_dir", "help": "output folder for the maps"})
     trainable = [name for name in available_deconvolvers() if get_deconvolver(name).trainable]
     parser.add_argument("--method", choices=available_deconvolvers(), default="osvd",
                         help="deconvolution method" + (

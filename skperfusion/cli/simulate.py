@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
-from ._args import add_command, add_output_arguments, positive_float, positive_int
+from ._args import add_command, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
 DETAILS = (
@@ -18,15 +18,10 @@ DETAILS = (
 
 
 def register(subparsers):
-    """Add the ``simulate`` sub-command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-    """
-    parser = add_command(subparsers, "simulate", HELP, DETAILS, run)
-    add_output_arguments(parser, "out_dir", "output cohort folder, written as a whole (with "
-                         "--overwrite an earlier cohort there is replaced)")
+    """Add ``simulate`` to the ``skperfusion`` sub-commands (``subparsers``)."""
+    parser = add_command(subparsers, "simulate", HELP, DETAILS, run, output={
+        "dest": "out_dir", "help": "output cohort folder, written as a whole (with "
+                                   "--overwrite an earlier cohort there is replaced)"})
     parser.add_argument("--n-subjects", type=positive_int, default=24, help="cohort size")
     parser.add_argument("--lgg-fraction", type=float, default=0.4,
                         help="fraction of low-grade gliomas, in (0, 1)")

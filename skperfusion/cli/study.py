@@ -10,6 +10,7 @@ from ._args import (
     add_command,
     add_link_argument,
     add_output_arguments,
+    add_torch_arguments,
     positive_float,
     positive_int,
 )
@@ -43,12 +44,7 @@ PAPER_PHAE = {"max_epochs": 65, "lr": 1e-4, "batch_size": 1536, "module__width":
 
 
 def register(subparsers):
-    """Add the ``study`` sub-command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-    """
+    """Add ``study`` to the ``skperfusion`` sub-commands (``subparsers``)."""
     parser = add_command(subparsers, "study", HELP, DETAILS, run)
     parser.add_argument("cohort_dir", nargs="?", default=None,
                         help="cohort folder with participants.tsv (omit with --demo)")
@@ -106,10 +102,7 @@ def register(subparsers):
                            "fold (the training loss plateaus within 5 epochs on the demo)")
     phae.add_argument("--phae-epoch-voxels", type=positive_int, default=4096,
                       help="voxels drawn afresh for each epoch")
-    phae.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    phae.add_argument("--torch-threads", type=positive_int, default=1,
-                      help="torch CPU threads; more than one often slows the small PHAE "
-                           "down on a busy machine (threads waiting for each other)")
+    add_torch_arguments(phae)
 
 
 def _demo_settings(args):

@@ -6,7 +6,7 @@ import time
 from ._args import (
     add_command,
     add_link_argument,
-    add_output_arguments,
+    add_torch_arguments,
     positive_float,
     positive_int,
 )
@@ -36,15 +36,10 @@ _OPTIONS = {"epochs": "max_epochs", "lr": "lr", "batch_size": "batch_size",
 
 
 def register(subparsers):
-    """Add the ``train`` sub-command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-    """
-    parser = add_command(subparsers, "train", HELP, DETAILS, run)
-    parser.add_argument("cohort_dir", help="cohort folder with participants.tsv")
-    add_output_arguments(parser, "model", "output model file")
+    """Add ``train`` to the ``skperfusion`` sub-commands (``subparsers``)."""
+    parser = add_command(subparsers, "train", HELP, DETAILS, run,
+                         inputs={"cohort_dir": "cohort folder with participants.tsv"},
+                         output={"dest": "model", "help": "output model file"})
     phae = parser.add_argument_group(
         "PHAE training (defaults: the CPU-friendly settings, or the paper's with --paper)")
     phae.add_argument("--paper", action="store_true",
@@ -66,10 +61,7 @@ def register(subparsers):
                            "paper: every training voxel)")
     phae.add_argument("--max-train-voxels", type=positive_int, default=200_000,
                       help="voxels drawn at random from the pooled brain voxels to train on")
-    phae.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    phae.add_argument("--torch-threads", type=positive_int, default=1,
-                      help="torch CPU threads; more than one often slows the small PHAE "
-                           "down on a busy machine (threads waiting for each other)")
+    add_torch_arguments(phae)
     parser.add_argument("--tr", type=positive_float, default=None,
                         help="sampling interval of the common grid in seconds "
                              "(default: the cohort's smallest TR)")
