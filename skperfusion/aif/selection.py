@@ -172,9 +172,10 @@ def select_venous_voxels(concentration, tr, aif, *, max_fraction=0.01):
     Parameters
     ----------
     concentration : array_like of shape (n_voxels, n_times)
-        Voxel concentration curves in 1/s (NaN: unusable voxel).
+        Brain voxel curves (1/s, from :func:`voxel_concentrations`); rows
+        with a NaN are never venous.
     tr : float
-        Sampling interval in seconds.
+        Frame interval of the curves, seconds.
     aif : array_like of shape (n_times,)
         The arterial concentration curve (1/s) the veins come after.
     max_fraction : float, default=0.01

@@ -360,9 +360,9 @@ class ExamToCurves(BaseEstimator):
         Parameters
         ----------
         exam : Exam
-            The exam (one or several echoes).
+            The exam, as for :meth:`transform`.
         mask : str or ndarray of shape (X, Y, Z), default="brain"
-            Voxels to extract, by mask name or as a boolean volume.
+            The voxels, as for :meth:`transform`; blocks follow their C order.
         chunk_voxels : int or None, default=32768
             Voxels per block (:data:`CHUNK_VOXELS`); None for one block.
 
@@ -395,7 +395,8 @@ class ExamToCurves(BaseEstimator):
         index = np.flatnonzero(selected)
         stand_in = signal[index[np.argmin(degenerate)]]
         n_voxels = len(index)
-        if chunk_voxels is None or self.leakage != "none":
+        corrector = _leakage_corrector(self, exam, reference) if self.leakage != "none" else None
+        if chunk_voxels is None:
             chunk_voxels = n_voxels
         for start in range(0, n_voxels, chunk_voxels):
             rows = slice(start, min(start + chunk_voxels, n_voxels))
@@ -406,19 +407,11 @@ class ExamToCurves(BaseEstimator):
             if reference.scale != 1:
                 X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
             k2 = None
-            if self.leakage != "none":
-                from ..preprocessing.leakage import LeakageCorrector
-
-                try:
-                    corrector = LeakageCorrector(method=self.leakage, tr=exam.tr).fit(X)
-                except ValueError as error:  # e.g. no non-enhancing reference voxel
-                    warnings.warn(f"subject {exam.subject_id}: {error} Its curves are left "
-                                  "without leakage correction (K2 NaN).", UserWarning,
-                                  stacklevel=2)
-                    k2 = np.full(len(X), np.nan)
-                else:
-                    k2 = corrector.leakage_parameters(X)["K2"]
-                    X = corrector.transform(X)
+            if self.leakage != "none" and corrector is None:
+                k2 = np.full(len(X), np.nan)  # no reference: left uncorrected
+            elif corrector is not None:
+                k2 = corrector.leakage_parameters(X)["K2"]
+                X = corrector.transform(X)
             X = self._resample(exam, X)
             yield rows, ExamCurves(X, selected, reference.aif, k2)
 
@@ -475,6 +468,53 @@ class ExamToCurves(BaseEstimator):
             return tr, int(self.n_times)
         # The tolerance keeps rounding from dropping the last frame of an exact fit.
         return tr, int(np.floor((n_frames - 1) * exam.tr / tr + 1e-6)) + 1
+
+
+def _leakage_corrector(step, exam, reference):
+    """The LeakageCorrector of ``step`` for an exam, fitted on its brain voxels; or None.
+
+    The reference curve comes from the brain (mostly normal tissue)
+    whatever voxels are asked for (a tumour mask, a few training voxels),
+    every k-th brain voxel so that at most :data:`CHUNK_VOXELS` are
+    converted; voxels with a non-positive signal are left out. Where no
+    correction can be fitted (no non-enhancing voxel, or data that
+    cannot carry one) the curves stay uncorrected with ``K2`` NaN. The
+    corrector's warnings come as one :class:`LeakageWarning` naming the
+    subject.
+    """
+    from ..preprocessing.leakage import LeakageCorrector, LeakageWarning
+
+    signal = exam.signal.reshape(-1, *exam.signal.shape[3:])
+    index = np.flatnonzero(exam.mask("brain"))
+    tissue = signal[index[::max(1, -(-len(index) // CHUNK_VOXELS))]]
+    tissue = tissue[np.all(tissue[:, exam.n_skip:].reshape(len(tissue), -1) > 0, axis=1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LeakageWarning)
+        try:
+            if not len(tissue):
+                raise ValueError("no brain voxel has a positive signal.")
+            X = step._convert(exam, tissue, reference.signal)
+            if reference.scale != 1:
+                X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
+            corrector = LeakageCorrector(method=step.leakage, tr=exam.tr).fit(X)
+            problem = None
+        except ValueError as error:
+            corrector, problem = None, str(error)
+    messages = [str(item.message) for item in caught
+                if issubclass(item.category, LeakageWarning)]
+    for item in caught:
+        if not issubclass(item.category, LeakageWarning):
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if corrector is not None and not corrector.correctable_:
+        corrector = None
+    if problem is not None:
+        messages.append(problem)
+    if messages:
+        outcome = (" Its curves are left without leakage correction (K2 NaN)."
+                   if corrector is None else "")
+        warnings.warn(f"subject {exam.subject_id}: {step.leakage} leakage correction: "
+                      f"{' '.join(messages)}{outcome}", LeakageWarning, stacklevel=5)
+    return corrector
 
 
 def _degenerate_voxels(exam, selected):

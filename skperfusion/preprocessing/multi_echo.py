@@ -121,12 +121,12 @@ class MultiEchoTransformer(TransformerMixin, BaseEstimator):
         X : array_like of shape (n_samples, 2, n_echoes, n_times)
             Non-negative tissue and arterial signals per echo.
         y : None
-            Ignored.
+            Ignored (unsupervised).
 
         Returns
         -------
-        self : object
-            Fitted transformer.
+        self : MultiEchoTransformer
+            With ``n_times_`` and ``n_echoes_``, the shape ``transform`` expects.
         """
         X, te = self._validate_signals(X, reset=True)
         n_times = X.shape[3]
