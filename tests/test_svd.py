@@ -4,6 +4,7 @@ import functools
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.linalg
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -11,17 +12,46 @@ from skperfusion import OSVDDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.datasets.noise import add_noise
 from skperfusion.deconvolution import oscillation_index
-from skperfusion.physics import flow_rate_to_cbf
+from skperfusion.physics import flow_rate_to_cbf, residue_function
 
 AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
 MTTS = np.array([2.0, 4.0, 8.0, 12.0])
-# Worst relative CBF (and MTT) error measured noise-free over CBF 10-70,
-# both families, TR 1-1.5 s (benchmarks/bench_accuracy.py), plus ~2 %. The
-# residue jumps to CBF at bolus arrival and the sampled, band-limited
-# deconvolution gives that sample about half weight (and a Gibbs overshoot
-# after it), so the residue peak misses CBF by up to ~40 % at MTT = 2 s: the
-# issue's 10 % holds from MTT = 8 s on only.
-CBF_TOLERANCE = {2.0: 0.40, 4.0: 0.21, 8.0: 0.11, 12.0: 0.14}
+def _first_order_peak(family, tr, mtt):
+    """Noise-free residue peak relative to CBF, to first order in TR.
+
+    Over one sampling interval the AIF is about the mean of its two end
+    samples, so the rectangular system ``C[k] = TR Σ_j Ca[k - j] h[j]`` is
+    solved by ``h[j] ≈ (<h>_j + <h>_{j-1}) / 2``, ``<h>_j`` the mean of the
+    true impulse response ``h = f·R`` over interval ``j``: half the jump at
+    the arrival sample, then ``<R>_[0, 2 TR]`` at the next one, the peak of
+    a non-increasing residue. (The O(TR²) remainder, the AIF's curvature over
+    an interval amplified by the inverse, raises the peak in every case here;
+    its size is measured, not bounded, in ``benchmarks/bench_discretisation.py``.)
+    """
+    residue = residue_function(family)
+    return np.array([scipy.integrate.quad(lambda s, m=m: float(residue(s, m)), 0, 2 * tr)[0]
+                     for m in mtt]) / (2 * tr)
+
+
+def _textbook_osvd(tissue, aif, tr, oi_target):
+    """Wu et al.'s oSVD voxel by voxel, from the dense 2N × 2N block-circulant matrix.
+
+    ``numpy.linalg.svd`` of ``D = TR · Ca[(i - j) mod 2N]``; the threshold is
+    raised from zero through the distinct singular values (a Fourier mode
+    and its conjugate share one) until the residue's OI is below the target.
+    """
+    n_times = len(aif)
+    u, s, vt = np.linalg.svd(scipy.linalg.circulant(tr * np.r_[aif, np.zeros(n_times)]))
+    kept = 1 + np.flatnonzero(np.r_[~np.isclose(s[1:], s[:-1], rtol=1e-9, atol=0), True])
+    residues = []
+    for curve in tissue:
+        coefficients = u.T @ np.r_[curve, np.zeros(n_times)] / s
+        for n_kept in kept[::-1]:
+            residue = vt[:n_kept].T @ coefficients[:n_kept]
+            if oscillation_index(residue) < oi_target:
+                break
+        residues.append(residue)
+    return np.array(residues)
 
 
 def _pairs(tr, family="exponential", n_times=60, delay=0.0, mtt=MTTS, cbf=(10.0, 70.0)):
@@ -57,18 +87,29 @@ def test_fixed_threshold_matches_explicit_svd(method):
     np.testing.assert_allclose(residues, expected, atol=1e-9 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("delay", [0.0, 3.0])
 @pytest.mark.parametrize("tr", [1.0, 1.5])
 @pytest.mark.parametrize("family", ["exponential", "gamma"])
-def test_osvd_noise_free_accuracy(family, tr):
-    X, cbf, mtt = _pairs(tr, family, n_times=90)
-    maps = OSVDDeconvolver(tr=tr).fit_transform(X)
-    tolerance = np.vectorize(CBF_TOLERANCE.get)(mtt)
-    cbf_error = maps[:, 0] / cbf - 1
-    assert np.all(np.abs(cbf_error) <= tolerance)
+def test_osvd_noise_free_accuracy(family, tr, delay):
+    X, cbf, mtt = _pairs(tr, family, n_times=90, delay=delay)
+    estimator = OSVDDeconvolver(tr=tr).fit(X)
+    maps = estimator.transform(X)
+    # The vectorised code is the textbook method (to rounding).
+    expected = _textbook_osvd(X[:, 0], X[0, 1], tr, estimator.oi_target)
+    np.testing.assert_allclose(estimator.residues(X), expected,
+                               atol=1e-8 * np.abs(expected).max())
+    np.testing.assert_allclose(maps[:, 0], flow_rate_to_cbf(expected.max(axis=1)), rtol=1e-8)
+    # Against the truth: the residue jumps to CBF at arrival, which the TR
+    # grid cannot resolve, so the peak is at least the first-order value
+    # <R>_[0, 2 TR] (27-48 % low at MTT = 2 s). No upper bound from physics:
+    # noise-free curves keep every mode (no truncation, hence no Gibbs
+    # bound) and the O(TR²) remainder reaches +20 % of <R> at TR = 1.5 s.
+    lowest = _first_order_peak(family, tr, mtt)
+    assert np.all(maps[:, 0] / cbf >= lowest)
     np.testing.assert_allclose(maps[:, 1], cbf * mtt / 60, rtol=0.02)
-    # MTT = CBV / CBF inherits the CBF error, bounded by the CBF and CBV bounds.
+    # MTT = CBV / CBF, bounded by the CBV and CBF bounds.
     np.testing.assert_allclose(maps[:, 2], 60 * maps[:, 1] / maps[:, 0], rtol=1e-10)
-    assert np.all(np.abs(maps[:, 2] / mtt - 1) <= 1.02 / (1 - tolerance) - 1)
+    assert np.all(maps[:, 2] / mtt <= 1.02 / lowest)
 
 
 @pytest.mark.parametrize("tr", [1.0, 1.5])
