@@ -31,6 +31,7 @@ from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
 from ..datasets.noise import add_noise
+from ..deconvolution import PERFUSION_MAPS
 from ..exam import ExamToCurves
 from ..exam_estimators import ExamMaps, ROIRatio, _finite_mean, exam_grades
 from ..grading import youden_cutoff
@@ -222,7 +223,7 @@ ERROR_REGIONS = ("brain", "tumor", "nawm")
 """Exam masks over which map errors are reported: all mapped tissue, tumour, NAWM."""
 
 
-def map_errors(maps, parameters=("CBF", "CBV", "MTT", "Tmax"), *, normalize_by=None,
+def map_errors(maps, parameters=PERFUSION_MAPS, *, normalize_by=None,
                region=None):
     """Voxel-wise error of perfusion maps against ground truth.
 
@@ -230,9 +231,10 @@ def map_errors(maps, parameters=("CBF", "CBV", "MTT", "Tmax"), *, normalize_by=N
     ----------
     maps : list of ExamMaps
         Maps of exams with ``ground_truth`` (simulated cohorts).
-    parameters : sequence of str, default=("CBF", "CBV", "MTT", "Tmax")
-        Maps to evaluate. Tmax errors are differences in seconds, the others
-        relative errors in percent.
+    parameters : sequence of str, default=PERFUSION_MAPS
+        Maps to evaluate (default: ``("CBF", "CBV", "MTT", "Tmax")``). Tmax
+        errors are differences in seconds, the others relative errors in
+        percent.
     normalize_by : str or None, default=None
         Exam mask (e.g. ``"nawm"``) by whose mean both the estimate and the
         truth are divided first, per exam: the error of relative maps such
