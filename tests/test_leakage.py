@@ -331,3 +331,62 @@ def test_dual_echo_with_bsw_end_to_end(tmp_path):
 
     k2 = nib.load(tmp_path / "maps" / "K2.nii.gz").get_fdata()
     assert np.isfinite(k2).any()
+
+
+# --- exam step: one brain reference per exam, a fallback instead of a failure ------------------
+
+def _leaky_exam():
+    from skperfusion.datasets import simulate_exam
+
+    return simulate_exam("sub-leaky", "HGG", shape=(8, 8, 2), snr=100.0, random_state=0,
+                         leakage=True)
+
+
+def test_exam_step_takes_the_reference_from_the_brain_whatever_voxels_are_asked():
+    from skperfusion.exam import ExamToCurves
+    from skperfusion.preprocessing import LeakageWarning
+
+    exam = _leaky_exam()
+    brain, tumor = exam.masks["brain"], exam.masks["tumor"]
+    # A few tumour voxels alone hold no non-enhancing reference (the study's training
+    # draws a few voxels per exam; the corrector was fitted on them and failed).
+    few = np.zeros(brain.shape, dtype=bool)
+    few[tuple(np.argwhere(tumor)[:4].T)] = True
+    X = ExamToCurves().transform(exam).X
+    with pytest.raises(ValueError, match="no non-enhancing voxels found"):
+        LeakageCorrector(tr=exam.tr).fit(X[few[brain]])
+    for method in ("bsw", "bidirectional"):
+        step = ExamToCurves(leakage=method)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LeakageWarning)
+            whole, part = step.transform(exam), step.transform(exam, few)
+            blocks = list(step.transform_chunks(exam, chunk_voxels=16))
+        np.testing.assert_allclose(part.X, whole.X[few[brain]], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(part.k2, whole.k2[few[brain]], rtol=1e-5, atol=1e-9)
+        assert np.any(part.k2 != 0)  # the tumour voxels are corrected
+        np.testing.assert_allclose(np.concatenate([c.k2 for _, c in blocks]), whole.k2,
+                                   rtol=1e-5, atol=1e-9)
+
+
+def test_exam_without_a_reference_is_left_uncorrected_with_one_warning():
+    from dataclasses import replace
+
+    from skperfusion.exam import ExamToCurves
+    from skperfusion.preprocessing import LeakageWarning
+
+    exam = _leaky_exam()
+    # T1 leakage everywhere: every tissue signal rises above its baseline after the bolus.
+    n_times = exam.signal.shape[-1]
+    ramp = 1 + 0.3 * np.clip((np.arange(n_times) - n_times // 3) / n_times, 0, None)
+    signal = exam.signal.copy()
+    signal[exam.masks["brain"] & ~exam.masks["aif"]] *= ramp
+    exam = replace(exam, signal=signal)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        curves = ExamToCurves(leakage="bsw").transform(exam)
+    leakage = [w for w in caught if issubclass(w.category, LeakageWarning)]
+    assert len(leakage) == 1
+    assert "sub-leaky" in str(leakage[0].message)
+    assert "no non-enhancing voxels" in str(leakage[0].message)
+    assert np.isnan(curves.k2).all() and len(curves.k2) == len(curves.X)
+    np.testing.assert_array_equal(curves.X, ExamToCurves().transform(exam).X)

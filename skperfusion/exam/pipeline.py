@@ -189,7 +189,9 @@ class ExamToCurves(BaseEstimator):
     leakage : {"none", "bsw", "bidirectional"}, default="none"
         Contrast-leakage correction of the concentration curves with
         :class:`skperfusion.preprocessing.LeakageCorrector`; ``K2`` (1/s) per
-        voxel comes with the result.
+        voxel comes with the result. The reference curve is fitted once per
+        exam on its brain voxels, whatever voxels are asked for; an exam
+        without one is left uncorrected (``K2`` NaN, one warning).
     relaxivity : {"none", "van_osch"}, default="none"
         ``"none"``: tissue and AIF are both ``ΔR2*`` (1/s), i.e. the same
         relaxivity is assumed for both; relative maps (rCBF, rCBV, ratios)
@@ -343,6 +345,12 @@ class ExamToCurves(BaseEstimator):
             sample after the skipped frames, whose logarithm is undefined.
             Their curves (hence maps) are NaN; the other voxels are
             unaffected (SPEC §10).
+        LeakageWarning
+            At most once, naming the subject, with ``leakage`` set: a
+            doubtful leakage reference (few or noise-like non-enhancing
+            voxels), or none (no non-enhancing brain voxel, data that cannot
+            carry a correction): the exam's curves are then left uncorrected
+            and ``K2`` is NaN, rather than failing the exam.
         """
         (_, curves), = self.transform_chunks(exam, mask, chunk_voxels=None)
         return curves
@@ -353,9 +361,9 @@ class ExamToCurves(BaseEstimator):
         The AIF (selection, conversion, venous scaling) is computed once;
         each block is converted, scaled and resampled on its own, so that
         peak memory is that of one block rather than of the whole exam. The
-        blocks' curves are those of :meth:`transform`, row for row. Leakage
-        correction fits its reference curve on every voxel, so with
-        ``leakage`` set the exam comes in one block.
+        blocks' curves are those of :meth:`transform`, row for row. The
+        leakage corrector is fitted once, on the brain voxels, before the
+        first block.
 
         Parameters
         ----------
@@ -511,7 +519,7 @@ def _leakage_corrector(step, exam, reference):
         messages.append(problem)
     if messages:
         outcome = (" Its curves are left without leakage correction (K2 NaN)."
-                   if corrector is None else "")
+                   if problem is not None else "")
         warnings.warn(f"subject {exam.subject_id}: {step.leakage} leakage correction: "
                       f"{' '.join(messages)}{outcome}", LeakageWarning, stacklevel=5)
     return corrector

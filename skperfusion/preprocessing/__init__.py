@@ -5,8 +5,8 @@ from .concentration import (
     DegenerateVoxelWarning,
     detect_baseline_frames,
 )
-from .leakage import LeakageCorrector
+from .leakage import LeakageCorrector, LeakageWarning
 from .multi_echo import MultiEchoTransformer
 
 __all__ = ["ConcentrationTransformer", "DegenerateVoxelWarning", "LeakageCorrector",
-           "MultiEchoTransformer", "detect_baseline_frames"]
+           "LeakageWarning", "MultiEchoTransformer", "detect_baseline_frames"]

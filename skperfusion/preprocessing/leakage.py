@@ -27,7 +27,7 @@ from ..physics.leakage import (
 )
 from .concentration import detect_baseline_frames
 
-__all__ = ["CORRECTION_METHODS", "LeakageCorrector"]
+__all__ = ["CORRECTION_METHODS", "LeakageCorrector", "LeakageWarning"]
 
 CORRECTION_METHODS = ("bsw", "bidirectional")
 """Correction methods of :class:`LeakageCorrector`."""
@@ -48,6 +48,16 @@ MIN_FRAMES = 8
 """Fewest frames that can carry a leakage correction (baseline, bolus, tail)."""
 
 _N_KEP = 41
+
+
+class LeakageWarning(UserWarning):
+    """Leakage correction of doubtful or no use: few, noisy or no reference voxels.
+
+    :class:`LeakageCorrector` warns with it; the exam step
+    (:class:`~skperfusion.exam.ExamToCurves`) gathers a corrector's warnings
+    into one per exam, naming the subject, so a study can filter or count
+    them by this category.
+    """
 
 
 class LeakageCorrector(TransformerMixin, BaseEstimator):
@@ -74,7 +84,9 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
        Leaky voxels sit below (T1) or above (T2*) it; a tail below the
        baseline (``tail < -tolerance``) is T1 leakage in any case.
 
-    Fit it on whole-brain voxels (mostly normal tissue), not on the tumour.
+    Fit it on whole-brain voxels (mostly normal tissue), not on the tumour
+    or a few voxels; :class:`~skperfusion.exam.ExamToCurves` fits it on
+    each exam's brain voxels whatever voxels it is asked for.
 
     **BSW** (Boxerman, Schmainda & Weisskoff 2006, eq. 4 there)::
 
@@ -218,7 +230,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
 
         Warns
         -----
-        UserWarning
+        LeakageWarning
             Data that cannot carry a leakage correction (fewer than 8 frames,
             no post-bolus tail after the baseline, a zero or degenerate
             reference): ``transform`` then returns the curves unchanged and
@@ -249,7 +261,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
                 f"level within n_sd={self.n_sd} baseline sd; fit on whole-brain voxels.")
         if n_reference < MIN_REFERENCE_VOXELS:
             warnings.warn(f"only {n_reference} non-enhancing voxel(s) make the leakage "
-                          "reference curve; it will be noisy.", UserWarning, stacklevel=3)
+                          "reference curve; it will be noisy.", LeakageWarning, stacklevel=3)
         curve = tissue[reference].mean(axis=0)
         noise = curve[:n_baseline].std(ddof=1)
         if not curve.max() > BOLUS_SD * noise:
@@ -257,7 +269,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
                 f"the leakage reference curve (mean of {n_reference} voxels) peaks at "
                 f"{curve.max():.3g}, not above {BOLUS_SD:g} times its baseline sd "
                 f"({noise:.3g}): it looks like noise, and so will the correction.",
-                UserWarning, stacklevel=3)
+                LeakageWarning, stacklevel=3)
         singular = np.linalg.svd(bsw_design_matrix(curve, self.tr), compute_uv=False)
         if not singular[-1] > 1e-8 * singular[0]:
             return self._uncorrectable(tissue, finite, "the reference curve is zero or "
@@ -272,7 +284,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
     def _uncorrectable(self, tissue, finite, reason):
         warnings.warn(f"{reason}: these data cannot carry a leakage correction; transform "
                       "returns the curves unchanged and the leakage parameters are NaN.",
-                      UserWarning, stacklevel=4)
+                      LeakageWarning, stacklevel=4)
         self.reference_curve_ = tissue[finite].mean(axis=0)
         self.reference_voxels_ = finite
         self.correctable_ = False
@@ -297,7 +309,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
                 f"{aif_peak}) ends before the residue lag tail_start={self.tail_start:g} s "
                 f"plus 3 frames; the exchange term is fitted on lags {int(np.argmax(tail))}"
                 f"-{int(usable.sum()) - 1} instead, where the vascular residue may not have "
-                "decayed.", UserWarning, stacklevel=3)
+                "decayed.", LeakageWarning, stacklevel=3)
         return tail
 
     def transform(self, X):
@@ -379,7 +391,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
                                                                       lags, kep_grid)
         if flat:
             warnings.warn(f"{flat} sample(s) have an all-zero AIF: no exchange term can be "
-                          "fitted; their curves and parameters are NaN.", UserWarning,
+                          "fitted; their curves and parameters are NaN.", LeakageWarning,
                           stacklevel=4)
         return leakage, {"K2": k2, "kep": kep}
 
@@ -390,7 +402,9 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         u, s, vt = np.linalg.svd(matrix)
         damping = s / (s**2 + (self.regularization * s[0]) ** 2)
         inverse_tail = (vt.T[tail] * damping) @ u.T
-        residue_tail = tissue @ inverse_tail.T.astype(tissue.dtype)
+        # In float64: the kep grid's argmax must not hinge on float32 rounding, which
+        # differs with the number of rows (a voxel's kep then depends on its block).
+        residue_tail = tissue.astype(float) @ inverse_tail.T
         amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
         k2 = self._significant(amplitude, k2_se)
         kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
@@ -442,7 +456,7 @@ def _non_enhancing(tissue, finite, n_baseline, n_tail, n_sd):
     if not bolus.any():
         warnings.warn(f"no voxel shows a bolus (a ΔR2* peak above {BOLUS_SD:g} baseline sd): "
                       "the data look like noise; every finite voxel is a reference candidate.",
-                      UserWarning, stacklevel=4)
+                      LeakageWarning, stacklevel=4)
         bolus = np.ones_like(bolus)
     ratio = np.median(tail[bolus] / np.where(peak[bolus] > 0, peak[bolus], np.inf))
     deviation = np.abs(tail - ratio * peak)
