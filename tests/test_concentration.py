@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn_checks import ODD_COLUMN_CHECKS
+from sklearn_checks import ODD_COLUMN_CHECKS, check_odd_column_substitutes
 
 from skperfusion import ConcentrationTransformer, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
@@ -297,6 +297,14 @@ def test_pandas_output_is_flat_for_both_input_forms():
                          expected_failed_checks=lambda est: ODD_COLUMN_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_odd_column_check_substitutes():
+    # The properties of the expected failures, on valid (even-width) signals.
+    tissue, aif = _simulated()
+    tissue = np.concatenate([tissue] * 7)
+    check_odd_column_substitutes(ConcentrationTransformer(),
+                                 _signals(tissue, np.broadcast_to(aif, tissue.shape)))
 
 
 def test_conventions_on_strictly_positive_signals():

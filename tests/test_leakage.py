@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn_checks import ODD_COLUMN_CHECKS
+from sklearn_checks import ODD_COLUMN_CHECKS, check_odd_column_substitutes
 
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.physics import convolve_aif
@@ -221,6 +221,18 @@ def test_sklearn_compatible(estimator, check):
         warnings.filterwarnings("ignore", "the series .* ends before")
         warnings.filterwarnings("ignore", ".*cannot carry a leakage correction")
         check(estimator)
+
+
+@pytest.mark.parametrize("method", ["bsw", "bidirectional"])
+def test_odd_column_check_substitutes(method):
+    # The properties of the expected failures, on valid (even-width) curves.
+    gm, arterial = _vascular(20, 60.0, 4.0, 0.5)
+    wm, _ = _vascular(10, 22.0, 5.5, 1.0)
+    tissue = np.concatenate([gm, wm])
+    X = np.stack([tissue, np.broadcast_to(BLOOD_R * arterial, tissue.shape)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # valid curves: no warning either
+        check_odd_column_substitutes(LeakageCorrector(method, tr=TR), X)
 
 
 def test_bsw_leaves_tissue_shaped_like_the_reference_unchanged():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mixed_signals import AIF, mixed_family_signals
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS
+from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS, check_odd_column_substitutes
 
 from skperfusion import OSVDDeconvolver, pair_curves
 from skperfusion.datasets import simulate_concentration
@@ -18,6 +18,15 @@ EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_C
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_odd_column_check_substitutes():
+    # The properties of the expected failures, on valid (even-width) curves.
+    rng = np.random.default_rng(0)
+    cbf, mtt, delay = _truth(20, rng, delay=(0.0, 3.0))
+    tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=40)
+    check_odd_column_substitutes(ParametricDeconvolver(family="exponential", max_iter=3),
+                                 pair_curves(tissue, aif))
 
 
 def _truth(n, rng, delay=(1.0, 4.0)):
