@@ -334,8 +334,8 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Tissue and arterial ΔR2* with the ``n_times`` seen in ``fit``.
+        X : array_like
+            The curves, as for :meth:`transform`.
 
         Returns
         -------
