@@ -118,13 +118,15 @@ def residues_from_spectrum(spectrum, workers=-1):
     Returns
     -------
     residues : ndarray of shape (n_samples, L)
-        ``h = CBF · R`` samples in 1/s, ``L = 2 (F - 1)``.
+        Samples of the impulse response ``h = f·R`` in 1/s, ``L = 2 (F - 1)``.
     """
     return scipy.fft.irfft(spectrum, 2 * (spectrum.shape[-1] - 1), axis=-1, workers=workers)
 
 
 class ResidueDeconvolver(BaseDeconvolver):
-    """Deconvolvers that estimate the impulse response ``h = CBF · R`` per voxel.
+    """Deconvolvers that estimate the impulse response ``h = f·R`` per voxel.
+
+    ``f`` is the CBF as a flow rate in 1/s (the paper's TRF is ``h``).
 
     Subclasses implement ``_residues(tissue, aif)`` returning ``(n_samples, L)``
     impulse responses in 1/s and may override ``_is_circular`` (whether the
@@ -135,7 +137,7 @@ class ResidueDeconvolver(BaseDeconvolver):
     """
 
     def residues(self, X):
-        """Deconvolved impulse responses ``h(t) = CBF · R(t)`` of every sample.
+        """Deconvolved impulse responses ``h(t) = f·R(t)`` of every sample.
 
         Parameters
         ----------

@@ -158,10 +158,10 @@ def _toeplitz_pseudo_inverses(aifs, tr, threshold):
 class OSVDDeconvolver(ResidueDeconvolver):
     """SVD deconvolution of DSC-MRI curves: oSVD (default), cSVD or sSVD.
 
-    Solves ``C = D · h`` for the impulse response ``h = CBF · R`` in 1/s,
-    with ``D`` built from ``TR · Ca`` (rectangular rule, as in Østergaard
-    et al. 1996 and Wu et al. 2003), regularised by truncating the singular
-    values of ``D``:
+    Solves ``C = D · h`` for the impulse response ``h = f·R`` (``f`` the CBF
+    as a flow rate in 1/s; the paper's TRF), with ``D`` built from
+    ``TR · Ca`` (rectangular rule, as in Østergaard et al. 1996 and Wu et
+    al. 2003), regularised by truncating the singular values of ``D``:
 
     - ``"oSVD"`` (Wu et al. 2003): ``C`` and ``Ca`` are zero-padded to
       ``L = 2N`` and ``D`` is the full ``L × L`` block-circulant matrix, which

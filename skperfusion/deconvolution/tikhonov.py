@@ -160,8 +160,9 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     """Tikhonov-regularised deconvolution of DSC-MRI curves (Calamante et al. 2003).
 
     Solves ``min ||D h - C||² + λ² ||Γ h||²`` for the impulse response
-    ``h = CBF · R`` in 1/s, i.e. filters the singular values of ``D`` with
-    the factors ``σ² / (σ² + λ² w)`` instead of truncating them. ``D`` is the
+    ``h = f·R`` (``f`` the CBF as a flow rate in 1/s; the paper's TRF),
+    i.e. filters the singular values of ``D`` with the factors
+    ``σ² / (σ² + λ² w)`` instead of truncating them. ``D`` is the
     block-circulant ``TR · Ca`` matrix of Wu et al. 2003 on ``L = 2N``
     zero-padded samples, which makes the estimate insensitive to the bolus
     delay and is diagonalised by the DFT: the filter acts on Fourier modes and
