@@ -39,10 +39,13 @@ def check_odd_column_substitutes(estimator, X):
     """The properties of the ODD_COLUMN_CHECKS, on valid (even-width) curves ``X``.
 
     ``X`` is a channel-form array ``(n_samples, 2, n_times)`` of at least 20
-    samples that ``estimator`` accepts; ``estimator`` is unfitted and seeded
-    (refits must give the same result).
+    samples that ``estimator`` accepts (or ``(n_samples, 2, n_echoes,
+    n_times)`` for an estimator without the ``two_d_array`` tag, which then
+    gets ``X`` where the others get its flat form); ``estimator`` is
+    unfitted and seeded (refits must give the same result).
     """
-    flat = X.reshape(len(X), -1)
+    tags = estimator.__sklearn_tags__().input_tags
+    flat = X.reshape(len(X), -1) if tags.two_d_array else X
     close = functools.partial(np.testing.assert_allclose, rtol=1e-6)  # memory layouts differ
 
     def fitted(data=flat, y=None):
@@ -82,13 +85,12 @@ def check_odd_column_substitutes(estimator, X):
                                reference)
     # check_estimators_nan_inf (run by scikit-learn unless the allow_nan tag
     # is set, e.g. NaN rows that stay NaN), check_fit2d_predict1d.
-    allow_nan = estimator.__sklearn_tags__().input_tags.allow_nan
-    for bad in () if allow_nan else (np.nan, np.inf):
+    for bad in () if tags.allow_nan else (np.nan, np.inf):
         corrupted = flat.copy()
         corrupted[0, 1] = bad
         with pytest.raises(ValueError, match=r"NaN|infinity"):
             clone(estimator).fit(corrupted)
         with pytest.raises(ValueError, match=r"NaN|infinity"):
             model.transform(corrupted)
-    with pytest.raises(ValueError, match=r"1 dimensions|Reshape your data"):
+    with pytest.raises(ValueError, match=r"1 dimensions|Reshape your data|shape"):
         model.transform(flat[0])

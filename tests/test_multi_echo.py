@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from sklearn_checks import check_odd_column_substitutes
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.datasets.cohort import LABELS
@@ -195,3 +196,12 @@ def test_automatic_aif_and_vof_on_a_dual_echo_exam():
     assert chosen.any() and (chosen & (labels == LABELS["artery"])).sum() == chosen.sum()
     assert (curves.aif.venous_voxels & (labels == LABELS["vein"])).any()
     assert curves.aif.scale > 1 and np.isfinite(curves.X).all()
+
+
+def test_scikit_learn_conventions_on_multi_echo_signals():
+    # Four-dimensional input: scikit-learn's generic checks (2-D data) do not
+    # run here, so their properties are checked on valid multi-echo signals.
+    tissue, aif = _signals()
+    tissue = np.concatenate([tissue] * 10)
+    X = np.stack([tissue, np.broadcast_to(aif, tissue.shape)], axis=1)
+    check_odd_column_substitutes(MultiEchoTransformer(te=TE), X)
