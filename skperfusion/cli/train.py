@@ -23,7 +23,7 @@ DETAILS = (
     "by 'skperfusion maps --method phae "
     "--model FILE'. The defaults are CPU-friendly, those of 'skperfusion study': the "
     "paper's encoder trained 20 epochs at lr 3e-3, batch 512, each epoch on 4096 voxels "
-    "drawn afresh (well under a minute on 2 cores); --paper uses the paper's settings "
+    "drawn afresh (about a minute on 2 cores); --paper uses the paper's settings "
     "(65 epochs over every training voxel, lr 1e-4, batch 1536), best on a GPU. Options "
     "given explicitly override either set."
 )
