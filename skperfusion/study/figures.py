@@ -187,7 +187,7 @@ def plot_auc_vs_snr(table):
     """
     methods = [m for m in dict.fromkeys(table["method"]) if m != TRUTH]
     colors = _method_colors(methods)
-    figure = Figure(figsize=(6.0, 4.2), layout="constrained")
+    figure = Figure(figsize=(8.0, 4.2), layout="constrained")
     ax = figure.subplots()
     snrs = np.sort(table["snr"].unique())
     step = 0.012 * (snrs.max() - snrs.min() if snrs.size > 1 else 1.0)
@@ -209,7 +209,8 @@ def plot_auc_vs_snr(table):
     ax.set_xticks(snrs)
     ax.set_xlabel("baseline SNR of the added noise")
     ax.set_ylabel("ROC AUC, LGG vs HGG (test set)")
-    ax.legend(fontsize="small", loc="lower left")
+    # Outside the axes: inside, the legend hides the chance line and the intervals.
+    figure.legend(fontsize="small", loc="outside right upper")
     return figure
 
 
