@@ -20,14 +20,13 @@ Run: ``python benchmarks/bench_cohort.py [--n-subjects 24] [--skip-memory]``.
 """
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import run_command
 from sklearn.metrics import roc_auc_score
 
 from skperfusion.datasets import draw_subject_parameters, simulate_exam
@@ -127,36 +126,16 @@ def _big_exam(folder, shape, tiles, seed):
     return big
 
 
-# VmHWM, not ru_maxrss: Linux carries the forking parent's resident size
-# over the exec into ru_maxrss, inflating the figure by this script's memory.
-_PROBE = """
-import re, resource, sys, time
-from skperfusion.cli import main
-start = time.perf_counter()
-status = main(sys.argv[1:])
-wall = time.perf_counter() - start
-try:
-    with open("/proc/self/status") as status_file:
-        peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", status_file.read()).group(1))
-except OSError:
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(status, wall, peak_kb)
-"""
-
-
 def memory(shape, tiles):
     with tempfile.TemporaryDirectory() as tmp:
         big = _big_exam(Path(tmp) / "sub-big", shape, tiles, seed=0)
         print(f"\n## Peak memory of `skperfusion maps` on a {big.signal.shape} exam "
               f"({int(big.masks['brain'].sum())} brain voxels)\n")
-        print("| method | exit | wall s | peak RSS MB |\n|---|---|---|---|")
+        print("| method | wall s | peak RSS MB |\n|---|---|---|")
         for method in ("osvd", "tikhonov"):
-            result = subprocess.run(
-                [sys.executable, "-c", _PROBE, "maps", str(Path(tmp) / "sub-big"),
-                 str(Path(tmp) / method), "--method", method],
-                capture_output=True, text=True, check=False)
-            status, wall, rss_kb = result.stdout.split()[-3:]
-            print(f"| {method} | {status} | {float(wall):.1f} | {int(rss_kb) / 1024:.0f} |")
+            wall, peak_mb = run_command(["maps", Path(tmp) / "sub-big", Path(tmp) / method,
+                                         "--method", method])
+            print(f"| {method} | {wall:.1f} | {peak_mb:.0f} |")
 
 
 def main():

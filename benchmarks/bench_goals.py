@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _timing import best_time
+from _timing import best_time, run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "1fbcb71"
@@ -62,24 +62,6 @@ for _ in range(repeats):
     best_cpu = min(best_cpu, time.process_time() - start_cpu)
 print(best, best_cpu)
 """
-
-# Peak RSS of the command itself: VmHWM of this process image. (ru_maxrss is
-# not: Linux carries the forking parent's resident size over the exec into
-# it, so a large benchmark process would inflate every child's figure.)
-_COMMAND_PROBE = """
-import re, resource, sys, time
-start = time.perf_counter()
-from skperfusion.cli import main
-status = main(sys.argv[1:])
-wall = time.perf_counter() - start
-try:
-    with open("/proc/self/status") as status_file:
-        peak_kb = int(re.search(r"VmHWM:\\s*(\\d+)", status_file.read()).group(1))
-except OSError:
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(status, wall, peak_kb)
-"""
-
 
 def _osvd_curves(n_voxels, n_times=60):
     from skperfusion.datasets import gamma_variate, simulate_concentration
@@ -152,16 +134,6 @@ def bench_phae(repeats):
     return now, before, epoch
 
 
-def _run_command(argv, env=None):
-    result = subprocess.run([sys.executable, "-c", _COMMAND_PROBE, *map(str, argv)],
-                            capture_output=True, text=True, check=False, env=env)
-    lines = result.stdout.split()
-    if result.returncode != 0 or len(lines) < 3 or lines[-3] != "0":
-        raise RuntimeError(f"skperfusion {' '.join(map(str, argv))} failed:\n"
-                           f"{result.stderr[-2000:]}")
-    return float(lines[-2]), int(lines[-1]) / 1024
-
-
 def bench_help(repeats):
     def once():
         subprocess.run([sys.executable, "-c", "import sys\nfrom skperfusion.cli import main\n"
@@ -206,31 +178,31 @@ def bench_maps(tmp, quick, repeats):
             PerfusionMapper(phae, max_train_voxels=4096, random_state=0).fit([exam]) \
                 .deconvolver_.save(model)
             argv += ["--model", model]
-        walls[method] = min(_run_command(argv)[0] for _ in range(repeats))
+        walls[method] = min(run_command(argv)[0] for _ in range(repeats))
     return shape, n_brain, walls
 
 
 def bench_memory(tmp, quick):
     tiles = (4, 4, 3) if quick else (8, 8, 5)
     exam = _simulated_exam(tmp / "sub-mem", (16, 16, 4), 120, tiles)
-    _, peak = _run_command(["maps", tmp / "sub-mem", "--out", tmp / "maps_mem", "--overwrite"])
+    _, peak = run_command(["maps", tmp / "sub-mem", "--out", tmp / "maps_mem", "--overwrite"])
     return exam.signal.shape, peak
 
 
 def bench_train(tmp, quick):
     cohort = tmp / "cohort6"
-    _run_command(["simulate", cohort, "--n-subjects", "6", "--seed", "1"])
+    run_command(["simulate", cohort, "--n-subjects", "6", "--seed", "1"])
     argv = ["train", cohort, tmp / "train.pt", "--overwrite"]
     if quick:
         argv += ["--epochs", "2"]
-    return _run_command(argv)[0]
+    return run_command(argv)[0]
 
 
 def bench_study(tmp, quick):
     argv = ["study", "--demo", "--out", tmp / "study", "--overwrite"]
     if quick:
         argv += ["--n-subjects", "12", "--n-boot", "200", "--snrs", "30", "10"]
-    return _run_command(argv)[0]
+    return run_command(argv)[0]
 
 
 def main():
