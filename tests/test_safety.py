@@ -86,12 +86,19 @@ def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240):
                 assert chunk, f"ended before {marker!r}: {output.decode(errors='replace')}"
                 output += chunk
         process.send_signal(signum)
-        rest, _ = process.communicate(timeout=120)
+        # Wait for the process itself: a helper process it started may hold the pipe open.
+        status = process.wait(timeout=120)
+        while select.select([process.stdout], [], [], 0.5)[0]:
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            output += chunk
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return process.returncode, (output + rest).decode(errors="replace")
+        process.stdout.close()
+    return status, output.decode(errors="replace")
 
 
 # --- no silent overwrite, never over an input -------------------------------------------------
