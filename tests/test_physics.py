@@ -331,3 +331,24 @@ def test_simulated_curves_converge_with_oversampling():
     # the fine step divides the error by 4 (measured 4.0; 4e-4 of the peak at 10).
     assert errors[0] < 1e-3
     assert errors[1] < errors[0] / 3.5 and errors[2] < errors[1] / 3.5
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.7, 3.0])
+def test_dispersion_kernel_has_unit_area_and_its_torch_twin_agrees(tau):
+    from skperfusion.physics import dispersion_kernel
+    from skperfusion.physics.torch_ops import dispersion_kernel_torch
+
+    tr = 0.5
+    t = np.arange(80) * tr
+    kernel = dispersion_kernel(t, tau, tr)
+    # Unit area under the convolution's own rule, even for tau << tr.
+    assert tr * np.trapezoid(kernel) == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(kernel, np.exp(-t / tau) / (tr * np.trapezoid(np.exp(-t / tau))))
+    taus = torch.tensor([[tau], [2 * tau]], dtype=torch.float64)
+    twin = dispersion_kernel_torch(torch.as_tensor(t), taus, tr)
+    np.testing.assert_allclose(twin[0].numpy(), kernel, rtol=1e-12)
+    np.testing.assert_allclose(twin[1].numpy(), dispersion_kernel(t, 2 * tau, tr), rtol=1e-12)
+    # Convolving a bolus with it conserves the bolus area.
+    bolus = np.exp(-0.5 * ((t - 10.0) / 1.5) ** 2)
+    dispersed = convolve_aif(bolus, kernel, tr)
+    assert np.trapezoid(dispersed) == pytest.approx(np.trapezoid(bolus), rel=1e-3)

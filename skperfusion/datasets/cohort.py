@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from ..exam import GRADES, MAP_NAMES, Exam, write_exam
-from ..physics import cbv_from_cbf_mtt, convolve_aif, flow_rate_to_cbf
+from ..physics import cbv_from_cbf_mtt, convolve_aif, dispersion_kernel, flow_rate_to_cbf
 from ..physics.leakage import spgr_signal
 from ..physics.relaxivity import (
     BLOOD_RELAXIVITY,
@@ -308,11 +308,7 @@ def _arterial_concentration(t, *, bolus_arrival, aif_alpha, aif_beta, aif_peak, 
     concentration = first + second + plateau
     if dispersion > 0:
         dt = t[1] - t[0]
-        kernel = np.exp(-t / dispersion)
-        # Unit area under the convolution's own (trapezoidal) rule, so that
-        # dispersion conserves the bolus area even when dispersion << dt.
-        kernel /= np.trapezoid(kernel, dx=dt)
-        concentration = convolve_aif(concentration, kernel, dt)
+        concentration = convolve_aif(concentration, dispersion_kernel(t, dispersion, dt), dt)
     return concentration
 
 

@@ -28,11 +28,15 @@ from ..physics import (
     cbv_from_curves,
     flow_rate_to_cbf,
 )
-from ..physics.torch_ops import convolve_aif_torch, residue_function_torch
+from ..physics.torch_ops import (
+    convolve_aif_torch,
+    dispersion_kernel_torch,
+    residue_function_torch,
+)
 from ._base import BaseDeconvolver
 from .svd import OSVDDeconvolver
 
-__all__ = ["FIT_FAMILIES", "ParametricDeconvolver", "delay_curve_torch", "dispersion_kernel_torch"]
+__all__ = ["FIT_FAMILIES", "ParametricDeconvolver", "delay_curve_torch"]
 
 FIT_FAMILIES = ("lorentzian", "exponential", "gamma")
 """Residue families the parametric fit can use; ``"auto"`` chooses among them per voxel."""
@@ -99,34 +103,6 @@ def delay_curve_torch(curve, delay, tr):
     weight = position - lower
     values = ((1 - weight) * curve.gather(-1, lower) + weight * curve.gather(-1, lower + 1))
     return torch.where(before, 0.0, values)
-
-
-def dispersion_kernel_torch(t, dispersion, tr):
-    """Exponential vascular dispersion kernel of Calamante et al. 2000, unit area.
-
-    ``k(t) = exp(-t / τ)`` normalised to unit area under the trapezoidal rule
-    of :func:`skperfusion.physics.convolve_aif` (so that convolving with it
-    conserves the bolus area, also for ``τ`` below ``TR``); ``τ = 0`` is the
-    identity.
-
-    Parameters
-    ----------
-    t : torch.Tensor of shape (n_times,)
-        Sample times ``i · TR`` in seconds.
-    dispersion : torch.Tensor of shape (batch,)
-        Dispersion time constant ``τ`` in seconds (``>= 0``).
-    tr : float
-        Sampling interval in seconds.
-
-    Returns
-    -------
-    kernel : torch.Tensor of shape (batch, n_times)
-        Kernel samples in 1/s.
-    """
-    tau = dispersion[:, None].clamp(min=1e-3 * tr)
-    kernel = torch.exp(-t / tau)
-    area = tr * (kernel.sum(-1, keepdim=True) - 0.5 * (kernel[:, :1] + kernel[:, -1:]))
-    return kernel / area
 
 
 class _Family:
@@ -229,7 +205,9 @@ class _Family:
         residue = self.residue(self.t, mtt, 0.0, **kwargs)
         aif = self.fine_aif
         if self.dispersion:
-            kernel = dispersion_kernel_torch(self.t, values[:, -1], self.fine_tr)
+            # tau = 0 is the identity: floored so that the kernel stays finite.
+            tau = values[:, -1:].clamp(min=1e-3 * self.fine_tr)
+            kernel = dispersion_kernel_torch(self.t, tau, self.fine_tr)
             aif = convolve_aif_torch(aif, kernel, self.fine_tr)
         return convolve_aif_torch(aif, residue, self.fine_tr)
 
@@ -360,7 +338,7 @@ class ParametricDeconvolver(BaseDeconvolver):
         recovers MTT better when it is known.
     dispersion : bool, default=False
         Also fit the time constant (0-4 s) of an exponential dispersion of
-        the AIF (Calamante et al. 2000), :func:`dispersion_kernel_torch`.
+        the AIF (Calamante et al. 2000), :func:`skperfusion.physics.dispersion_kernel`.
     criterion : {"bic", "aic"}, default="bic"
         Information criterion of ``family="auto"``: penalty ``log(n_times)``
         (BIC) or 2 (AIC) per parameter.

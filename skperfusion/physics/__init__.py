@@ -4,7 +4,7 @@ Small pure functions shared by every deconvolver (numpy) and by the PHAE
 decoder (torch twins in :mod:`skperfusion.physics.torch_ops`).
 """
 
-from .convolution import circulant_aif_spectrum, convolve_aif
+from .convolution import circulant_aif_spectrum, convolve_aif, dispersion_kernel
 from .leakage import (
     bsw_design_matrix,
     bsw_fit,
@@ -67,6 +67,7 @@ __all__ = [
     "convolve_aif",
     "cumulative_integral",
     "delta_r2star_from_echoes",
+    "dispersion_kernel",
     "exchange_fit",
     "exponential_residue",
     "flow_rate_to_cbf",

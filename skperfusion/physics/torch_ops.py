@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import torch
 
-from .convolution import trapezoidal_convolution
+from .convolution import dispersion_kernel, trapezoidal_convolution
 from .parameters import aif_peak_scale, cbv_from_areas, per_minute_quotient
 from .residue import residue_function
 
@@ -22,6 +22,7 @@ __all__ = [
     "cbf_from_cbv_mtt_torch",
     "cbv_from_curves_torch",
     "convolve_aif_torch",
+    "dispersion_kernel_torch",
     "exponential_residue_torch",
     "gamma_residue_torch",
     "lorentzian_residue_torch",
@@ -93,6 +94,26 @@ def convolve_aif_torch(aif, impulse_response, tr):
         Tissue concentration in the unit of ``aif``.
     """
     return trapezoidal_convolution(aif, impulse_response, tr, TORCH)
+
+
+def dispersion_kernel_torch(t, tau, tr):
+    """Torch twin of :func:`skperfusion.physics.dispersion_kernel` (unit area).
+
+    Parameters
+    ----------
+    t : torch.Tensor of shape (n_times,)
+        Sample times ``i · tr`` in seconds.
+    tau : torch.Tensor of shape (..., 1) or float
+        Dispersion time constant in seconds (> 0).
+    tr : float
+        Sampling interval in seconds.
+
+    Returns
+    -------
+    kernel : torch.Tensor of shape (..., n_times)
+        Kernel samples in 1/s.
+    """
+    return dispersion_kernel(t, tau, tr, TORCH)
 
 
 def cbv_from_curves_torch(tissue, aif, kh, rho):
