@@ -329,11 +329,36 @@ class PHAEDeconvolver(BaseDeconvolver):
         self._routed_params = kwargs  # private: sklearn sees only constructor arguments
 
     def get_params(self, deep=True):
-        """Get the parameters, the skorch-style routed ``prefix__name`` ones included."""
+        """Get the parameters, the skorch-style routed ``prefix__name`` ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of sub-estimators (scikit-learn's
+            convention; the PHAE has none).
+
+        Returns
+        -------
+        params : dict
+            Parameter names (``module__width``-style routed names included)
+            mapped to their values.
+        """
         return {**super().get_params(deep=deep), **self._routed_params}
 
     def set_params(self, **params):
-        """Set parameters, the skorch-style routed ``prefix__name`` ones included."""
+        """Set parameters, the skorch-style routed ``prefix__name`` ones included.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters; names with ``__`` (``module__width``,
+            ``optimizer__weight_decay``, ...) are routed to the skorch net.
+
+        Returns
+        -------
+        self : PHAEDeconvolver
+            This estimator.
+        """
         routed = {name: value for name, value in params.items() if "__" in name}
         self._routed_params = {**self._routed_params, **routed}
         return super().set_params(**{k: v for k, v in params.items() if k not in routed})

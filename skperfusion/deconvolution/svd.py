@@ -194,8 +194,8 @@ class OSVDDeconvolver(ResidueDeconvolver):
     trapezoidal convolution matrix instead changes only the sample at
     ``t = 0`` (with a pre-bolus baseline it is the rectangular matrix with
     its first column halved): against fine-grid simulated truth it helps
-    the voxels whose bolus arrives within TR/2 of the AIF and nothing else,
-    median |CBF error| 7.6 % vs 7.5 % over delays of 0-3 TR
+    the voxels whose bolus arrives within TR/2 of the AIF and leaves the
+    median CBF error over delays of 0-3 TR unchanged
     (``benchmarks/bench_discretisation.py``), so ``D`` stays rectangular, as
     in Wu et al. and OSIPI ``osipy``. CBV does not depend on it.
 

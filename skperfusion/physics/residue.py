@@ -13,6 +13,7 @@ an operation namespace (:mod:`skperfusion.physics._array_ops`), in
 that one formula. A new family is one :class:`ResidueFamily` entry.
 """
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +60,29 @@ class ResidueFamily:
     differentiable: bool = True
 
     def evaluate(self, t, mtt, delay, ops, **parameters):
-        """``R(t - delay)``, zero before the arrival, with the operations ``ops``."""
+        """Evaluate ``R(t - delay)``, zero before the arrival, with the operations ``ops``.
+
+        Parameters
+        ----------
+        t : array_like or Tensor
+            Time in seconds.
+        mtt : array_like or Tensor
+            Mean transit time in seconds (> 0), broadcast against ``t``.
+        delay : array_like or Tensor
+            Bolus arrival delay in seconds, broadcast against ``t``.
+        ops : SimpleNamespace
+            The operations, ``_array_ops.NUMPY`` or
+            :data:`skperfusion.physics.torch_ops.TORCH`; ``t``, ``mtt`` and
+            ``delay`` are arrays of that library.
+        **parameters : array_like or Tensor
+            The extra shape parameters named in :attr:`parameters`
+            (dimensionless), e.g. the gamma ``shape``.
+
+        Returns
+        -------
+        residue : ndarray or Tensor
+            Dimensionless residue, of the broadcast shape of the inputs.
+        """
         s = t - delay
         causal = s >= 0
         # Clipping keeps every formula finite (and its gradient clean) before the arrival.
@@ -124,44 +147,79 @@ def residue_function(family):
         ) from None
 
 
-def _public(name, summary, notes="", extra=""):
+_DOCS = {
+    "lorentzian": ("Lorentzian residue of Fayolle et al. 2025, eq. 4.", "", ""),
+    "exponential": ("Mono-exponential residue (one well-mixed compartment).", "", ""),
+    "gamma": ("Gamma transit-time residue (Mouridsen et al. 2006).", """
+    ``Q`` is the regularised upper incomplete gamma: ``R`` is the survival
+    function of gamma-distributed transit times of shape ``k`` and scale
+    ``MTT / k``.""", """
+    shape : {array}, default=2.0
+        Gamma shape parameter ``k`` (> 0), dimensionless; ``k = 1`` is the
+        exponential residue, larger shapes give a flatter start and a
+        narrower transit-time spread."""),
+    "boxcar": ("Boxcar residue (plug flow: every transit time equals MTT).", "", ""),
+}
+
+
+def _family_signature(name):
+    """``(t, mtt, delay=0.0, *, <shape parameters>)``: the call signature of a family.
+
+    The shape parameters and their defaults are read from the family's
+    ``shape`` function (its arguments after ``s, mtt, ops``).
+    """
+    parameter = inspect.Parameter
+    extra = list(inspect.signature(RESIDUE_FAMILIES[name].shape).parameters.values())[3:]
+    return inspect.Signature([
+        parameter("t", parameter.POSITIONAL_OR_KEYWORD),
+        parameter("mtt", parameter.POSITIONAL_OR_KEYWORD),
+        parameter("delay", parameter.POSITIONAL_OR_KEYWORD, default=0.0),
+        *(extra_parameter.replace(kind=parameter.KEYWORD_ONLY) for extra_parameter in extra),
+    ])
+
+
+def _family_docstring(name, summary=None, array="array_like", result="ndarray"):
+    """The numpydoc docstring of a family's residue function.
+
+    ``summary`` replaces the family's own first line (e.g. for a torch twin);
+    ``array`` and ``result`` name the input and output types.
+    """
+    own_summary, notes, extra = _DOCS[name]
+    formula = RESIDUE_FAMILIES[name].formula
+    return f"""{summary or own_summary}
+
+    ``R(t) = {formula}`` with ``s = t - delay >= 0``, else 0;
+    ``R(delay) = 1`` and ``∫R dt = MTT``. Same as ``RESIDUE_FAMILIES["{name}"]``.{notes}
+
+    Parameters
+    ----------
+    t : {array}
+        Time in seconds.
+    mtt : {array}
+        Mean transit time in seconds (> 0), broadcast against ``t``.
+    delay : {array}, default=0.0
+        Bolus arrival delay in seconds, broadcast against ``t``.{extra.format(array=array)}
+
+    Returns
+    -------
+    residue : {result}
+        Dimensionless residue.
+    """
+
+
+def _public(name):
     family = RESIDUE_FAMILIES[name]
 
     def function(t, mtt, delay=0.0, **parameters):
         return family(t, mtt, delay, **parameters)
 
     function.__name__ = function.__qualname__ = f"{name}_residue"
-    function.__doc__ = f"""{summary}
-
-    ``R(t) = {family.formula}`` with ``s = t - delay >= 0``, else 0;
-    ``R(delay) = 1`` and ``∫R dt = MTT``. Same as ``RESIDUE_FAMILIES["{name}"]``.{notes}
-
-    Parameters
-    ----------
-    t : array_like
-        Time in seconds.
-    mtt : array_like
-        Mean transit time in seconds (> 0), broadcast against ``t``.
-    delay : array_like, default=0.0
-        Bolus arrival delay in seconds, broadcast against ``t``.{extra}
-
-    Returns
-    -------
-    residue : ndarray
-        Dimensionless residue.
-    """
+    function.__signature__ = _family_signature(name)
+    function.__doc__ = _family_docstring(name)
     return function
 
 
-lorentzian_residue = _public("lorentzian", "Lorentzian residue of Fayolle et al. 2025, eq. 4.")
-exponential_residue = _public("exponential", "Mono-exponential residue (one well-mixed "
-                              "compartment).")
-gamma_residue = _public("gamma", "Gamma transit-time residue (Mouridsen et al. 2006).", """
-    ``Q`` is the regularised upper incomplete gamma: ``R`` is the survival
-    function of gamma-distributed transit times of shape ``k`` and scale
-    ``MTT / k``.""", """
-    shape : array_like, default=2.0
-        Gamma shape parameter ``k`` (> 0), dimensionless; ``k = 1`` is the
-        exponential residue, larger shapes give a flatter start and a
-        narrower transit-time spread.""")
-boxcar_residue = _public("boxcar", "Boxcar residue (plug flow: every transit time equals MTT).")
+lorentzian_residue = _public("lorentzian")
+exponential_residue = _public("exponential")
+gamma_residue = _public("gamma")
+boxcar_residue = _public("boxcar")

@@ -14,7 +14,7 @@ import torch
 
 from .convolution import dispersion_kernel, trapezoidal_convolution
 from .parameters import aif_peak_scale, cbv_from_areas, per_minute_quotient
-from .residue import residue_function
+from .residue import _family_docstring, _family_signature, residue_function
 
 __all__ = [
     "TORCH",
@@ -64,7 +64,14 @@ def residue_function_torch(family):
         delay in seconds, broadcast), the dimensionless residue; the gamma
         ``shape`` may be a float or a tensor (not differentiated).
     """
-    return functools.partial(_evaluate, residue_function(family))
+    # A partial of a module-level function, not a closure: the PHAE and
+    # parametric torch modules that hold it stay picklable.
+    function = functools.partial(_evaluate, residue_function(family))
+    function.__signature__ = _family_signature(family)
+    function.__doc__ = _family_docstring(
+        family, summary=f"Torch twin of :func:`skperfusion.physics.{family}_residue`.",
+        array="Tensor or float", result="Tensor")
+    return function
 
 
 def _evaluate(family, t, mtt, delay=0.0, **parameters):

@@ -54,6 +54,9 @@ class StudyResults:
         The map whose tumour/NAWM ratio grades the patients.
     has_truth : bool
         Whether the cohort has ground truth (simulated).
+    grades : ndarray of str, default=None
+        The grade (``"LGG"`` or ``"HGG"``) of every test exam, in the order
+        of the rows of ``tables["ratios"]`` (for the figures).
     """
 
     tables: dict
