@@ -19,9 +19,11 @@ from skperfusion.datasets import (
 )
 from skperfusion.datasets.cohort import (
     BLOOD_RELAXIVITY,
+    HARD_CASES,
     LABELS,
     RESIDUE_PROBABILITIES,
     TISSUE_RELAXIVITY,
+    territory_mask,
 )
 from skperfusion.physics import cbv_from_curves
 
@@ -351,3 +353,71 @@ def test_simulate_command_leaks_by_default(tmp_path, capsys):
     assert "gt_Ktrans.nii.gz" not in names and "dsc_echo-2.nii.gz" in names
     participants = pd.read_csv(tmp_path / "clean" / "participants.tsv", sep="\t")
     assert not participants["leakage"].any()
+
+
+def _min_arterial_fraction(exam):
+    signal = exam.signal[exam.masks["aif"]][:, exam.n_skip:]
+    return signal.min(axis=1) / signal[:, :3].mean(axis=1)
+
+
+def test_saturation_hard_case_puts_the_arteries_at_the_noise_floor():
+    clean = simulate_exam(shape=(12, 12, 2), snr=np.inf, random_state=3)
+    saturated = simulate_exam(shape=(12, 12, 2), snr=np.inf, random_state=3,
+                              hard_cases=["saturation"])
+    # Pure blood at 10 mM and TE 45 ms: S/S0 = exp(-0.045 (7.6 · 10 + 0.574 · 100)) = 0.0025
+    # at the peak (the sampled peak is a little lower); partial-volumed arteries stay above.
+    assert np.all(_min_arterial_fraction(saturated) < 0.02)
+    assert np.all(_min_arterial_fraction(clean) > 0.02)
+    assert saturated.te == 0.045 and saturated.extra["hard_cases"] == "saturation"
+
+
+def test_delayed_territory_hard_case_delays_only_its_lobe():
+    plain, labels = simulate_exam(shape=(16, 16, 2), random_state=4, return_labels=True)
+    delayed = simulate_exam(shape=(16, 16, 2), random_state=4,
+                            hard_cases=["delayed_territory"])
+    lobe = territory_mask(labels, plain.masks["nawm"])
+    assert lobe.any() and not (lobe & (plain.masks["tumor"] | plain.masks["nawm"])).any()
+    shift = delayed.ground_truth["Tmax"] - plain.ground_truth["Tmax"]
+    np.testing.assert_allclose(shift[lobe], 4.0)
+    np.testing.assert_array_equal(delayed.ground_truth["Tmax"][~lobe],
+                                  plain.ground_truth["Tmax"][~lobe])
+    # Outside the lobe and the arteries (which mix with the cortex outside it) nothing
+    # changes; inside, the bolus comes later: the first moment of ΔR2* moves by ~4 s.
+    keep = ~lobe & ~plain.masks["aif"]
+    np.testing.assert_array_equal(delayed.signal[keep], plain.signal[keep])
+    times = np.arange(plain.n_times) * plain.tr
+
+    def first_moment(exam):
+        signal = exam.signal[lobe]
+        drop = -np.log(signal / signal[:, plain.n_skip:plain.n_skip + 3].mean(1)[:, None])
+        return np.sum(drop * times, axis=1) / np.sum(drop, axis=1)
+
+    assert np.median(first_moment(delayed) - first_moment(plain)) > 3.0
+
+
+def test_partial_volume_and_strong_leakage_hard_cases():
+    plain = simulate_exam(shape=(12, 12, 2), snr=np.inf, random_state=5)
+    thin = simulate_exam(shape=(12, 12, 2), snr=np.inf, random_state=5,
+                         hard_cases=["partial_volume"])
+    assert thin.extra["partial_volume"] == 0.3 < plain.extra["partial_volume"]
+    assert np.all(_min_arterial_fraction(thin) > _min_arterial_fraction(plain).max())
+    leaky = simulate_exam(shape=(12, 12, 2), random_state=5, hard_cases=["strong_leakage"])
+    assert leaky.extra["leakage"] and leaky.extra["ktrans_tumor"] == 0.15
+    np.testing.assert_allclose(leaky.ground_truth["Ktrans"][leaky.masks["tumor"]].mean(), 0.15)
+    with pytest.raises(ValueError, match="unknown hard case"):
+        simulate_exam(shape=(8, 8, 1), hard_cases=["stenosis"])
+
+
+def test_simulate_command_writes_hard_cases(tmp_path, capsys):
+    from skperfusion.cli import build_parser, main
+
+    main(["simulate", str(tmp_path / "hard"), "--n-subjects", "2", "--shape", "8", "8", "1",
+          "--hard-case", "saturation", "--hard-case", "delayed_territory"])
+    participants = pd.read_csv(tmp_path / "hard" / "participants.tsv", sep="\t")
+    assert set(participants["hard_cases"]) == {"saturation,delayed_territory"}
+    assert set(participants["te"]) == {0.045} and set(participants["territory_delay"]) == {4.0}
+    for name in HARD_CASES:  # the command offers every hard case, and nothing else
+        build_parser().parse_args(["simulate", "out", "--hard-case", name])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "out", "--hard-case", "stenosis"])
+    assert "invalid choice" in capsys.readouterr().err

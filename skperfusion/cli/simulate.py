@@ -2,9 +2,8 @@
 
 import argparse
 import math
-from pathlib import Path
 
-from .._io import atomic_directory, check_outputs
+from .._io import RESERVED_PREFIX, atomic_directory, check_outputs
 from ._args import add_command, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
@@ -17,11 +16,16 @@ DETAILS = (
 )
 
 
+MANIFEST = f"{RESERVED_PREFIX}cohort.json"
+"""File of a simulated cohort listing what ``simulate`` wrote: all ``--overwrite`` replaces."""
+
+
 def register(subparsers):
     """Add ``simulate`` to the ``skperfusion`` sub-commands (``subparsers``)."""
     parser = add_command(subparsers, "simulate", HELP, DETAILS, run, output={
         "dest": "out_dir", "help": "output cohort folder, written as a whole (with "
-                                   "--overwrite an earlier cohort there is replaced)"})
+                                   "--overwrite an earlier simulated cohort there, unchanged, "
+                                   "is replaced; nothing else ever is)"})
     parser.add_argument("--n-subjects", type=positive_int, default=24, help="cohort size")
     parser.add_argument("--lgg-fraction", type=float, default=0.4,
                         help="fraction of low-grade gliomas, in (0, 1)")
@@ -43,42 +47,29 @@ def register(subparsers):
     parser.add_argument("--preload", type=float, default=0.0,
                         help="preload dose as a fraction of the bolus (0: none), shrinks the "
                              "leakage T1 effect")
+    parser.add_argument("--hard-case", action="append", default=[], dest="hard_cases",
+                        choices=("saturation", "delayed_territory", "partial_volume",
+                                 "strong_leakage"),
+                        help="a hard case of real acquisitions, repeatable: arteries that "
+                             "saturate at the bolus peak (TE 45 ms, high dose), a posterior "
+                             "lobe delayed by 4 s and dispersed by 2 s more, arterial voxels "
+                             "of 30 %% blood, or strong tumour leakage (Ktrans 0.15/min); low "
+                             "SNR is --snr")
 
 
 def run(args):
     """Simulate the cohort described by parsed ``args``."""
     from ..datasets import simulate_cohort  # imported here: --help stays light
 
-    check_cohort_output(args.out_dir, args.overwrite)
-    with atomic_directory(args.out_dir, overwrite=args.overwrite) as folder:
+    check_outputs([args.out_dir], overwrite=args.overwrite, folders=True)
+    with atomic_directory(args.out_dir, overwrite=args.overwrite, manifest=MANIFEST) as folder:
         table = simulate_cohort(folder, args.n_subjects, lgg_fraction=args.lgg_fraction,
                                 shape=tuple(args.shape), snr=args.snr, noise=args.noise,
                                 random_state=args.seed, n_jobs=args.n_jobs, progress=True,
                                 leakage=args.leakage, echo_times=args.echo_times,
-                                preload=args.preload)
+                                preload=args.preload, hard_cases=args.hard_cases)
     counts = table["grade"].value_counts()
     snr = "inf" if math.isinf(args.snr) else f"{args.snr:g}"
     leakage = "leaky tumours" if args.leakage else "no leakage"
     print(f"wrote {len(table)} subjects ({counts.get('LGG', 0)} LGG, {counts.get('HGG', 0)} "
           f"HGG, SNR {snr}, {leakage}) to {args.out_dir}")
-
-
-def check_cohort_output(folder, overwrite):
-    """Refuse a cohort output folder that holds anything but an earlier cohort.
-
-    An empty or missing folder is free; a folder with ``participants.tsv``
-    is an earlier cohort, replaced as a whole only with ``overwrite``; any
-    other non-empty folder is never replaced (it is not ours to delete).
-
-    Parameters
-    ----------
-    folder : str or path-like
-        Output cohort folder.
-    overwrite : bool
-        ``--overwrite`` was given.
-    """
-    folder = Path(folder)
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / "participants.tsv").is_file():
-        raise FileExistsError(f"{folder} is not empty and holds no cohort (participants.tsv); "
-                              "refusing to replace it, even with --overwrite.")
-    check_outputs([folder], overwrite=overwrite, folders=True)

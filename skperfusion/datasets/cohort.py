@@ -31,7 +31,12 @@ through a *non-linear* signal model that no deconvolver assumes:
 7. one echo, or several (``echo_times``): every echo sees the same T1
    weighting, so the dual-echo ratio cancels it;
 8. a venous region (sagittal-sinus-like ``vof`` mask) of pure blood whose
-   curve is the AIF delayed and dispersed by the brain transit (same area).
+   curve is the AIF delayed and dispersed by the brain transit (same area);
+9. hard cases (:data:`HARD_CASES`, ``hard_cases=``): arteries that saturate
+   at the bolus peak (long TE, high dose, pure-blood arterial voxels), a
+   delayed and dispersed territory (a stenosis- or moyamoya-like posterior
+   lobe, :func:`territory_mask`), strong arterial partial volume, strong
+   leakage.
 
 Ground truth is the tissue's own CBF, CBV = CBF · MTT / 60, MTT and Tmax
 (the residue's arrival delay relative to the measured AIF); dispersion,
@@ -66,6 +71,7 @@ from .noise import NOISE_KINDS, add_noise
 __all__ = [
     "BLOOD_RELAXIVITY",
     "EXTRAVASCULAR_RELAXIVITY",
+    "HARD_CASES",
     "R1_RELAXIVITY",
     "RESIDUE_PROBABILITIES",
     "TISSUE_RELAXIVITY",
@@ -73,6 +79,7 @@ __all__ = [
     "draw_subject_parameters",
     "simulate_cohort",
     "simulate_exam",
+    "territory_mask",
     "tissue_labels",
 ]
 
@@ -94,6 +101,28 @@ of a single echo without preload, as in most enhancing gliomas."""
 
 HEMATOCRIT = 0.45
 """Large-vessel haematocrit: plasma concentration = blood concentration / (1 - Hct)."""
+
+HARD_CASES = {
+    "saturation": {"parameters": {"te": 0.045, "aif_peak": 10.0, "partial_volume": 1.0}},
+    "delayed_territory": {"parameters": {"territory_delay": 4.0, "territory_dispersion": 2.0}},
+    "partial_volume": {"parameters": {"partial_volume": 0.3}},
+    "strong_leakage": {"leakage": {"ktrans_tumor": 0.15, "ve_tumor": 0.4}},
+}
+"""Hard cases of real acquisitions, as overrides of the drawn parameters.
+
+- ``"saturation"``: TE 45 ms, a 10 mM arterial peak (high dose) and
+  pure-blood arterial voxels: at the bolus peak the arterial signal falls
+  to the noise floor (``S/S0`` about 0.003 before noise, < 0.02), as in
+  clinical exams at TE 30–45 ms (Ellinger et al. 2000; Calamante 2013);
+- ``"delayed_territory"``: the tissue of :func:`territory_mask` (a posterior
+  lobe of the right hemisphere, clear of the tumour and the NAWM ROI) gets
+  4 s more delay and 2 s more dispersion, as behind a stenosis or in
+  moyamoya disease (Calamante et al. 2000);
+- ``"partial_volume"``: arterial voxels hold 30 % blood (20–40 %), the rest
+  grey-matter signal (van Osch et al. 2001);
+- ``"strong_leakage"``: tumour Ktrans 0.15 1/min and ve 0.4, leakage on.
+
+Low SNR is the ``snr`` parameter itself (e.g. 10–15)."""
 
 LABELS = {"background": 0, "gm": 1, "wm": 2, "csf": 3, "tumor": 4, "artery": 5, "vein": 6}
 """Tissue label values of :func:`tissue_labels`."""
@@ -186,6 +215,30 @@ def tissue_labels(shape=(16, 16, 4), *, tumor_center=(-0.4, 0.1), tumor_radius=0
     return labels, nawm
 
 
+def territory_mask(labels, nawm):
+    """The delayed territory of the ``"delayed_territory"`` hard case.
+
+    The grey and white matter of the posterior right quadrant (normalised
+    ``x > 0.1``, ``y < -0.3``), less the NAWM ROI: a vascular territory (a
+    posterior-cerebral-like lobe) clear of the tumour (left hemisphere) and of
+    the reference region of the tumour/NAWM ratio.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (X, Y, Z)
+        Tissue labels of :func:`tissue_labels`.
+    nawm : ndarray of bool, shape (X, Y, Z)
+        The NAWM ROI of :func:`tissue_labels`.
+
+    Returns
+    -------
+    territory : ndarray of bool, shape (X, Y, Z)
+    """
+    x, y = np.meshgrid(*(np.linspace(-1, 1, n) for n in labels.shape[:2]), indexing="ij")
+    lobe = ((x > 0.1) & (y < -0.3))[..., None]
+    return lobe & np.isin(labels, (LABELS["gm"], LABELS["wm"])) & ~nawm
+
+
 def _uniform(rng, bounds):
     return float(rng.uniform(*bounds))
 
@@ -210,7 +263,10 @@ def draw_subject_parameters(grade, random_state=None):
         ``partial_volume`` (arterial blood fraction), per region
         (``gm``, ``wm``, ``tumor``) ``cbf_<r>`` (ml/100g/min), ``mtt_<r>``
         (s), ``delay_<r>`` (s), ``dispersion_<r>`` (s), ``residue_<r>``
-        (family), and ``target_cbf_ratio`` (tumour / NAWM CBF).
+        (family), ``target_cbf_ratio`` (tumour / NAWM CBF), and the extra
+        delay and dispersion of the delayed territory, ``territory_delay``
+        and ``territory_dispersion`` (s; not drawn: 0 unless a hard case or
+        ``parameters`` sets them).
     """
     if grade not in GRADES:
         raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}.")
@@ -257,6 +313,7 @@ def draw_subject_parameters(grade, random_state=None):
     families, probabilities = zip(*RESIDUE_PROBABILITIES.items(), strict=True)
     for region in ("gm", "wm", "tumor"):
         params[f"residue_{region}"] = str(rng.choice(families, p=probabilities))
+    params["territory_delay"] = params["territory_dispersion"] = 0.0
     return params
 
 
@@ -335,8 +392,13 @@ def _chunked_concentration(arterial, tr, cbf, mtt, *, n_times, oversample, **kwa
     return tissue
 
 
-def _vascular_tissue(labels, params, rng, oversample):
-    """Tissue concentration (mM) of GM, WM and tumour, the truth maps and tumour delays."""
+def _vascular_tissue(labels, params, rng, oversample, territory):
+    """Tissue concentration (mM) of GM, WM and tumour, the truth maps and tumour delays.
+
+    Voxels of ``territory`` get ``territory_delay`` more delay and
+    ``territory_dispersion`` more dispersion; the random draws do not
+    depend on it.
+    """
     shape, (tr, n_times) = labels.shape, (params["tr"], params["n_times"])
     truth = {name: np.full(shape, np.nan) for name in MAP_NAMES}
     concentration = np.zeros((*shape, n_times))
@@ -354,14 +416,22 @@ def _vascular_tissue(labels, params, rng, oversample):
         # Normalised to mean 1 so the region mean is the drawn subject value.
         cbf = params[f"cbf_{region}"] * heterogeneity[0] / heterogeneity[0].mean()
         mtt = params[f"mtt_{region}"] * heterogeneity[1]
-        delay = params[f"delay_{region}"] + rng.uniform(0.0, 0.5, n_voxels)
+        lobe = territory[voxels]
+        delay = (params[f"delay_{region}"] + rng.uniform(0.0, 0.5, n_voxels)
+                 + params["territory_delay"] * lobe)
         family = params[f"residue_{region}"]
         residue_kw = {"shape": rng.uniform(*_GAMMA_SHAPE, n_voxels)} if family == "gamma" else {}
-        arterial = functools.partial(_arterial_concentration, **_aif_parameters(params),
-                                     dispersion=params[f"dispersion_{region}"])
-        concentration[voxels] = _chunked_concentration(
-            arterial, tr, cbf, mtt, family=family, delay=delay, n_times=n_times,
-            oversample=oversample, **residue_kw)
+        region_curves = np.empty((n_voxels, n_times))
+        for part, extra in ((~lobe, 0.0), (lobe, params["territory_dispersion"])):
+            if not part.any():
+                continue
+            arterial = functools.partial(_arterial_concentration, **_aif_parameters(params),
+                                         dispersion=params[f"dispersion_{region}"] + extra)
+            region_curves[part] = _chunked_concentration(
+                arterial, tr, cbf[part], mtt[part], family=family, delay=delay[part],
+                n_times=n_times, oversample=oversample,
+                **{key: value[part] for key, value in residue_kw.items()})
+        concentration[voxels] = region_curves
         truth["CBF"][voxels], truth["MTT"][voxels], truth["Tmax"][voxels] = cbf, mtt, delay
         delays[region] = delay
     truth["CBV"] = cbv_from_cbf_mtt(truth["CBF"], truth["MTT"])
@@ -411,8 +481,9 @@ def _t1_weighting(ees, params, leak, preload):
             / spgr_signal(before, params["tr"], leak["flip_angle"]))
 
 
-def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload):
-    """Noise-free signal of every echo, shape (X, Y, Z, T, E)."""
+def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload, territory):
+    """Noise-free signal of every echo, shape (X, Y, Z, T, E); arteries mix with the cortex
+    outside ``territory``."""
     times = np.arange(params["n_times"]) * params["tr"]
     blood = _arterial_concentration(times, **_aif_parameters(params))
     venous = _arterial_concentration(
@@ -426,8 +497,11 @@ def _signal(labels, params, leak, concentration, ees, echo_times, rng, preload):
         s0_of_label[LABELS[name]] = value
     s0 = _SIGNAL_SCALE * _bias_field(labels.shape, rng) * s0_of_label[labels]
     artery, vein = labels == LABELS["artery"], labels == LABELS["vein"]
-    gm_curve = delta_r2[labels == LABELS["gm"]].mean(axis=0)
-    fraction = np.clip(params["partial_volume"] + rng.uniform(-0.1, 0.1, int(artery.sum())),
+    gm_curve = delta_r2[(labels == LABELS["gm"]) & ~territory].mean(axis=0)
+    # Blood fraction within +-0.1 of the drawn one (less near 1: pure blood stays pure).
+    spread = min(0.1, max(0.0, 1.0 - params["partial_volume"]))
+    fraction = np.clip(params["partial_volume"]
+                       + spread / 0.1 * rng.uniform(-0.1, 0.1, int(artery.sum())),
                        0.05, 1.0)[:, None]
     echoes = []
     for te in echo_times:
@@ -499,7 +573,7 @@ def _checked_echo_times(echo_times):
 
 def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=50.0,
                   noise="rician", oversample=10, random_state=None, return_labels=False,
-                  leakage=False, echo_times=None, preload=0.0, parameters=None):
+                  leakage=False, echo_times=None, preload=0.0, parameters=None, hard_cases=()):
     """Simulate one DSC exam of a glioma patient, with ground-truth maps.
 
     Parameters
@@ -540,6 +614,12 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         Values that replace some of the drawn
         :func:`draw_subject_parameters` (e.g. ``{"mtt_tumor": 5.0}``), for
         controlled experiments; the other draws are unchanged.
+    hard_cases : sequence of str, default=()
+        Names among :data:`HARD_CASES` (``"saturation"``,
+        ``"delayed_territory"``, ``"partial_volume"``, ``"strong_leakage"``),
+        applied in order before ``parameters`` and ``leakage`` (whose values
+        win). The other draws are unchanged, so an exam with and without a
+        hard case differs by that case only.
 
     Returns
     -------
@@ -551,8 +631,11 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         of :func:`draw_subject_parameters` and
         :func:`draw_leakage_parameters`, ``snr``, ``noise``, ``leakage``,
         ``preload``, ``true_cbf_ratio`` (mean tumour CBF / mean NAWM CBF),
-        ``true_aif_area`` (mM·s, blood) and ``vof_area_ratio`` (venous /
-        arterial blood curve area over the kept frames).
+        ``true_aif_area`` (mM·s, blood), ``vof_area_ratio`` (venous /
+        arterial blood curve area over the kept frames) and ``hard_cases``
+        (comma-separated names). The delayed territory is
+        ``territory_mask(labels, exam.masks["nawm"])``; its delays are in
+        the Tmax truth.
     labels : ndarray of int, shape ``shape``
         Tissue labels; only with ``return_labels=True``.
     """
@@ -561,21 +644,36 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     if not (np.ndim(preload) == 0 and preload >= 0):
         raise ValueError(f"preload must be a dose fraction >= 0; got {preload!r}.")
     multi_echo = _checked_echo_times(echo_times)
+    hard_cases = tuple(hard_cases)
+    unknown = set(hard_cases) - set(HARD_CASES)
+    if unknown:
+        raise ValueError(f"unknown hard case(s) {sorted(unknown)}; expected names among "
+                         f"{sorted(HARD_CASES)}.")
+    subject_values, leak_values = {}, {}
+    for name in hard_cases:
+        subject_values.update(HARD_CASES[name].get("parameters", {}))
+        leak_values.update(HARD_CASES[name].get("leakage", {}))
+    if leak_values or isinstance(leakage, dict):
+        leakage = {**leak_values, **(leakage if isinstance(leakage, dict) else {})}
     rng = np.random.default_rng(random_state)
     leak_rng = _child_stream(rng)
     params = draw_subject_parameters(grade, rng)
-    params.update(_overrides(parameters, params, "subject"))
+    params.update(_overrides({**subject_values, **(parameters or {})}, params, "subject"))
     leak = draw_leakage_parameters(grade, leak_rng)
     if isinstance(leakage, dict):
         leak.update(_overrides(leakage, leak, "leakage"))
     centre = (-0.4 + rng.uniform(-0.08, 0.08), rng.uniform(-0.15, 0.25))
     labels, nawm = tissue_labels(shape, tumor_center=centre,
                                  tumor_radius=rng.uniform(0.24, 0.32))
-    concentration, truth, tumour_delay = _vascular_tissue(labels, params, rng, oversample)
+    territory = (territory_mask(labels, nawm) if params["territory_delay"]
+                 or params["territory_dispersion"] else np.zeros(labels.shape, dtype=bool))
+    concentration, truth, tumour_delay = _vascular_tissue(labels, params, rng, oversample,
+                                                          territory)
     ees, ktrans = _extravascular(labels, params, leak, leak_rng, tumour_delay, oversample,
                                  leakage)
     tes = multi_echo or (params["te"],)
-    signal, areas = _signal(labels, params, leak, concentration, ees, tes, rng, preload)
+    signal, areas = _signal(labels, params, leak, concentration, ees, tes, rng, preload,
+                            territory)
     signal = _add_echo_noise(signal, snr, params, noise, tes, rng)
     tumor = labels == LABELS["tumor"]
     masks = {"aif": labels == LABELS["artery"], "vof": labels == LABELS["vein"],
@@ -583,6 +681,7 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
     if leakage:
         truth["Ktrans"] = ktrans
     extra = dict(params, **leak, snr=float(snr), noise=noise, leakage=bool(leakage),
+                 hard_cases=",".join(hard_cases),
                  preload=float(preload), **areas,
                  true_cbf_ratio=float(truth["CBF"][tumor].mean() / truth["CBF"][nawm].mean()))
     exam = Exam(signal=(signal if multi_echo else signal[..., 0]).astype(np.float32),
@@ -600,7 +699,7 @@ def _simulate_and_write(root, subject_id, grade, seed, kwargs):
 
 def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4), snr=50.0,
                     noise="rician", random_state=None, n_jobs=None, progress=False,
-                    leakage=False, echo_times=None, preload=0.0):
+                    leakage=False, echo_times=None, preload=0.0, hard_cases=()):
     """Write a synthetic glioma cohort in the on-disk cohort layout, with ground truth.
 
     Parameters
@@ -632,6 +731,9 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
         Echo times in seconds for multi-echo exams (``dsc_echo-<n>`` files).
     preload : float, default=0.0
         Preload dose fraction, see :func:`simulate_exam`.
+    hard_cases : sequence of str, default=()
+        Hard cases of every subject, names among :data:`HARD_CASES`, see
+        :func:`simulate_exam`.
 
     Returns
     -------
@@ -655,7 +757,7 @@ def simulate_cohort(root, n_subjects=24, *, lgg_fraction=0.4, shape=(16, 16, 4),
     width = max(3, len(str(n_subjects)))
     ids = [f"sub-{i + 1:0{width}d}" for i in range(n_subjects)]
     kwargs = {"shape": tuple(shape), "snr": snr, "noise": noise, "leakage": leakage,
-              "echo_times": echo_times, "preload": preload}
+              "echo_times": echo_times, "preload": preload, "hard_cases": tuple(hard_cases)}
     # Threads by default (numpy FFTs and zlib release the GIL; no process
     # start-up); a joblib backend set by the caller still takes precedence.
     rows = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
