@@ -1,8 +1,11 @@
 """Safe file output shared by every writer of the library (SPEC §12).
 
-- :func:`atomic_write` writes a set of files into one folder all-or-nothing;
+- :func:`atomic_write` writes a set of files into one folder all-or-nothing
+  and, without ``overwrite``, claims the names at commit time (under a lock
+  file), so that of two runs into one folder exactly one wins;
 - :func:`atomic_directory` builds a whole folder (a cohort) beside its final
-  place and renames it in at the end;
+  place and renames it in at the end; with a manifest it replaces only a
+  folder that it wrote itself, unchanged;
 - :func:`check_outputs` refuses to replace existing outputs without
   ``overwrite`` and refuses, always, to write over an input of the run;
 - :func:`check_path_component` and :func:`check_inside` keep paths taken
@@ -15,11 +18,14 @@ Temporary files and folders are named
 ``.skperfusion-bak-...``; ``<host>`` a short hash of the machine's name): a
 later run on the same machine removes the ones whose process no longer
 exists, so a killed run leaves nothing behind for long, while those of other
-machines sharing the folder (a cluster) are left alone.
+machines sharing the folder (a cluster) are left alone. Every name starting
+with ``.skperfusion-`` is reserved: no output may take one. Folders a failed
+or interrupted write created are removed again when they are left empty.
 """
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -27,13 +33,23 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
-__all__ = ["atomic_directory", "atomic_write", "check_inside", "check_outputs",
-           "check_path_component", "csv_safe", "remove_stale_temporaries", "write_csv"]
+__all__ = ["RESERVED_PREFIX", "atomic_directory", "atomic_write", "check_inside",
+           "check_outputs", "check_path_component", "csv_safe", "remove_stale_temporaries",
+           "write_csv"]
+
+RESERVED_PREFIX = ".skperfusion-"
+"""Start of the names skperfusion keeps for itself (temporaries, backups, lock, manifests)."""
 
 _TEMP = ".skperfusion-tmp-"
 _BACKUP = ".skperfusion-bak-"
+_LOCK = ".skperfusion-lock"
+# The commit of a set takes milliseconds; a lock held longer belongs to a stuck run.
+_LOCK_WAIT_S = 60.0
+# Longest file name most file systems take (NAME_MAX), in bytes.
+_NAME_MAX = 255
 _OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-([0-9a-f]{{8}})-"
                     "[0-9a-f]{8}-")
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
@@ -164,7 +180,74 @@ def _undo(placed, backups):
         os.replace(backup, final)
 
 
-def atomic_write(writers, out_dir, *, remove=()):
+def _make_folder(folder):
+    """Create ``folder`` and its missing parents; return the created ones, deepest first."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_if_empty(created):
+    """Remove folders made by :func:`_make_folder` that are still empty (deepest first)."""
+    for path in created:
+        try:
+            path.rmdir()
+        except OSError:  # not empty (another run wrote there), or already gone
+            return
+
+
+def _check_length(name, what):
+    """Refuse a name whose temporary form would exceed the file system's name limit."""
+    longest = len(_owned_name(_BACKUP, "").encode())
+    if len(str(name).encode()) + longest > _NAME_MAX:
+        raise ValueError(f"{what} {str(name)[:40]!r}... is {len(str(name).encode())} bytes long; "
+                         f"at most {_NAME_MAX - longest} are possible here (file names are "
+                         f"limited to {_NAME_MAX} bytes).")
+
+
+def _lock_is_stale(lock):
+    """Whether ``lock`` was left by a dead process of this machine."""
+    try:
+        pid, host = lock.read_text().split()
+        return host == _HOST and not _alive(int(pid))
+    except (OSError, ValueError):  # being written, or already gone: not stale yet
+        return False
+
+
+@contextlib.contextmanager
+def _commit_lock(folder):
+    """Hold ``folder/.skperfusion-lock`` (created with ``O_EXCL``) while the block runs.
+
+    Runs writing into one folder commit one after the other, so that their
+    sets never interleave and a run without ``overwrite`` sees, under the
+    lock, whether another run has written its names meanwhile. A lock whose
+    process (on this machine) no longer exists is broken; one held longer
+    than a minute is an error.
+    """
+    lock = folder / _LOCK
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            if _lock_is_stale(lock):
+                lock.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"another run has held {lock} for over {_LOCK_WAIT_S:g} s; "
+                                   "if no skperfusion run writes into "
+                                   f"{folder}, remove {lock}.") from None
+            else:
+                time.sleep(0.01)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"{os.getpid()} {_HOST}\n")
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def atomic_write(writers, out_dir, *, remove=(), overwrite=True):
     """Write a set of files into one folder all-or-nothing.
 
     Every file is first written to a temporary file in ``out_dir`` (named
@@ -176,14 +259,22 @@ def atomic_write(writers, out_dir, *, remove=()):
     interrupted call leaves either the complete new set or the previous
     state, and no temp file. Targets are checked before anything is
     written: a folder or a symbolic link of a target's name is an error.
-    Temporary files of earlier, killed runs are removed.
+    Temporary files of earlier, killed runs are removed, and folders this
+    call created are removed again if it fails before its set is in place.
 
-    Existing files are replaced: callers refuse them beforehand where the
-    user has to opt in (:func:`check_outputs`). Files of an earlier set
-    that the new one does not have (e.g. a ``K2`` map of an earlier run
-    with leakage correction) are named in ``remove``: they go in the same
-    step, so the folder never mixes two runs' outputs. The files get the
-    permissions an ordinary ``open`` would give them (``0o666 & ~umask``).
+    The renames happen under a lock file, ``out_dir/.skperfusion-lock``
+    (created with ``O_EXCL``): runs writing into one folder commit one after
+    the other. With ``overwrite=False`` the targets are checked again under
+    the lock, so that of two runs started together into one folder exactly
+    one writes its set and the other fails, writing nothing.
+
+    Existing files are replaced with ``overwrite``: callers refuse them
+    beforehand where the user has to opt in (:func:`check_outputs`). Files
+    of an earlier set that the new one does not have (e.g. a ``K2`` map of
+    an earlier run with leakage correction) are named in ``remove``: they go
+    in the same step, so the folder never mixes two runs' outputs. The files
+    get the permissions an ordinary ``open`` would give them
+    (``0o666 & ~umask``).
 
     Parameters
     ----------
@@ -197,6 +288,10 @@ def atomic_write(writers, out_dir, *, remove=()):
     remove : iterable of str, default=()
         File names in ``out_dir`` (not in ``writers``) to remove together
         with the renames, where they exist.
+    overwrite : bool, default=True
+        Replace existing targets. With False, a target (or a name of
+        ``remove``) that exists when the set is committed is an error and
+        nothing is written.
 
     Returns
     -------
@@ -206,52 +301,101 @@ def atomic_write(writers, out_dir, *, remove=()):
     Raises
     ------
     IsADirectoryError, FileExistsError
-        A target is a folder or a symbolic link (nothing is written).
+        A target is a folder or a symbolic link (nothing is written), or,
+        without ``overwrite``, exists at commit time.
     ValueError
-        A file name has a folder part.
+        A file name has a folder part, is reserved (``.skperfusion-...``) or
+        is too long for the file system.
+    TimeoutError
+        Another run held the folder's lock for over a minute.
     """
     out_dir = Path(out_dir)
     remove = [name for name in remove if name not in writers]
     for name in [*writers, *remove]:
         check_path_component(name, what="output file name")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
+        _check_length(name, "output file name")
     finals = [out_dir / name for name in writers]
     removed = [out_dir / name for name in remove]
     for final in [*finals, *removed]:
         _check_target(final)
+    created = _make_folder(out_dir)
     mode = 0o666 & ~_umask()
-    staged = []
+    staged, placed = [], []
     try:
+        remove_stale_temporaries(out_dir)
         for (name, write), final in zip(writers.items(), finals, strict=True):
             temp = out_dir / _owned_name(_TEMP, name)
             staged.append((temp, final))
             temp.touch(mode=0o600, exist_ok=False)
             write(temp)
             os.chmod(temp, mode)
-        with _signals_held() as stop_requested:
+        with _commit_lock(out_dir), _signals_held() as stop_requested:
+            taken = [final for final in [*finals, *removed] if final.exists()
+                     or final.is_symlink()] if not overwrite else []
+            if taken:
+                raise FileExistsError(f"{taken[0]} was written by another run while this one "
+                                      "worked; nothing was written (pass --overwrite to "
+                                      "replace it).")
             placed, backups = _commit([*staged, *((None, final) for final in removed)])
             if stop_requested():
                 # Undo the set: the stop is delivered when the signals are released.
                 _undo(placed, backups)
-                backups = []
+                placed, backups = [], []
         for backup, _ in backups:
             backup.unlink(missing_ok=True)
     finally:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
+        if not placed:
+            _remove_if_empty(created)
     return finals
 
 
+def _listing(folder, manifest):
+    """Relative path to size in bytes (None for a folder, -1 for a link) under ``folder``."""
+    entries = {}
+    for root, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            path = Path(root) / name
+            relative = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                entries[relative] = -1
+            elif path.is_dir():
+                entries[relative] = None
+            elif relative != manifest:
+                entries[relative] = path.stat().st_size
+    return entries
+
+
+def _manifest_problem(folder, manifest):
+    """Why ``folder`` is not exactly what its ``manifest`` lists (None when it is)."""
+    try:
+        listed = json.loads((folder / manifest).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return (f"it holds no valid {manifest}, the list of what skperfusion wrote there, so "
+                "it may hold data of yours")
+    if not isinstance(listed, dict):
+        return f"its {manifest} is not a list of files"
+    actual = _listing(folder, manifest)
+    foreign = sorted(name for name in actual if name not in listed or listed[name] == -1)
+    if foreign:
+        return f"{folder / foreign[0]} was not written by skperfusion"
+    changed = sorted(name for name, size in actual.items() if listed[name] != size)
+    if changed:
+        return f"{folder / changed[0]} was changed since skperfusion wrote it"
+    return None
+
+
 @contextlib.contextmanager
-def atomic_directory(target, *, overwrite=False):
+def atomic_directory(target, *, overwrite=False, manifest=None):
     """Build a folder beside ``target`` and rename it into place at the end.
 
     The block receives a temporary sibling folder
     (``.skperfusion-tmp-<pid>-<host>-<token>-<name>``) to fill. When the block ends
     normally the folder is renamed to ``target`` (with SIGINT/SIGTERM held
     back); on an exception or interrupt it is removed, and ``target`` is
-    left as it was. Stale temporary siblings of killed runs are removed.
+    left as it was (parent folders this call created are removed again).
+    Stale temporary siblings of killed runs are removed.
 
     Parameters
     ----------
@@ -261,6 +405,13 @@ def atomic_directory(target, *, overwrite=False):
         Replace an existing ``target`` as a whole (it is moved aside and
         removed only after the new folder is in place). Without it an
         existing non-empty ``target`` is an error; an empty one is replaced.
+    manifest : str or None, default=None
+        Name of a file (reserved, e.g. ``".skperfusion-cohort.json"``)
+        written into the folder at the end, listing every file and folder in
+        it with its size. With a manifest, ``overwrite`` replaces a
+        non-empty ``target`` only if it holds that file and exactly what it
+        lists (no other file, no size changed): a folder holding anything
+        else is refused, even with ``overwrite``, and left unchanged.
 
     Yields
     ------
@@ -269,14 +420,20 @@ def atomic_directory(target, *, overwrite=False):
     """
     target = Path(target)
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(parent)
-    _check_replaceable(target, overwrite)
+    _check_length(target.name, "output folder name")
+    _check_replaceable(target, overwrite, manifest)
+    created = _make_folder(parent)
+    done = False
     temp = parent / _owned_name(_TEMP, target.name)
-    temp.mkdir()
     try:
+        remove_stale_temporaries(parent)
+        temp.mkdir()
         yield temp
-        _check_replaceable(target, overwrite)
+        if manifest is not None:
+            (temp / manifest).write_text(json.dumps(
+                {"written_by": "skperfusion", "files": _listing(temp, manifest)},
+                indent=1, sort_keys=True) + "\n")
+        _check_replaceable(target, overwrite, manifest)
         with _signals_held() as stop_requested:
             backup = None
             if target.exists():
@@ -288,23 +445,33 @@ def atomic_directory(target, *, overwrite=False):
                 if backup is not None:
                     os.replace(backup, target)
                 raise
+            done = True
             if stop_requested():
                 os.replace(target, temp)
                 if backup is not None:
                     os.replace(backup, target)
-                backup = None
+                backup, done = None, False
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+        if not done:
+            _remove_if_empty(created)
 
 
-def _check_replaceable(target, overwrite):
+def _check_replaceable(target, overwrite, manifest=None):
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise FileExistsError(f"{target} exists and is not a folder; choose another output.")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
+    if not (target.is_dir() and any(target.iterdir())):
+        return
+    if not overwrite:
         raise FileExistsError(f"{target} exists and is not empty; pass --overwrite to "
                               "replace it.")
+    problem = None if manifest is None else _manifest_problem(target, manifest)
+    if problem is not None:
+        raise FileExistsError(f"refusing to replace {target}, even with --overwrite: {problem}. "
+                              "Only a folder skperfusion wrote, unchanged, is replaced; "
+                              "choose another output or empty it yourself.")
 
 
 def _resolved(path):
@@ -392,9 +559,15 @@ def check_path_component(name, *, what="name", pattern=None):
     ------
     ValueError
         Empty, ``.`` or ``..``, absolute, holding a path separator or a NUL,
-        or not matching ``pattern``.
+        not matching ``pattern``, or starting with the reserved
+        ``.skperfusion-`` (the names of temporaries, which a later run
+        removes).
     """
     text = str(name)
+    if text.startswith(RESERVED_PREFIX):
+        raise ValueError(f"{what} {text!r} starts with {RESERVED_PREFIX!r}, reserved for "
+                         "skperfusion's temporary files (a later run would delete it); "
+                         "choose another name.")
     bad = (not text or text in (".", "..") or "\0" in text or os.path.isabs(text)
            or any(sep in text for sep in _SEPARATORS))
     if bad or (pattern is not None and re.fullmatch(pattern, text) is None):

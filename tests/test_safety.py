@@ -47,7 +47,8 @@ def _digest(folder):
 
 def _temporaries(*folders):
     return [p for folder in folders if folder.exists()
-            for p in folder.rglob(".skperfusion-*")]
+            for pattern in (".skperfusion-tmp-*", ".skperfusion-bak-*", ".skperfusion-lock")
+            for p in folder.rglob(pattern)]
 
 
 def _refused(capsys, argv, *needles):
@@ -186,15 +187,43 @@ def test_simulate_refuses_existing_folders(cohort, tmp_path, capsys):
     papers.mkdir()
     (papers / "thesis.tex").write_text("years of work")
     _refused(capsys, ["simulate", papers, "--n-subjects", "2", "--overwrite"], papers,
-             "holds no cohort")
+             "even with --overwrite", "may hold data of yours")
     assert (papers / "thesis.tex").read_text() == "years of work"
-    # An earlier cohort is replaced as a whole with --overwrite.
+    # An earlier simulated cohort is replaced as a whole with --overwrite.
     other = tmp_path / "other"
     assert main(["simulate", str(other), "--n-subjects", "3", "--shape", "8", "8", "1"]) == 0
     assert main(["simulate", str(other), "--n-subjects", "2", "--shape", "8", "8", "1",
                  "--overwrite"]) == 0
-    assert sorted(p.name for p in other.iterdir()) == ["participants.tsv", "sub-001",
-                                                       "sub-002"]
+    assert sorted(p.name for p in other.iterdir()) == [".skperfusion-cohort.json",
+                                                       "participants.tsv", "sub-001", "sub-002"]
+    assert _temporaries(tmp_path) == []
+
+
+def test_simulate_overwrite_replaces_only_what_it_wrote(cohort, tmp_path, capsys):
+    # A real cohort (participants.tsv, no record of being simulated) is never replaced.
+    real = tmp_path / "real"
+    shutil.copytree(cohort, real)
+    (real / ".skperfusion-cohort.json").unlink()
+    (real / "my_notes.txt").write_text("notes")
+    before = _digest(real)
+    _refused(capsys, ["simulate", real, "--n-subjects", "2", "--overwrite"], real,
+             "even with --overwrite")
+    assert _digest(real) == before
+    # A simulated cohort with a file added, or a file changed, is not replaced either.
+    simulated = tmp_path / "simulated"
+    shutil.copytree(cohort, simulated)
+    (simulated / "sub-002" / "notes.txt").write_text("mine")
+    before = _digest(simulated)
+    _refused(capsys, ["simulate", simulated, "--n-subjects", "2", "--overwrite"],
+             simulated / "sub-002" / "notes.txt", "not written by skperfusion")
+    assert _digest(simulated) == before
+    (simulated / "sub-002" / "notes.txt").unlink()
+    with open(simulated / "participants.tsv", "a") as table:
+        table.write("sub-real\tHGG\n")
+    before = _digest(simulated)
+    _refused(capsys, ["simulate", simulated, "--n-subjects", "2", "--overwrite"],
+             simulated / "participants.tsv", "changed")
+    assert _digest(simulated) == before
     assert _temporaries(tmp_path) == []
 
 
