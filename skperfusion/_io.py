@@ -506,10 +506,16 @@ def check_outputs(outputs, *, inputs=(), overwrite=False, folders=False):
         A folder exists where a file is expected, or a file where the
         output's folder should be.
     ValueError
-        An output is an input of the run. The message names both.
+        An output is an input of the run (the message names both), its name
+        is reserved (``.skperfusion-...``) or too long for the file system.
     """
     inputs = [_resolved(path) for path in inputs]
     for output in map(Path, outputs):
+        if output.name.startswith(RESERVED_PREFIX):
+            raise ValueError(f"output {output} starts with {RESERVED_PREFIX!r}, reserved for "
+                             "skperfusion's temporary files (a later run would delete it); "
+                             "choose another name.")
+        _check_length(output.name, "output name")
         real = _resolved(output)
         for source in inputs:
             if (real == source or (output.exists() and source in real.parents)

@@ -157,8 +157,14 @@ def test_maps_refuses_to_write_over_its_exam(cohort, tmp_path, capsys):
     exam = tmp_path / "sub-copy"
     shutil.copytree(cohort / "sub-001", exam)
     before = _digest(exam)
-    _refused(capsys, ["maps", exam, exam, "--prefix", "gt_", "--overwrite"],
-             exam / "gt_CBF.nii.gz", "input of this run")
+    _refused(capsys, ["maps", exam, exam, "--prefix", "gt_", "--overwrite"], exam,
+             "exam folder")
+    # A link to the exam's own ground truth, elsewhere, is an input too.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gt_CBF.nii.gz").symlink_to(exam / "gt_CBF.nii.gz")
+    _refused(capsys, ["maps", exam, out, "--prefix", "gt_", "--overwrite"],
+             out / "gt_CBF.nii.gz", "input of this run")
     assert _digest(exam) == before
 
 
@@ -250,6 +256,84 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
     names = {p.name for p in out.iterdir()}
     assert names >= {f"{n}.nii.gz" for n in MAP_NAMES} and stale.name not in names
     assert _temporaries(out) == []
+
+
+def _maps_digest(folder):
+    """Content of the maps and AIF table of ``folder`` (the figure is not compared)."""
+    return {name: digest for name, digest in _digest(folder).items() if name != "aif.png"}
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_two_concurrent_maps_runs_into_one_folder_one_wins(cohort, tmp_path):
+    exam = cohort / "sub-001"
+    expected = {}
+    for method in ("osvd", "tikhonov"):
+        assert main(["maps", str(exam), str(tmp_path / method), "--method", method,
+                     "--aif-plot"]) == 0
+        expected[method] = _maps_digest(tmp_path / method)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # --aif-plot imports matplotlib between the early check and the commit: both runs
+    # pass the early check before either commits.
+    runs = {method: subprocess.Popen([*_command(), "maps", str(exam), str(out), "--method",
+                                      method, "--aif-plot"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+            for method in ("osvd", "tikhonov")}
+    results = {method: (run.wait(timeout=120), run.stderr.read()) for method, run in runs.items()}
+    for run in runs.values():
+        run.stdout.close()
+        run.stderr.close()
+    winners = [method for method, (status, _) in results.items() if status == 0]
+    assert len(winners) == 1, results
+    (loser,) = set(results) - set(winners)
+    status, error = results[loser]
+    assert status == 2 and len(error.strip().splitlines()) == 1, error
+    assert str(out) in error and "--overwrite" in error, error
+    assert _maps_digest(out) == expected[winners[0]]
+    assert _temporaries(out) == []
+
+
+def test_maps_mask_selects_the_mapped_voxels(cohort, tmp_path, capsys):
+    exam = cohort / "sub-001"
+    assert main(["maps", str(exam), str(tmp_path / "brain")]) == 0
+    tumor = nib.load(exam / "tumor_mask.nii.gz").get_fdata() > 0
+    nawm = nib.load(exam / "nawm_mask.nii.gz").get_fdata() > 0
+    brain = nib.load(tmp_path / "brain" / "CBF.nii.gz").get_fdata()
+    for name, mask in (("tumor", tumor), ("nawm", nawm)):
+        assert main(["maps", str(exam), str(tmp_path / name), "--mask", name]) == 0
+        cbf = nib.load(tmp_path / name / "CBF.nii.gz").get_fdata()
+        assert np.isnan(cbf[~mask]).all()
+        # oSVD maps each voxel on its own: the same values as in the brain run.
+        np.testing.assert_allclose(cbf[mask], brain[mask], rtol=1e-6)
+    assert not (tmp_path / "tumor" / "rCBF.nii.gz").exists()
+    assert (tmp_path / "nawm" / "rCBF.nii.gz").is_file()
+    copy = tmp_path / "sub-009"
+    shutil.copytree(exam, copy)
+    (copy / "tumor_mask.nii.gz").unlink()
+    capsys.readouterr()
+    _refused(capsys, ["maps", copy, tmp_path / "none", "--mask", "tumor"], "--mask tumor",
+             copy / "tumor_mask.nii.gz")
+    assert not (tmp_path / "none").exists()
+
+
+def test_maps_outputs_never_land_in_the_exam_folder(cohort, tmp_path, capsys):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    (exam / "aif_mask.nii.gz").unlink()
+    before = _digest(exam)
+    _refused(capsys, ["maps", exam, exam, "--aif", "auto"], exam, "exam folder",
+             "aif_mask.nii.gz")
+    assert _digest(exam) == before
+
+
+@pytest.mark.parametrize("prefix", [".skperfusion-tmp-1-00000000-00000000-", "x" * 250])
+def test_reserved_and_overlong_prefixes_are_refused_leaving_nothing(cohort, tmp_path, capsys,
+                                                                     prefix):
+    out = tmp_path / "out"
+    _refused(capsys, ["maps", cohort / "sub-001", out, "--prefix", prefix], "--prefix"
+             if prefix.startswith(".") else "bytes long")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- cohort paths stay inside the cohort --------------------------------------------------------

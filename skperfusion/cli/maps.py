@@ -49,7 +49,9 @@ def register(subparsers):
                                         "'skperfusion train')")
     add_curve_arguments(parser, aif_default=None)
     parser.add_argument("--mask", default="brain", choices=("brain", "tumor", "nawm"),
-                        help="voxels to map")
+                        help="voxels to map (NaN elsewhere); 'tumor' and 'nawm' need that "
+                             "mask in the exam, and 'tumor' writes no rCBF/rCBV (they need "
+                             "the NAWM mean)")
     parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="voxels deconvolved at a time (bounds memory; default: the "
                              "method's own)")
@@ -90,7 +92,7 @@ def add_curve_arguments(parser, aif_default="mask"):
                              "--aif-scaling vof")
 
 
-def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
+def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask="brain"):
     """A mapper for one exam with a registered deconvolver.
 
     Parameters
@@ -106,6 +108,8 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
         The exam-to-curves step.
     chunk_size : int or None, default=None
         Voxels deconvolved at a time, where the deconvolver has that parameter.
+    mask : {"brain", "tumor", "nawm"}, default="brain"
+        Exam mask whose voxels are mapped.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None):
         deconvolver.set_params(chunk_size=chunk_size)
     if spec.trainable:
         deconvolver = FrozenEstimator(deconvolver)
-    return PerfusionMapper(deconvolver, curves=curves, **grid)
+    return PerfusionMapper(deconvolver, curves=curves, mask=mask, **grid)
 
 
 def _output_names():
@@ -163,19 +167,30 @@ def run(args):
         if aif is None and Path(args.exam_dir).is_dir():
             raise ValueError(f"{args.exam_dir} has no aif_mask.nii.gz; give one or select the "
                              "arterial voxels automatically with --aif auto.")
+    if Path(args.exam_dir).resolve() == out_dir.resolve():
+        raise ValueError(f"refusing to write the maps into the exam folder {args.exam_dir}: "
+                         "a later run would read their aif_mask.nii.gz as the exam's own; "
+                         "choose another output.")
     exam = load_exam(args.exam_dir, require_rois=False, require_aif=aif == "mask")
+    if args.mask not in exam.masks:
+        raise ValueError(f"subject {exam.subject_id}: --mask {args.mask} needs "
+                         f"{Path(args.exam_dir) / f'{args.mask}_mask.nii.gz'}, which does not "
+                         "exist.")
     curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage,
                           relaxivity=args.relaxivity)
     mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
-                         chunk_size=args.chunk_size)
+                         chunk_size=args.chunk_size, mask=args.mask)
     outputs = [f"{args.prefix}{name}" for name in _output_names()]
     check_outputs([out_dir / name for name in outputs],
                   inputs=[args.exam_dir, *([args.model] if args.model else [])],
                   overwrite=args.overwrite)
     result = mapper.fit([exam]).transform([exam])[0]
-    maps = {**result.maps, **normalized_maps(result)}
+    # rCBF/rCBV divide by the NAWM mean, which a tumour-only run does not map.
+    maps = {**result.maps, **(normalized_maps(result) if args.mask != "tumor" else {})}
     writers = {**map_writers(maps, exam, args.prefix),
                **aif_writers(result.aif, exam, args.prefix, plot=args.aif_plot)}
     # With --overwrite, maps of the earlier run that this one lacks (e.g. K2) go too.
-    paths = atomic_write(writers, out_dir, remove=outputs)
+    # Without --overwrite the names are claimed again at commit time: of two runs into
+    # one folder, the later fails instead of replacing the earlier's set.
+    paths = atomic_write(writers, out_dir, remove=outputs, overwrite=args.overwrite)
     print(f"wrote {', '.join(path.name for path in paths)} to {out_dir}")
