@@ -2,20 +2,25 @@
 
 Two checks that need no Sphinx: every public name is in the API reference,
 and every doctest-style snippet of the hand-written pages runs and prints
-what the page says it prints.
+what the page says it prints. A slow one builds the whole site, examples
+gallery included, with warnings as errors.
 """
 
 import doctest
 import importlib
 import pkgutil
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import skperfusion
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 API_SOURCE = DOCS / "api.rst"
 # Generated folders hold Sphinx output, not sources.
 _GENERATED = {"_build", "auto_examples", "generated"}
@@ -91,3 +96,21 @@ def test_page_snippets_run(page, tmp_path, monkeypatch):
     )
     assert result.attempted > 0
     assert result.failed == 0, f"{result.failed} snippet(s) of {page.name} failed (see output)"
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_documentation_builds_without_warnings(tmp_path):
+    """The README's build command, examples gallery included, succeeds with ``-W``.
+
+    The sources are copied first: the build writes its generated pages
+    (API stubs, the gallery) next to them, and the tree under test stays clean.
+    """
+    shutil.copytree(DOCS, tmp_path / "docs", ignore=shutil.ignore_patterns(*_GENERATED))
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+               "-d", str(tmp_path / "doctrees"), str(tmp_path / "docs"), str(tmp_path / "html")]
+    build = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert build.returncode == 0, f"sphinx-build failed:\n{build.stdout[-3000:]}\n" \
+        f"{build.stderr[-6000:]}"
+    assert (tmp_path / "html" / "auto_examples" / "plot_compare_deconvolvers.html").is_file()
