@@ -23,6 +23,8 @@ def test_gallery_is_not_empty():
     assert SCRIPTS, f"no plot_*.py examples in {EXAMPLES}"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("script", SCRIPTS, ids=[path.name for path in SCRIPTS])
 def test_example_runs(script, tmp_path):
     # One torch/BLAS thread: the examples' arrays are small, and extra threads

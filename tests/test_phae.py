@@ -9,10 +9,13 @@ voxels with different AIFs than the training ones.
 
 import functools
 import io
+import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -220,6 +223,7 @@ def test_folded_batchnorm_encoder_gives_the_same_mtt():
 # -- training on simulated curves ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lorentzian_noise_free_recovers_mtt_and_cbf(lorentzian_model):
     X, cbf, mtt, _ = simulate(2000, seed=1)
     maps = assert_near_decoder_optimum(lorentzian_model, X, cbf, mtt)
@@ -231,6 +235,7 @@ def test_lorentzian_noise_free_recovers_mtt_and_cbf(lorentzian_model):
     assert len(losses) == 12 and losses[-1] < 0.6 * losses[0]
 
 
+@pytest.mark.slow
 def test_snr30_pipeline_from_signals_beats_osvd():
     """Noisy signals through ConcentrationTransformer, then the PHAE, trained self-supervised.
 
@@ -258,6 +263,7 @@ def test_snr30_pipeline_from_signals_beats_osvd():
     assert median_relative_error(maps[:, 0], cbf) < median_relative_error(osvd[:, 0], cbf)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "decoder", "residue_kw"), [
     # Model mismatch (Lorentzian decoder on other residues): the decoder's own optimum is
     # biased (by about 8 and 11 % in MTT), and the PHAE inherits that bias, no more.
@@ -273,6 +279,7 @@ def test_non_lorentzian_residues(family, decoder, residue_kw):
     assert_near_decoder_optimum(model, X_test, cbf, mtt, decoder, **residue_kw)
 
 
+@pytest.mark.slow
 def test_learned_delay_gives_tmax():
     X, _, _, _ = simulate(2400, seed=0, delay=(0.0, 4.0))
     X_test, cbf, mtt, delay = simulate(1600, seed=1, delay=(0.0, 4.0))
@@ -392,6 +399,8 @@ def test_pickle_round_trip(small_model):
     np.testing.assert_array_equal(restored.transform(X), model.transform(X))
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_save_load_in_a_new_process(small_model, tmp_path):
     model, X = small_model
     path = tmp_path / "phae.pt"
@@ -503,22 +512,28 @@ print("fit returned", flush=True)
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_ctrl_c_during_fit_raises_and_leaves_the_estimator_unfitted(small_model, tmp_path):
     _, X = small_model
     np.save(tmp_path / "X.npy", X)
     process = subprocess.Popen([sys.executable, "-c", INTERRUPTED_FIT, str(tmp_path / "X.npy")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    printed, deadline = b"", time.monotonic() + 300
     try:
-        lines = []
-        while not any(line.startswith("epoch 2") for line in lines):  # training is under way
-            line = process.stdout.readline()
-            assert line, "".join(lines)
-            lines.append(line)
+        while b"epoch 2\n" not in printed:  # training is under way
+            # A bounded wait: a process that hangs before training fails the test.
+            assert time.monotonic() < deadline, printed.decode(errors="replace")
+            if select.select([process.stdout], [], [], 1.0)[0]:
+                chunk = os.read(process.stdout.fileno(), 65536)
+                assert chunk, printed.decode(errors="replace")
+                printed += chunk
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 130, "".join(lines) + output
+    output = (printed + output).decode(errors="replace")
+    assert process.returncode == 130, output
     assert "interrupted; fitted: False" in output and "fit returned" not in output
 
 

@@ -244,7 +244,7 @@ def test_torch_twins_are_differentiable_in_mtt_and_delay():
         residue = residue_function_torch(family)
         assert torch.autograd.gradcheck(
             lambda m, d, residue=residue: convolve_aif_torch(aif, 0.01 * residue(t, m, d), 1.0),
-            (mtt, delay),
+            (mtt, delay), fast_mode=True,  # a random directional derivative: 10x faster
         )
 
 

@@ -18,6 +18,7 @@ TINY = ["--n-subjects", "10", "--shape", "10", "10", "2", "--snrs", "20", "--n-b
         "--methods", "osvd", "tikhonov", "phae"]
 
 
+@pytest.mark.slow
 def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["study", "--demo", "--out", str(out), *TINY]) == 0
@@ -103,6 +104,7 @@ def test_bad_options_are_rejected(tmp_path, capsys):
         capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_study_of_a_cohort_without_ground_truth(tmp_path):
     exams = [dataclasses.replace(
         simulate_exam(f"sub-{i}", grade, shape=(10, 10, 2), random_state=i), ground_truth=None)
