@@ -1,4 +1,4 @@
-"""Safe file output shared by every writer of the library (SPEC §12).
+"""Safe file output shared by every writer of the library.
 
 - :func:`atomic_write` writes a set of files into one folder all-or-nothing
   and, without ``overwrite``, claims the names at commit time (under a lock

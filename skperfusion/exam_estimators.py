@@ -175,7 +175,7 @@ def _map_exam(deconvolver, exam, mask, step, names):
     blocks = (step.transform_chunks(exam, mask) if hasattr(step, "transform_chunks")
               else [(slice(None), step.transform(exam, mask))])
     for rows, curves in blocks:
-        # Degenerate voxels have NaN curves (SPEC §10): their maps are NaN, the others computed.
+        # Degenerate voxels have NaN curves: their maps are NaN, the others computed.
         finite = np.isfinite(curves.X).all(axis=(1, 2))
         if finite.all():
             values[rows] = deconvolver.transform(curves.X)

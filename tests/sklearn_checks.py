@@ -1,7 +1,7 @@
 """Expected failures of scikit-learn's estimator checks shared by the curve estimators.
 
 These checks feed a flat X with an odd number of columns (3 or 5 features),
-which cannot be split into ``[tissue | aif]`` (SPEC §4): a clear error is the
+which cannot be split into ``[tissue | aif]``: a clear error is the
 right answer. :func:`check_odd_column_substitutes` checks the same properties
 on valid even-column curves; each test module runs it on its estimators.
 """
@@ -15,7 +15,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
-ODD_COLUMNS = "feeds a flat X with an odd number of columns, invalid by SPEC §4"
+ODD_COLUMNS = "feeds a flat X with an odd number of columns, not [tissue | aif] of equal halves"
 
 ODD_COLUMN_CHECKS = dict.fromkeys([
     "check_fit_score_takes_y",

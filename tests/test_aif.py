@@ -1,4 +1,4 @@
-"""The AIF (SPEC §6a): automatic selection, venous-output scaling, output files, errors."""
+"""The AIF: automatic selection, venous-output scaling, output files, errors."""
 
 import dataclasses
 import functools

@@ -200,7 +200,7 @@ def test_invalid_parameters_are_named(params, error, message):
 @pytest.mark.parametrize("value", [0.0, -3.0])
 @pytest.mark.parametrize("channel", [0, 1])
 def test_non_positive_signal_gives_nan_for_that_sample_only(value, channel):
-    # SPEC §10: a degenerate voxel gives NaN with one warning, never an error, and
+    # A degenerate voxel gives NaN with one warning, never an error, and
     # leaves the other voxels exactly as they were.
     tissue, aif = _simulated()
     X = _signals(tissue, aif)
@@ -291,7 +291,7 @@ def test_pandas_output_is_flat_for_both_input_forms():
 
 # --- scikit-learn conventions ------------------------------------------------------------------
 
-# Non-positive samples give NaN (SPEC §10) rather than an error, so every value is accepted
+# Non-positive samples give NaN rather than an error, so every value is accepted
 # and check_dtype_object passes; only the odd-column checks are expected to fail.
 @parametrize_with_checks([ConcentrationTransformer()],
                          expected_failed_checks=lambda est: ODD_COLUMN_CHECKS)

@@ -1,4 +1,4 @@
-"""Input conventions (SPEC §4): pairing, splitting and validating curves."""
+"""Input conventions: pairing, splitting and validating curves."""
 
 import numpy as np
 import pandas as pd

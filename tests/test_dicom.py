@@ -1,4 +1,4 @@
-"""DICOM in (SPEC §6, §12): dcm2niix conversion into the exam layout, refusals."""
+"""DICOM in: dcm2niix conversion into the exam layout, refusals."""
 
 import json
 import sys

@@ -1,4 +1,4 @@
-"""Exams on disk (SPEC §6, §10): model, loading, curves, atomic map output."""
+"""Exams on disk: model, loading, curves, atomic map output."""
 
 import json
 import os
@@ -150,7 +150,7 @@ def test_exam_validates_its_fields(change, message):
 
 
 def test_curves_nan_for_a_non_positive_voxel_and_reject_a_flat_aif():
-    # SPEC §10: a degenerate voxel gives NaN with one warning; the others are unchanged.
+    # A degenerate voxel gives NaN with one warning; the others are unchanged.
     exam, _, _ = _hand_exam()
     clean = exam.curves()
     exam.signal[1, 1, 0, 5] = 0.0

@@ -1,4 +1,4 @@
-"""Contrast-leakage correction (SPEC §11): physics helpers, LeakageCorrector, ground truth."""
+"""Contrast-leakage correction: physics helpers, LeakageCorrector, ground truth."""
 
 import functools
 import warnings

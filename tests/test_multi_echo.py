@@ -1,4 +1,4 @@
-"""Multi-echo DSC (SPEC §6, §6a): ΔR2* free of T1 effects, exams on disk, bad input."""
+"""Multi-echo DSC: ΔR2* free of T1 effects, exams on disk, bad input."""
 
 import json
 

@@ -483,7 +483,7 @@ def test_diverging_training_raises(small_model):
         PHAEDeconvolver(tr=TR, max_epochs=2, module__width=4).fit(huge)
 
 
-# -- interruption and model files (SPEC §12) -------------------------------------------------
+# -- interruption and model files ------------------------------------------------------------------
 
 INTERRUPTED_FIT = """
 import signal, sys

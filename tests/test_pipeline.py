@@ -76,6 +76,6 @@ def test_skipping_frames_and_aif_peak_normalisation_leave_the_maps_unchanged(dec
     shifted = _signals(1.0, 70, n_skip=3)
     maps = _pipeline(deconvolver, 1.0, n_skip=3).fit_transform(shifted)
     np.testing.assert_allclose(maps, expected, rtol=1e-8)
-    # Dividing both channels by the AIF peak cancels in every map (SPEC §4).
+    # Dividing both channels by the AIF peak cancels in every map.
     maps = _pipeline(deconvolver, 1.0, normalize_by_aif_peak=True).fit_transform(reference)
     np.testing.assert_allclose(maps, expected, rtol=1e-8)

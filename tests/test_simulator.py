@@ -1,4 +1,4 @@
-"""The glioma cohort simulator (SPEC §8) and the noise model.
+"""The glioma cohort simulator and the noise model.
 
 Statistics are checked over many draws, with tolerances of about four
 standard errors, rather than on hand-picked seeds.

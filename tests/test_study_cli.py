@@ -64,7 +64,7 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
                                                   "fig4_ratio_boxplots.png",
                                                   "fig5_auc_vs_snr.png")]
     assert positions == sorted(positions)
-    # An earlier report is only replaced with --overwrite (SPEC §12).
+    # An earlier report is only replaced with --overwrite.
     assert main(["study", "--demo", "--out", str(out), *TINY]) == 2
     assert "report.md exists; pass --overwrite" in capsys.readouterr().err
     # The README's main command can be run again: same settings reuse the same patients.

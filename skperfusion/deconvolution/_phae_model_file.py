@@ -1,4 +1,4 @@
-"""The PHAE model file: what :meth:`PHAEDeconvolver.save` writes, checked before use (SPEC §12).
+"""The PHAE model file: what :meth:`PHAEDeconvolver.save` writes, checked before use.
 
 One torch file, read with ``weights_only=True`` (no code runs on loading),
 holding a dict::

@@ -158,7 +158,7 @@ class _PHAENet(NeuralNet):
         skorch's ``EarlyStopping`` stops training by raising
         ``KeyboardInterrupt``, so skorch ignores that exception; a real
         interruption (SIGINT or SIGTERM received meanwhile) must not pass
-        for a finished training (SPEC §12) and propagates.
+        for a finished training and propagates.
         """
         if not self.initialized_:
             self.initialize()
@@ -203,7 +203,7 @@ class PHAEDeconvolver(BaseDeconvolver):
     whose physics reconstruction ``Ĉ = Ca ⊗ f·R`` (CBV by eq. 2, ``CBF =
     CBV / MTT``, residue of eq. 4, trapezoidal rule of
     :func:`skperfusion.physics.convolve_aif`) best matches ``C`` in mean
-    absolute error, on curves divided by their AIF peak (SPEC §4, any unit).
+    absolute error, on curves divided by their AIF peak (so any unit will do).
     ``transform(X)`` encodes batches of ``chunk_size`` voxels through
     skorch's ``evaluation_step`` (evaluation mode, no gradient) and applies
     the closed forms. Training runs in a :class:`skorch.NeuralNet`

@@ -344,7 +344,7 @@ class ExamToCurves(BaseEstimator):
             Once, counting the degenerate voxels: a zero or negative signal
             sample after the skipped frames, whose logarithm is undefined.
             Their curves (hence maps) are NaN; the other voxels are
-            unaffected (SPEC §10).
+            unaffected.
         LeakageWarning
             At most once, naming the subject, with ``leakage`` set: a
             doubtful leakage reference (few or noise-like non-enhancing

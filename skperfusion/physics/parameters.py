@@ -111,7 +111,7 @@ def per_minute_quotient(cbv, denominator, ops):
 
 
 def aif_peak_scale(aif, ops=NUMPY):
-    """Divisor of the AIF-peak normalisation (SPEC §4), for numpy or torch arrays.
+    """Divisor of the AIF-peak normalisation, for numpy or torch arrays.
 
     Dividing both channels of a sample by the peak of its AIF is the
     stateless equivalent of the paper's per-subject normalisation (all

@@ -96,13 +96,13 @@ def detect_baseline_frames(signal, n_sd=ARRIVAL_THRESHOLD_SD, min_frames=MIN_BAS
 
 
 class DegenerateVoxelWarning(UserWarning):
-    """Voxels (samples) whose signal has no logarithm: their outputs are NaN (SPEC §10)."""
+    """Voxels (samples) whose signal has no logarithm: their outputs are NaN."""
 
 
 def _degenerate_samples(signals):
     """Samples with a non-positive signal somewhere, warned about once.
 
-    Their logarithm is undefined (SPEC §10): the sample's outputs become NaN
+    Their logarithm is undefined: the sample's outputs become NaN
     and the other samples are computed as usual.
     """
     degenerate = ~np.all(signals > 0, axis=(1, 2))
@@ -176,11 +176,11 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
     arterial) or its flat form ``(n_samples, 2 * n_times)``; its logarithm is
     taken, so a sample with a zero or negative signal in a kept frame (a
     degenerate voxel) gets NaN concentrations in both channels, with one
-    warning counting such samples, and the other samples are unaffected
-    (SPEC §10). The output has the form of the
-    input, except under ``set_output(transform="pandas")`` where it is the
-    flat form with columns ``tissue_t<k>`` and ``aif_t<k>`` (``k`` the
-    acquisition frame), or the kept input columns when ``X`` had names.
+    warning counting such samples, and the other samples are unaffected.
+    The output has the form of the input, except under
+    ``set_output(transform="pandas")`` where it is the flat form with
+    columns ``tissue_t<k>`` and ``aif_t<k>`` (``k`` the acquisition frame),
+    or the kept input columns when ``X`` had names.
 
     Examples
     --------
