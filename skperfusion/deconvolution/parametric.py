@@ -301,7 +301,9 @@ class ParametricDeconvolver(BaseDeconvolver):
       of the other parameters (variable projection, ``f >= 0``);
     - the other parameters are kept in their bounds by smooth logistic maps
       (MTT in log scale) and fitted by a batched Levenberg-Marquardt
-      iteration in torch, with forward-difference Jacobians;
+      iteration in torch, with Jacobians that are exact (derivatives of
+      the tabulated model) when the AIF is shared, forward differences
+      otherwise;
     - initial values come from oSVD's MTT and Tmax (default), from a
       coarse grid of MTT x delay (x shape x dispersion) scored for all
       voxels by one matrix product when the AIF is shared, or from another
@@ -361,9 +363,10 @@ class ParametricDeconvolver(BaseDeconvolver):
         simulated curves.
     oversample : int, default=4
         Model curves are computed on a grid this many times finer than
-        ``tr`` (AIF linearly interpolated onto it) before being read at the
-        acquisition times: the trapezoidal rule on the acquisition grid
-        alone misses fast-decaying residues (MTT of a few TR) by several %.
+        ``tr`` (AIF interpolated onto it by cubic Hermite, Catmull-Rom,
+        splines) before being read at the acquisition times: the
+        trapezoidal rule on the acquisition grid alone misses
+        fast-decaying residues (MTT of a few TR) by several %.
     device : str or torch.device, default="cpu"
         Torch device of the fit, e.g. ``"cuda"``; float64 throughout.
     kh : float, default=0.73

@@ -224,7 +224,8 @@ class PHAEDeconvolver(BaseDeconvolver):
     chunk_size : int, default=256
         Voxels encoded at once in ``transform`` (small batches are the fastest on a CPU).
     family : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
-        Residue family of the decoder (the paper's: Lorentzian), see ``RESIDUE_FAMILIES``.
+        Residue family of the decoder (the paper's: Lorentzian): one of the
+        differentiable entries of ``RESIDUE_FAMILIES``, not the boxcar.
     gamma_shape : float, default=2.0
         Shape ``k`` of the gamma residue, dimensionless (``family="gamma"``).
     learn_delay, max_delay : bool, float, default=False, 10.0
