@@ -50,8 +50,9 @@ def test_multi_echo_series_becomes_a_bids_exam(dual_echo_series, tmp_path):
         # 12-bit storage: within half a quantisation step of 1/4000 of the maximum.
         np.testing.assert_allclose(data, exam.signal[..., n - 1],
                                    atol=0.51 * exam.signal.max() / 4000)
+    grid = nib.load(tmp_path / "sub-me" / "dsc_echo-1.nii.gz")
     for name, mask in exam.masks.items():
-        nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)),
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), grid.affine),
                  tmp_path / "sub-me" / f"{name}_mask.nii.gz")
     loaded = load_exam(tmp_path / "sub-me", require_rois=False)
     assert loaded.echo_times == exam.echo_times and loaded.flip_angle == 60.0
@@ -71,8 +72,8 @@ def test_single_echo_series_and_cli_refusals(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["import-dicom", str(tmp_path / "series"), str(out), "--overwrite",
                  "--non-steady-state-volumes", "3"]) == 0
-    nib.save(nib.Nifti1Image(exam.masks["brain"].astype(np.uint8), np.eye(4)),
-             out / "brain_mask.nii.gz")
+    nib.save(nib.Nifti1Image(exam.masks["brain"].astype(np.uint8),
+                             nib.load(out / "dsc.nii.gz").affine), out / "brain_mask.nii.gz")
     assert load_exam(out, require_rois=False, require_aif=False).n_skip == 3
     (tmp_path / "empty").mkdir()
     assert main(["import-dicom", str(tmp_path / "empty"), str(tmp_path / "sub-02")]) == 2

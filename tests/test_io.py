@@ -1,5 +1,6 @@
 """skperfusion._io: all-or-nothing writes, output checks, contained paths, CSV escaping."""
 
+import json
 import os
 import signal
 import stat
@@ -251,3 +252,67 @@ def test_csv_safe_escapes_formulas(value):
 @pytest.mark.parametrize("value", ["sub-001", "HGG", 1.5, None, ""])
 def test_csv_safe_keeps_plain_values(value):
     assert csv_safe(value) == value
+
+
+def test_a_failed_write_removes_the_folders_it_created(tmp_path):
+    def fail(temp):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write({"a.txt": fail}, tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="half way"), atomic_directory(
+            tmp_path / "new" / "cohort"):
+        raise RuntimeError("half way")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reserved_and_overlong_names_are_refused_before_writing(tmp_path):
+    with pytest.raises(ValueError, match="reserved"):
+        atomic_write({".skperfusion-tmp-1-00000000-00000000-a.txt": _text("a")}, tmp_path / "o")
+    with pytest.raises(ValueError, match="bytes long"):
+        atomic_write({"x" * 250: _text("a")}, tmp_path / "o")
+    with pytest.raises(ValueError, match="reserved"):
+        check_outputs([tmp_path / ".skperfusion-bak-map.nii.gz"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_overwrite_a_name_taken_meanwhile_fails_the_whole_set(tmp_path):
+    def taken_meanwhile(temp):
+        temp.write_text("mine")
+        (tmp_path / "b.txt").write_text("another run's")
+
+    with pytest.raises(FileExistsError, match=r"b\.txt was written by another run"):
+        atomic_write({"a.txt": _text("mine"), "b.txt": taken_meanwhile}, tmp_path,
+                     overwrite=False)
+    assert _contents(tmp_path) == {"b.txt": "another run's"}
+
+
+def test_a_lock_of_a_dead_run_is_broken_and_a_live_one_waited_for(tmp_path, monkeypatch):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    (tmp_path / ".skperfusion-lock").write_text(f"{int(dead.stdout)} {_io._HOST}\n")
+    atomic_write({"a.txt": _text("a")}, tmp_path)
+    assert _contents(tmp_path) == {"a.txt": "a"}
+    (tmp_path / ".skperfusion-lock").write_text(f"{os.getpid()} {_io._HOST}\n")
+    monkeypatch.setattr(_io, "_LOCK_WAIT_S", 0.05)
+    with pytest.raises(TimeoutError, match=r"held .*skperfusion-lock"):
+        atomic_write({"b.txt": _text("b")}, tmp_path)
+    assert sorted(_contents(tmp_path)) == [".skperfusion-lock", "a.txt"]
+
+
+def test_atomic_directory_with_a_manifest_replaces_only_what_it_wrote(tmp_path):
+    target = tmp_path / "cohort"
+    with atomic_directory(target, manifest=".skperfusion-list.json") as folder:
+        (folder / "sub-1").mkdir()
+        (folder / "sub-1" / "dsc.nii.gz").write_text("signal")
+    listed = json.loads((target / ".skperfusion-list.json").read_text())["files"]
+    assert listed == {"sub-1": None, "sub-1/dsc.nii.gz": 6}
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"notes\.txt was not written by skperfusion"), \
+            atomic_directory(target, overwrite=True, manifest=".skperfusion-list.json"):
+        pass
+    (target / "notes.txt").unlink()
+    with atomic_directory(target, overwrite=True, manifest=".skperfusion-list.json") as folder:
+        (folder / "new.txt").write_text("new")
+    assert sorted(_contents(target)) == [".skperfusion-list.json", "new.txt"]

@@ -51,6 +51,15 @@ def _temporaries(*folders):
             for p in folder.rglob(pattern)]
 
 
+def _output(out, name):
+    """The one image of map ``name`` ("cbf", "rcbf", "aifmask", ...) written under ``out``."""
+    found = [p for p in out.rglob("*.nii.gz")
+             if p.name.removesuffix(".nii.gz").replace("aif_mask", "aifmask").split("_")[-1]
+             .lower() == name]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
 def _refused(capsys, argv, *needles):
     """Run ``argv``; it must exit 2 with one stderr line naming every needle."""
     assert main([str(a) for a in argv]) == 2
@@ -259,28 +268,32 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
 
 
 def _maps_digest(folder):
-    """Content of the maps and AIF table of ``folder`` (the figure is not compared)."""
-    return {name: digest for name, digest in _digest(folder).items() if name != "aif.png"}
+    """Content of the maps and AIF table under ``folder`` (not the figures and reports)."""
+    return {name: digest for name, digest in _digest(folder).items()
+            if name.endswith((".nii.gz", ".tsv"))}
 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_two_concurrent_maps_runs_into_one_folder_one_wins(cohort, tmp_path):
     exam = cohort / "sub-001"
+    # Two runs writing the same names with different content (the AIF scaled or not).
+    options = {"plain": [], "scaled": ["--aif-scaling", "vof"]}
     expected = {}
-    for method in ("osvd", "tikhonov"):
-        assert main(["maps", str(exam), str(tmp_path / method), "--method", method,
-                     "--aif-plot"]) == 0
-        expected[method] = _maps_digest(tmp_path / method)
+    for run, extra in options.items():
+        assert main(["maps", str(exam), str(tmp_path / run), "--aif-plot", *extra]) == 0
+        expected[run] = _maps_digest(tmp_path / run)
+    assert expected["plain"].keys() == expected["scaled"].keys()
+    assert expected["plain"] != expected["scaled"]
     out = tmp_path / "out"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     # --aif-plot imports matplotlib between the early check and the commit: both runs
     # pass the early check before either commits.
-    runs = {method: subprocess.Popen([*_command(), "maps", str(exam), str(out), "--method",
-                                      method, "--aif-plot"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
-            for method in ("osvd", "tikhonov")}
-    results = {method: (run.wait(timeout=120), run.stderr.read()) for method, run in runs.items()}
+    runs = {run: subprocess.Popen([*_command(), "maps", str(exam), str(out), "--aif-plot",
+                                   *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+            for run, extra in options.items()}
+    results = {name: (run.wait(timeout=120), run.stderr.read()) for name, run in runs.items()}
     for run in runs.values():
         run.stdout.close()
         run.stderr.close()
@@ -299,15 +312,15 @@ def test_maps_mask_selects_the_mapped_voxels(cohort, tmp_path, capsys):
     assert main(["maps", str(exam), str(tmp_path / "brain")]) == 0
     tumor = nib.load(exam / "tumor_mask.nii.gz").get_fdata() > 0
     nawm = nib.load(exam / "nawm_mask.nii.gz").get_fdata() > 0
-    brain = nib.load(tmp_path / "brain" / "CBF.nii.gz").get_fdata()
+    brain = nib.load(_output(tmp_path / "brain", "cbf")).get_fdata()
     for name, mask in (("tumor", tumor), ("nawm", nawm)):
         assert main(["maps", str(exam), str(tmp_path / name), "--mask", name]) == 0
-        cbf = nib.load(tmp_path / name / "CBF.nii.gz").get_fdata()
+        cbf = nib.load(_output(tmp_path / name, "cbf")).get_fdata()
         assert np.isnan(cbf[~mask]).all()
         # oSVD maps each voxel on its own: the same values as in the brain run.
         np.testing.assert_allclose(cbf[mask], brain[mask], rtol=1e-6)
-    assert not (tmp_path / "tumor" / "rCBF.nii.gz").exists()
-    assert (tmp_path / "nawm" / "rCBF.nii.gz").is_file()
+    assert not any("rcbf" in p.name.lower() for p in (tmp_path / "tumor").rglob("*"))
+    _output(tmp_path / "nawm", "rcbf")
     copy = tmp_path / "sub-009"
     shutil.copytree(exam, copy)
     (copy / "tumor_mask.nii.gz").unlink()
@@ -322,18 +335,60 @@ def test_maps_outputs_never_land_in_the_exam_folder(cohort, tmp_path, capsys):
     shutil.copytree(cohort / "sub-001", exam)
     (exam / "aif_mask.nii.gz").unlink()
     before = _digest(exam)
-    _refused(capsys, ["maps", exam, exam, "--aif", "auto"], exam, "exam folder",
-             "aif_mask.nii.gz")
+    _refused(capsys, ["maps", exam, exam, "--aif", "auto"], exam, "refusing to write",
+             "choose another output")
     assert _digest(exam) == before
 
 
-@pytest.mark.parametrize("prefix", [".skperfusion-tmp-1-00000000-00000000-", "x" * 250])
-def test_reserved_and_overlong_prefixes_are_refused_leaving_nothing(cohort, tmp_path, capsys,
-                                                                     prefix):
-    out = tmp_path / "out"
-    _refused(capsys, ["maps", cohort / "sub-001", out, "--prefix", prefix], "--prefix"
-             if prefix.startswith(".") else "bytes long")
+@pytest.mark.parametrize(("name", "message"), [
+    (".skperfusion-tmp-1-00000000-00000000-phae.pt", "reserved"), ("x" * 250 + ".pt", "bytes long"),
+])
+def test_reserved_and_overlong_output_names_are_refused_leaving_nothing(cohort, tmp_path, capsys,
+                                                                         name, message):
+    _refused(capsys, ["train", cohort, tmp_path / "new" / name, "--epochs", "1"], message)
     assert list(tmp_path.iterdir()) == []
+
+
+def _resave(path, affine=None, codes=None):
+    image = nib.load(path)
+    header = image.header.copy()
+    affine = image.affine if affine is None else affine
+    if codes is not None:
+        header.set_qform(affine, code=codes)
+        header.set_sform(affine, code=codes)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), affine, header), path)
+
+
+@pytest.mark.parametrize("change", ["shifted 50 mm", "flipped left-right", "2 mm voxels"])
+def test_a_mask_on_another_grid_is_refused_naming_both_affines(cohort, tmp_path, capsys,
+                                                               change):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    dsc = nib.load(exam / "dsc.nii.gz").affine
+    moved = dsc.copy()
+    if change == "shifted 50 mm":
+        moved[0, 3] += 50.0
+    elif change == "flipped left-right":
+        moved[0, :] = -moved[0, :]
+    else:
+        moved[:3, :3] = 2.0 * moved[:3, :3] / np.abs(moved[:3, :3]).sum(axis=0)
+    _resave(exam / "brain_mask.nii.gz", moved)
+    line = _refused(capsys, ["maps", exam, tmp_path / "out"], exam / "brain_mask.nii.gz",
+                    exam / "dsc.nii.gz", "not on the grid")
+    for affine in (moved, dsc):
+        assert " ".join(f"{v:.6g}" for v in affine[0]) in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_maps_and_the_aif_mask_keep_the_input_header_codes(cohort, tmp_path):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    _resave(exam / "dsc.nii.gz", codes=1)  # scanner space, as dcm2niix writes it
+    assert main(["maps", str(exam), str(tmp_path / "out")]) == 0
+    for name in ("cbf", "aifmask"):
+        image = nib.load(_output(tmp_path / "out", name))
+        assert (int(image.header["qform_code"]), int(image.header["sform_code"])) == (1, 1), name
+        np.testing.assert_allclose(image.affine, nib.load(exam / "dsc.nii.gz").affine)
 
 
 # --- cohort paths stay inside the cohort --------------------------------------------------------

@@ -71,7 +71,9 @@ def aif_writers(aif, exam, prefix="", *, plot=False):
     table = io.StringIO()
     np.savetxt(table, np.column_stack([aif.times, aif.curve]), fmt="%.8g", delimiter="\t",
                header="time_s\tconcentration", comments="")
-    mask = nib.Nifti1Image(aif.voxels.astype(np.uint8), exam.affine)
+    from ..exam.nifti import mask_image  # here: skperfusion.exam imports this package
+
+    mask = mask_image(aif.voxels, exam)
     writers = {
         mask_file: lambda temp: nib.save(mask, temp),
         table_file: lambda temp: temp.write_text(table.getvalue()),

@@ -32,7 +32,7 @@ from joblib import Parallel, delayed
 from .._io import atomic_write, check_inside
 from .bids import NON_STEADY_KEY, read_participants, read_sidecar, sidecar_text
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
-from .nifti import map_image, nifti_writer, read_nifti
+from .nifti import map_image, mask_image, nifti_writer, read_nifti
 
 __all__ = ["load_cohort", "load_exam", "write_exam"]
 
@@ -43,6 +43,10 @@ _SIDECAR_FILE = "dsc.json"
 _ECHO_PATTERN = re.compile(r"dsc_echo-(\d+)\.nii\.gz")
 # Sidecars round TR; echoes of one acquisition agree to well below this.
 _TR_RTOL = 1e-3
+# Largest difference between an affine entry of a mask (or echo) and the DSC
+# image's, in mm (mm per voxel for the 3x3 part): far below any voxel size,
+# far above the float32 rounding of header coordinates.
+AFFINE_TOLERANCE_MM = 1e-3
 # Frames left after the non-steady-state ones below which no baseline (>= 2
 # frames) plus a first pass (about 10 s, i.e. 7-10 frames at TR 1-1.5 s) fit.
 _MIN_KEPT_FRAMES = 10
@@ -58,6 +62,50 @@ def _gt_file(name):
 
 def _echo_files(n):
     return f"dsc_echo-{n}.nii.gz", f"dsc_echo-{n}.json"
+
+
+def _oriented(image):
+    return int(image.header["sform_code"]) > 0 or int(image.header["qform_code"]) > 0
+
+
+def _affine_text(affine):
+    return "[" + "; ".join(" ".join(f"{value:.6g}" for value in row) for row in affine[:3]) + "]"
+
+
+def check_geometry(image, path, reference, reference_path, who, what):
+    """Refuse an image whose voxel grid is not the DSC image's.
+
+    The affines (the sform where its code is set, else the qform) must agree
+    entry by entry within :data:`AFFINE_TOLERANCE_MM`; an image without any
+    orientation (both codes 0) is refused next to a DSC image that has one.
+
+    Parameters
+    ----------
+    image, reference : nibabel.Nifti1Image
+        The image to check and the DSC image.
+    path, reference_path : pathlib.Path
+        Their files, for the message.
+    who : str
+        Prefix of the message, e.g. ``"subject sub-001"``.
+    what : str
+        What ``image`` is, e.g. ``"brain mask"``.
+
+    Raises
+    ------
+    ValueError
+        Naming both files and printing both affines (rows of the 3x4 part, mm).
+    """
+    if _oriented(reference) and not _oriented(image):
+        raise ValueError(f"{who}: {what} {path} has no orientation (qform_code and sform_code "
+                         f"0) but the DSC image {reference_path} has; save it with the DSC "
+                         "image's header.")
+    difference = float(np.max(np.abs(image.affine - reference.affine)))
+    if difference > AFFINE_TOLERANCE_MM:
+        raise ValueError(f"{who}: {what} {path} is not on the grid of the DSC image "
+                         f"{reference_path}: its affine {_affine_text(image.affine)} differs "
+                         f"from the DSC's {_affine_text(reference.affine)} by up to "
+                         f"{difference:.3g} mm (tolerance {AFFINE_TOLERANCE_MM:g} mm); "
+                         "resample it onto the DSC grid.")
 
 
 def _read_signal(path, who, what):
@@ -90,6 +138,9 @@ def _read_echoes(folder, who):
             raise ValueError(f"{who}: {folder / image_name} has shape {signal.shape} but "
                              f"{folder / names[0]} has {signals[0].shape}; every echo needs "
                              "the same grid and number of frames.")
+        if first_image is not None:
+            check_geometry(image, folder / image_name, first_image, folder / names[0], who,
+                           f"DSC echo {n}")
         first_image = first_image or image
         signals.append(signal)
         sidecars.append(read_sidecar(folder / json_name, who))
@@ -111,7 +162,7 @@ def _read_echoes(folder, who):
         raise ValueError(f"{who}: echo times in {folder} must be distinct and increase with "
                          f"the echo number; got {files}.")
     return (np.stack(signals, axis=-1), te, float(trs[0]), sidecars[0].n_skip,
-            sidecars[0].flip_angle, first_image)
+            sidecars[0].flip_angle, first_image, folder / names[0])
 
 
 def _read_single(folder, who):
@@ -123,7 +174,7 @@ def _read_single(folder, who):
     image, signal = _read_signal(dsc_path, who, "DSC")
     sidecar = read_sidecar(folder / _SIDECAR_FILE, who)
     return (signal, sidecar.echo_time, sidecar.repetition_time, sidecar.n_skip,
-            sidecar.flip_angle, image)
+            sidecar.flip_angle, image, dsc_path)
 
 
 def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=True,
@@ -165,9 +216,11 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
         A required file (DSC, sidecar, mask) is missing.
     ValueError
         Corrupt NIfTI, non-4-D DSC, sidecar without valid TE/TR, mask of
-        another shape, empty mask, unknown grade; echoes of different TR,
-        shape or frame count, a lone ``dsc_echo-1``, equal echo times.
-        Messages name the subject and the file.
+        another shape or on another grid (affines differing by more than
+        :data:`AFFINE_TOLERANCE_MM`, see :func:`check_geometry`), empty
+        mask, unknown grade; echoes of different TR, shape, frame count or
+        grid, a lone ``dsc_echo-1``, equal echo times. Messages name the
+        subject and the file.
     """
     folder = Path(folder)
     subject_id = folder.name if subject_id is None else str(subject_id)
@@ -177,7 +230,7 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
     if grade is not None and grade not in GRADES:
         raise ValueError(f"{who}: unknown grade {grade!r}; expected one of {GRADES}.")
     multi_echo = any(_ECHO_PATTERN.fullmatch(p.name) for p in folder.iterdir())
-    signal, te, tr, n_skip, flip_angle, image = (
+    signal, te, tr, n_skip, flip_angle, image, image_path = (
         _read_echoes if multi_echo else _read_single)(folder, who)
     n_frames = signal.shape[3]
     if 0 < n_skip < n_frames - 1 and n_frames - n_skip < _MIN_KEPT_FRAMES:
@@ -195,10 +248,11 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
             raise FileNotFoundError(f"{who}: missing aif mask file {path}; without one, select "
                                     "the arterial voxels automatically (aif='auto', "
                                     "--aif auto).")
-        _, data = read_nifti(path, who, f"{name} mask")
+        mask_image, data = read_nifti(path, who, f"{name} mask")
         if data.shape != signal.shape[:3]:
             raise ValueError(f"{who}: {name} mask {path} has shape {data.shape}; the DSC image "
                              f"has spatial shape {signal.shape[:3]}.")
+        check_geometry(mask_image, path, image, image_path, who, f"{name} mask")
         if not np.any(data):
             raise ValueError(f"{who}: {name} mask {path} is empty.")
         masks[name] = data != 0
@@ -206,7 +260,9 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
     for name in GROUND_TRUTH_NAMES:
         path = folder / _gt_file(name)
         if path.exists():
-            _, ground_truth[name] = read_nifti(path, who, f"ground-truth {name}", np.float64)
+            truth_image, ground_truth[name] = read_nifti(path, who, f"ground-truth {name}",
+                                                         np.float64)
+            check_geometry(truth_image, path, image, image_path, who, f"ground-truth {name}")
     try:
         return Exam(signal=signal, te=te, tr=tr, affine=image.affine, masks=masks,
                     subject_id=subject_id, grade=grade, header=image.header,
@@ -304,8 +360,7 @@ def write_exam(exam, folder):
             writers[json_name] = _text_writer(sidecar_text(
                 te, exam.tr, n_skip=exam.n_skip, flip_angle=exam.flip_angle))
     for name, mask in exam.masks.items():
-        writers[_mask_file(name)] = nifti_writer(
-            nib.Nifti1Image(mask.astype(np.uint8), exam.affine))
+        writers[_mask_file(name)] = nifti_writer(mask_image(mask, exam))
     for name, volume in (exam.ground_truth or {}).items():
         writers[_gt_file(name)] = nifti_writer(map_image(
             volume, exam, f"ground truth {name} {MAP_UNITS[name]}"))

@@ -6,7 +6,7 @@ import numpy as np
 from .._io import atomic_write
 from .model import MAP_UNITS
 
-__all__ = ["read_nifti", "save_maps"]
+__all__ = ["mask_image", "read_nifti", "save_maps"]
 
 
 def read_nifti(path, who, what, dtype=np.float32):
@@ -76,6 +76,26 @@ def map_image(volume, exam, description):
     image.header["descrip"] = description[:79].encode()
     image.header["scl_slope"], image.header["scl_inter"] = 1.0, 0.0
     return image
+
+
+def mask_image(mask, exam):
+    """Uint8 NIfTI image of a mask with the exam's affine and header codes.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (X, Y, Z)
+        The voxels (1 inside, 0 outside).
+    exam : Exam
+        Geometry source: the affine, and the DSC header's qform/sform codes,
+        so that the mask lands in the same space as the maps.
+
+    Returns
+    -------
+    image : nibabel.Nifti1Image
+    """
+    header = map_image(mask, exam, "skperfusion mask").header
+    header.set_data_dtype(np.uint8)
+    return nib.Nifti1Image(np.asarray(mask, dtype=np.uint8), exam.affine, header=header)
 
 
 def map_writers(maps, exam, prefix=""):
