@@ -10,6 +10,11 @@ patient), so that cross-validation splits by patient::
 and ``GridSearchCV(pipe, {"maps__deconvolver": [...]}, scoring="roc_auc")``
 compares deconvolvers. Cohort work runs over exams with joblib (``n_jobs``),
 so it runs unchanged on a cluster through joblib's dask or ray backends.
+
+Several methods on the same exams share one exam-to-curves step:
+:func:`shared_curves` computes each exam's
+:class:`~skperfusion.exam.ExamCurves` once per step configuration and grid,
+and :class:`PerfusionMapper` takes them in place of the exams.
 """
 
 import time
@@ -20,17 +25,20 @@ from typing import ClassVar
 
 import numpy as np
 from joblib import Parallel, delayed
+from joblib import hash as joblib_hash
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 
 from .deconvolution import BaseDeconvolver, OSVDDeconvolver
-from .exam import GRADES, MAP_NAMES, Exam, ExamAIF, ExamToCurves
+from .exam import GRADES, MAP_NAMES, Exam, ExamAIF, ExamCurves, ExamToCurves, time_grid
 from .preprocessing import DegenerateVoxelWarning
 
-__all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades", "normalized_maps"]
+__all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades", "normalized_maps",
+           "shared_curves"]
 
 _ROIS = ("tumor", "nawm")
 
@@ -47,14 +55,18 @@ class ExamMaps:
         Maps by name, e.g. ``"CBF"`` (ml/100g/min), ``"CBV"`` (ml/100g),
         ``"MTT"`` and ``"Tmax"`` (s); NaN outside the mapped voxels.
     seconds : float, default=nan
-        Wall-clock time spent on this exam (concentration conversion,
-        resampling and deconvolution), in seconds; NaN for maps not computed here (e.g.
-        ground truth).
+        Wall-clock time of the deconvolution of this exam's curves (the
+        paper's inference time), in seconds; NaN for maps not computed here
+        (e.g. ground truth).
     mask : str, default="brain"
         The exam mask whose voxels were mapped.
     aif : ExamAIF or None, default=None
         The AIF the maps were computed with (curve, arterial voxels, any
         venous scaling); None for maps not computed here.
+    curve_seconds : float, default=nan
+        Wall-clock time of the exam-to-curves step (AIF, conversion,
+        leakage correction, resampling) of this exam, in seconds; the same
+        for every method mapping the same :class:`~skperfusion.exam.ExamCurves`.
     """
 
     exam: Exam
@@ -62,22 +74,81 @@ class ExamMaps:
     seconds: float = float("nan")
     mask: str = "brain"
     aif: ExamAIF | None = None
+    curve_seconds: float = float("nan")
 
 
 def _check_exams(X, estimator, item_type=Exam, what="exams"):
     """Return ``X`` as a non-empty list of ``item_type``, with a clear error otherwise."""
     name = type(estimator).__name__
-    if isinstance(X, item_type) or not hasattr(X, "__len__") or isinstance(X, np.ndarray):
-        raise TypeError(f"{name} expects a list of {item_type.__name__} ({what}); got "
+    types = item_type if isinstance(item_type, tuple) else (item_type,)
+    expected = " or ".join(kind.__name__ for kind in types)
+    if isinstance(X, types) or not hasattr(X, "__len__") or isinstance(X, np.ndarray):
+        raise TypeError(f"{name} expects a list of {expected} ({what}); got "
                         f"{type(X).__name__}.")
     items = list(X)
     if not items:
         raise ValueError(f"{name} got an empty list of {what}.")
-    wrong = sorted({type(item).__name__ for item in items if not isinstance(item, item_type)})
+    wrong = sorted({type(item).__name__ for item in items if not isinstance(item, types)})
     if wrong:
-        raise TypeError(f"{name} expects a list of {item_type.__name__} ({what}); got "
+        raise TypeError(f"{name} expects a list of {expected} ({what}); got "
                         f"elements of type {wrong}.")
     return items
+
+
+def _exam_of(item):
+    """The exam of an Exam or of its ExamCurves."""
+    return item.exam if isinstance(item, ExamCurves) else item
+
+
+def shared_curves(exams, steps, *, mask="brain", n_jobs=None, progress=None):
+    """Curves of every exam under each exam-to-curves step, each distinct step run once.
+
+    Methods compared on the same exams share their curves: steps with equal
+    parameters (configuration and grid, e.g. the ``curves_`` of mappers
+    fitted on the same grid) give the same list of
+    :class:`~skperfusion.exam.ExamCurves`, computed once per exam.
+
+    Parameters
+    ----------
+    exams : list of Exam
+        The exams.
+    steps : dict of str to ExamToCurves
+        Exam-to-curves steps by name, e.g. the ``curves_`` of fitted
+        :class:`PerfusionMapper` by method.
+    mask : str, default="brain"
+        Exam mask whose voxels are converted.
+    n_jobs : int or None, default=None
+        Exams converted in parallel (joblib).
+    progress : str or None, default=None
+        Description of a progress bar counting the exams converted; None
+        shows none.
+
+    Returns
+    -------
+    curves : dict of str to list of ExamCurves
+        Per step name, the curves of every exam in order; steps with equal
+        parameters share the same list.
+
+    Examples
+    --------
+    >>> from skperfusion.datasets import simulate_exam
+    >>> from skperfusion.exam import ExamToCurves
+    >>> from skperfusion.exam_estimators import shared_curves
+    >>> exams = [simulate_exam(shape=(4, 4, 1), random_state=k) for k in range(2)]
+    >>> curves = shared_curves(exams, {"oSVD": ExamToCurves(), "PHAE": ExamToCurves()})
+    >>> curves["oSVD"] is curves["PHAE"], len(curves["oSVD"])
+    (True, 2)
+    """
+    computed, shared = {}, {}
+    for name, step in steps.items():
+        key = joblib_hash(step.get_params(deep=False))
+        if key not in computed:
+            jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(step.transform)(exam, mask) for exam in exams)
+            computed[key] = list(tqdm(jobs, total=len(exams), desc=progress, unit="exam",
+                                      disable=progress is None))
+        shared[name] = computed[key]
+    return shared
 
 
 def exam_grades(exams):
@@ -85,8 +156,8 @@ def exam_grades(exams):
 
     Parameters
     ----------
-    exams : list of Exam
-        Exams with a ``grade``.
+    exams : list of Exam or ExamCurves
+        Exams with a ``grade``, or their curves.
 
     Returns
     -------
@@ -98,6 +169,7 @@ def exam_grades(exams):
     ValueError
         If an exam has no grade, naming the subjects.
     """
+    exams = [_exam_of(item) for item in exams]
     missing = [exam.subject_id for exam in exams if exam.grade not in GRADES]
     if missing:
         raise ValueError(f"subject(s) {missing} have no grade; grading needs one of {GRADES} "
@@ -154,27 +226,50 @@ def _is_stateless(deconvolver):
             and type(deconvolver)._fit_curves is BaseDeconvolver._fit_curves)
 
 
-def _training_curves(exam, voxels, mask, step):
-    """Grid curves of the chosen voxels (indices into ``mask``) of one exam."""
-    selected = exam.mask(mask)
+def _training_curves(item, voxels, mask, step):
+    """Grid curves of the chosen voxels (row indices into ``mask``) of one exam or its curves."""
+    if isinstance(item, ExamCurves):
+        return item.X[voxels]
+    selected = item.mask(mask)
     subset = np.zeros(selected.size, dtype=bool)
     subset[np.flatnonzero(selected)[voxels]] = True
-    return step.transform(exam, subset.reshape(selected.shape)).X
+    return step.transform(item, subset.reshape(selected.shape)).X
 
 
-def _map_exam(deconvolver, exam, mask, step, names):
-    """Maps of one exam, the AIF used and the seconds spent.
+def _check_curves(items, tr, n_times, mask):
+    """Refuse curves that are not on the mapper's grid or not of the mapper's mask."""
+    for curves in items:
+        if not isinstance(curves, ExamCurves):
+            continue
+        exam = curves.exam
+        if not (np.isclose(curves.tr, tr) and curves.n_times == n_times):
+            raise ValueError(f"subject {exam.subject_id}: curves on a grid of {curves.n_times} "
+                             f"frames x {curves.tr:.4g} s; the mapper's is {n_times} x "
+                             f"{tr:.4g} s (compute them with the fitted mapper's curves_).")
+        if not np.array_equal(curves.voxels, exam.mask(mask)):
+            raise ValueError(f"subject {exam.subject_id}: the curves are not those of the "
+                             f"{mask!r} mask the mapper maps.")
 
-    The voxels go through the exam-to-curves step and the deconvolver a
-    block at a time (:meth:`~skperfusion.exam.ExamToCurves.transform_chunks`),
-    so that peak memory is that of a block of curves, not of the exam's.
+
+def _map_exam(deconvolver, item, mask, step, names):
+    """Maps of one exam (or of its precomputed curves), the AIF and the seconds spent.
+
+    An exam goes through the exam-to-curves step and the deconvolver a block
+    at a time (:meth:`~skperfusion.exam.ExamToCurves.transform_chunks`), so
+    that peak memory is that of a block of curves, not of the exam's.
+    Conversion and deconvolution are timed apart.
     """
-    start = time.perf_counter()
-    values = np.full((int(exam.mask(mask).sum()), len(names)), np.nan)
-    k2 = None
-    blocks = (step.transform_chunks(exam, mask) if hasattr(step, "transform_chunks")
-              else [(slice(None), step.transform(exam, mask))])
+    values = np.full((int(_exam_of(item).mask(mask).sum()), len(names)), np.nan)
+    k2, deconvolution, conversion = None, 0.0, 0.0
+    if isinstance(item, ExamCurves):
+        blocks = [(slice(None), item)]
+    elif hasattr(step, "transform_chunks"):
+        blocks = step.transform_chunks(item, mask)
+    else:
+        blocks = [(slice(None), step.transform(item, mask))]
     for rows, curves in blocks:
+        conversion += curves.seconds
+        start = time.perf_counter()
         # Degenerate voxels have NaN curves: their maps are NaN, the others computed.
         finite = np.isfinite(curves.X).all(axis=(1, 2))
         if finite.all():
@@ -182,15 +277,15 @@ def _map_exam(deconvolver, exam, mask, step, names):
         elif finite.any():
             block = values[rows]
             block[finite] = deconvolver.transform(curves.X[finite])
+        deconvolution += time.perf_counter() - start
         if curves.k2 is not None:
             k2 = np.full(len(values), np.nan) if k2 is None else k2
             k2[rows] = curves.k2
-    seconds = time.perf_counter() - start
-    volume = exam.to_volume(values, mask)
+    volume = curves.to_volume(values)
     maps = {name: volume[..., k] for k, name in enumerate(names)}
     if k2 is not None:
-        maps["K2"] = exam.to_volume(k2, mask)
-    return ExamMaps(exam, maps, seconds, mask, curves.aif)
+        maps["K2"] = curves.to_volume(k2)
+    return ExamMaps(_exam_of(item), maps, deconvolution, mask, curves.aif, conversion)
 
 
 class PerfusionMapper(TransformerMixin, BaseEstimator):
@@ -207,6 +302,12 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     curves are put on the grid chosen in ``fit`` (linear interpolation, an
     identity for exams already on it), so that multi-protocol cohorts (and
     the simulator's) can be pooled and every method sees the same curves.
+
+    ``fit`` and ``transform`` take exams, or their curves computed once
+    and shared by several mappers (:class:`~skperfusion.exam.ExamCurves`
+    from ``curves_.transform(exam, mask)`` or :func:`shared_curves`): these
+    are mapped as they are, so they must be on the mapper's grid and of its
+    ``mask``.
 
     Parameters
     ----------
@@ -229,8 +330,9 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     n_times : int or None, default=None
         Frames of the grid; None takes the most frames that every training
         exam covers after its non-steady-state frames (their frame count
-        when they share TR and length). Shorter exams hold their last value
-        beyond their end.
+        when they share TR and length), or the grid of the training curves.
+        Shorter exams are zero beyond their end
+        (:func:`~skperfusion.exam.resample_curves`).
     mask : str, default="brain"
         Exam mask whose voxels are mapped (and used for training).
     max_train_voxels : int or None, default=200_000
@@ -268,8 +370,9 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     ``transform`` returns a list of :class:`ExamMaps` (per-exam volumes),
     not a table; ``set_output`` is accepted for the sake of
     :meth:`sklearn.pipeline.Pipeline.set_output` and does not change it.
-    The time reported per exam (``ExamMaps.seconds``) covers concentration
-    conversion, resampling and deconvolution, the paper's inference time.
+    The time reported per exam is split: ``ExamMaps.seconds`` is the
+    deconvolution (the paper's inference time), ``ExamMaps.curve_seconds``
+    the exam-to-curves step (shared by the methods mapping the same curves).
 
     Examples
     --------
@@ -314,8 +417,8 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : list of Exam
-            Training exams.
+        X : list of Exam or ExamCurves
+            Training exams, or their curves on the mapper's grid.
         y : array_like or None, default=None
             Ignored (grades are not needed to compute maps).
 
@@ -324,36 +427,34 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         self : object
             Fitted mapper.
         """
-        exams = _check_exams(X, self)
+        items = _check_exams(X, self, (Exam, ExamCurves), "exams or their curves")
         frozen = isinstance(self.deconvolver, FrozenEstimator)
-        if self.tr is not None:
-            self.tr_ = float(self.tr)
+        given = next(((item.tr, item.n_times) for item in items
+                      if isinstance(item, ExamCurves)), None)
+        if frozen:
+            tr, n_times = float(self.deconvolver.tr), int(self.deconvolver.n_times_)
+        elif given is not None:
+            tr, n_times = given
         else:
-            self.tr_ = (float(self.deconvolver.tr) if frozen
-                        else min(exam.tr for exam in exams))
-        if self.n_times is not None:
-            self.n_times_ = int(self.n_times)
-        elif frozen:
-            self.n_times_ = int(self.deconvolver.n_times_)
-        else:
-            duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)
-            # The tolerance keeps rounding from dropping the last frame of an exact fit.
-            self.n_times_ = int(np.floor(duration / self.tr_ + 1e-6)) + 1
+            tr, n_times = time_grid(items, self.tr)
+        self.tr_ = tr if self.tr is None else float(self.tr)
+        self.n_times_ = n_times if self.n_times is None else int(self.n_times)
+        _check_curves(items, self.tr_, self.n_times_, self.mask)
         self.curves_ = clone(self.curves if self.curves is not None else ExamToCurves())
         self.curves_.set_params(tr=self.tr_, n_times=self.n_times_)
         if frozen:
             self.deconvolver_ = self.deconvolver
             self.n_train_voxels_ = 0
         else:
-            self.deconvolver_, self.n_train_voxels_ = self._train(exams)
+            self.deconvolver_, self.n_train_voxels_ = self._train(items)
         self.feature_names_out_ = np.asarray(self.deconvolver_.get_feature_names_out(),
                                              dtype=object)
         return self
 
-    def _train(self, exams):
-        """Fit a clone of the deconvolver on voxels drawn from the exams."""
+    def _train(self, items):
+        """Fit a clone of the deconvolver on voxels drawn from the exams (or their curves)."""
         deconvolver = OSVDDeconvolver() if self.deconvolver is None else clone(self.deconvolver)
-        counts = np.array([int(exam.mask(self.mask).sum()) for exam in exams])
+        counts = np.array([int(_exam_of(item).mask(self.mask).sum()) for item in items])
         total = int(counts.sum())
         n_draw = total if self.max_train_voxels is None else min(self.max_train_voxels, total)
         if _is_stateless(deconvolver):
@@ -369,8 +470,8 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
             # of an exam warn about them.
             warnings.simplefilter("ignore", DegenerateVoxelWarning)
             curves = np.concatenate(Parallel(n_jobs=self.n_jobs)(
-                delayed(_training_curves)(exam, voxels, self.mask, self.curves_)
-                for exam, voxels in zip(exams, per_exam, strict=True) if voxels.size
+                delayed(_training_curves)(item, voxels, self.mask, self.curves_)
+                for item, voxels in zip(items, per_exam, strict=True) if voxels.size
             ))
         curves = curves[np.isfinite(curves).all(axis=(1, 2))]
         if "tr" in deconvolver.get_params():
@@ -382,8 +483,9 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : list of Exam
-            Exams to map.
+        X : list of Exam or ExamCurves
+            Exams to map, or their curves on the mapper's grid (mapped as
+            they are, without converting the exams again).
 
         Returns
         -------
@@ -391,11 +493,12 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
             One per exam, in order; volumes NaN outside ``mask``.
         """
         check_is_fitted(self)
-        exams = _check_exams(X, self)
+        items = _check_exams(X, self, (Exam, ExamCurves), "exams or their curves")
+        _check_curves(items, self.tr_, self.n_times_, self.mask)
         return Parallel(n_jobs=self.n_jobs)(
-            delayed(_map_exam)(self.deconvolver_, exam, self.mask, self.curves_,
+            delayed(_map_exam)(self.deconvolver_, item, self.mask, self.curves_,
                                self.feature_names_out_)
-            for exam in exams
+            for item in items
         )
 
     def set_output(self, *, transform=None):

@@ -6,6 +6,7 @@ import functools
 import nibabel as nib
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from skperfusion.aif import select_arterial_voxels, vof_scale
 from skperfusion.datasets import simulate_exam
@@ -133,18 +134,21 @@ def test_maps_cli_writes_auto_aif_files_and_relative_maps(simulated, tmp_path):
     assert main(["maps", str(tmp_path / "sub-001"), str(tmp_path / "none")]) == 2
     out = tmp_path / "maps"
     assert main(["maps", str(tmp_path / "sub-001"), str(out), "--aif", "auto",
-                 "--aif-plot"]) == 0
-    names = {p.name for p in out.iterdir()}
-    assert names == {"CBF.nii.gz", "CBV.nii.gz", "MTT.nii.gz", "Tmax.nii.gz", "rCBF.nii.gz",
-                     "rCBV.nii.gz", "aif_mask.nii.gz", "aif.tsv", "aif.png"}
-    table = np.loadtxt(out / "aif.tsv", skiprows=1)
+                 "--aif-plot", "--no-report"]) == 0
+    out = out / "sub-001" / "perf"
+    names = {p.name.removeprefix("sub-001_desc-osvd_") for p in out.iterdir()}
+    assert names == {f"{m}.{e}" for m in ("cbf", "cbv", "mtt", "tmax", "rcbf", "rcbv")
+                     for e in ("nii.gz", "json")} | {"aifmask.nii.gz", "aif.tsv", "aif.png"}
+    out = {name: out / f"sub-001_desc-osvd_{name}" for name in
+           ("aif.tsv", "aifmask.nii.gz", "rcbf.nii.gz", "aif.png")}
+    table = np.loadtxt(out["aif.tsv"], skiprows=1)
     assert table.shape == (exam.n_times - exam.n_skip, 2) and table[:, 1].max() > 0
     np.testing.assert_allclose(np.diff(table[:, 0]), exam.tr, rtol=1e-5)
-    chosen = nib.load(out / "aif_mask.nii.gz").get_fdata() > 0
+    chosen = nib.load(out["aifmask.nii.gz"]).get_fdata() > 0
     assert chosen.any() and not (chosen & ~exam.masks["brain"]).any()
-    rcbf = nib.load(out / "rCBF.nii.gz").get_fdata()
+    rcbf = nib.load(out["rcbf.nii.gz"]).get_fdata()
     assert np.nanmean(rcbf[exam.masks["nawm"]]) == pytest.approx(1.0, rel=1e-4)
-    assert (out / "aif.png").read_bytes()[:4] == b"\x89PNG"
+    assert out["aif.png"].read_bytes()[:4] == b"\x89PNG"
 
 
 def _median_ratio(maps, exam, name):
@@ -199,34 +203,39 @@ def test_maps_cli_relaxivity_gives_absolute_cbv_and_no_png_by_default(tmp_path):
     write_exam(exam, tmp_path / "sub-001")
     out = tmp_path / "maps"
     assert main(["maps", str(tmp_path / "sub-001"), str(out), "--aif-scaling", "vof",
-                 "--relaxivity", "van_osch"]) == 0
-    assert not (out / "aif.png").exists() and (out / "aif.tsv").exists()
-    cbv = nib.load(out / "CBV.nii.gz").get_fdata()
+                 "--relaxivity", "van_osch", "--no-report"]) == 0
+    out = out / "sub-001" / "perf"
+    assert not (out / "sub-001_desc-osvd_aif.png").exists()
+    assert (out / "sub-001_desc-osvd_aif.tsv").exists()
+    cbv = nib.load(out / "sub-001_desc-osvd_cbv.nii.gz").get_fdata()
     truth = exam.ground_truth["CBV"]
     known = np.isfinite(truth) & (truth > 0)
     assert np.median(cbv[known] / truth[known]) == pytest.approx(1.0, abs=0.1)
 
 
 def test_noise_robustness_without_an_aif_mask_keeps_the_clean_arteries(simulated):
-    from skperfusion.study.evaluation import _aif_from_mask, degrade_exam
+    from skperfusion.study.evaluation import _clean_arteries, degrade_exam
 
     exam, labels = simulated
     exam = dataclasses.replace(exam, masks={k: v for k, v in exam.masks.items() if k != "aif"})
     with pytest.raises(ValueError, match="no aif mask"):
-        ExamToCurves().arterial_voxels(exam)
-    step = ExamToCurves(aif="auto")
-    clean = step.arterial_voxels(exam)
+        ExamToCurves().transform(exam)
+    with pytest.raises(ValueError, match="no 'aif' mask"):
+        degrade_exam(exam, 10, random_state=0)
+    mapper = PerfusionMapper(curves=ExamToCurves(aif="auto")).fit([exam])
+    clean = mapper.curves_.transform(exam).aif.voxels
     assert (clean & (labels == LABELS["artery"])).sum() == clean.sum() > 0
-    degraded = degrade_exam(exam, 10, random_state=0)
+    # The noise experiment keeps the arteries selected on the clean exam.
+    _, arteries = _clean_arteries([exam], {"oSVD": mapper})
+    np.testing.assert_array_equal(arteries[0], clean)
+    degraded = degrade_exam(exam, 10, arterial=clean, random_state=0)
     brain = exam.masks["brain"]
     assert not np.allclose(degraded.signal[brain], exam.signal[brain])
     np.testing.assert_array_equal(degraded.signal[~brain], exam.signal[~brain])
-    # The clean exam's arteries become the degraded exam's aif mask, and the
-    # study's mappers read it: the AIF curve is the noisy signal of those voxels.
+    # They become the degraded exam's aif mask, which the noise draws read: the
+    # AIF curve is the noisy signal of those voxels.
     np.testing.assert_array_equal(degraded.masks["aif"], clean)
-    mapper = PerfusionMapper(curves=step).fit([exam])
-    pinned = _aif_from_mask(mapper)
-    assert pinned.curves_.aif == "mask" and mapper.curves_.aif == "auto"
-    result = pinned.transform([degraded])[0]
+    pinned = clone(mapper.curves_).set_params(aif="mask")
+    result = mapper.transform([pinned.transform(degraded)])[0]
     np.testing.assert_array_equal(result.aif.voxels, clean)
     assert np.isfinite(ROIRatio().transform([result])).all()

@@ -403,3 +403,36 @@ def test_cv_table_gives_an_interval_only_over_several_repeats():
                                            "80.0 (70.0-90.0)", "80.0 (70.0-90.0)",
                                            "1.50 (1.20-1.80)"]
     assert formatted.loc["B", ["AUC", "Accuracy (%)"]].tolist() == ["0.70", "70.0"]
+
+
+def test_the_study_converts_each_exam_once_per_configuration(exams, monkeypatch):
+    # Every method, split, fold and noise draw shares the curves of an exam: the
+    # tissue conversion stage runs once per exam and exam-to-curves configuration
+    # (and once per noisy copy), however many methods are compared.
+    from collections import Counter
+
+    from skperfusion.exam import ExamToCurves, pipeline
+    from skperfusion.study.run import compute_study
+
+    conversions, convert = Counter(), pipeline._convert
+
+    def counted(step, exam, signals, aif_signal, *, blood=False):
+        if not blood:  # tissue rows; the AIF (and VOF) go through with blood=True
+            conversions[exam.subject_id] += 1
+        return convert(step, exam, signals, aif_signal, blood=blood)
+
+    monkeypatch.setattr(pipeline, "_convert", counted)
+    snrs, n_draws = (30, 10), 2
+    results = compute_study(
+        exams, methods=("osvd", "tikhonov"), test_size=0.5, snrs=snrs, n_draws=n_draws,
+        n_splits=2, n_repeats=1, n_boot=20, n_workers=1, progress=False,
+        compare_curves={"van Osch": ExamToCurves(relaxivity="van_osch")})
+    test = set(results.tables["ratios"].index)
+    # Training or test exam, main configuration: once; test exams also once with the
+    # compared configuration and once per noise draw.
+    expected = {exam.subject_id: 1 + (exam.subject_id in test) * (1 + len(snrs) * n_draws)
+                for exam in exams}
+    assert dict(conversions) == expected
+    # The exam-to-curves time is the shared conversion's: the same for every method.
+    curve_times = results.tables["table1"]["curves_time_mean"].drop(TRUTH)
+    assert curve_times.nunique() == 1 and curve_times.iloc[0] > 0

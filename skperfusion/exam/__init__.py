@@ -9,14 +9,15 @@
   (:func:`save_maps`);
 - :mod:`~skperfusion.exam.pipeline`: :class:`ExamToCurves`, the one step
   from an exam to the curves of every deconvolver (AIF, AIF scaling,
-  signal to concentration, leakage correction, resampling).
+  signal to concentration, leakage correction, resampling), its result
+  :class:`ExamCurves`, and :func:`time_grid`.
 """
 
 from .bids import read_participants
 from .layout import load_cohort, load_exam, write_exam
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import save_maps
-from .pipeline import ExamAIF, ExamCurves, ExamToCurves, resample_curves
+from .pipeline import ExamAIF, ExamCurves, ExamToCurves, resample_curves, time_grid
 
 __all__ = [
     "GRADES",
@@ -33,5 +34,6 @@ __all__ = [
     "read_participants",
     "resample_curves",
     "save_maps",
+    "time_grid",
     "write_exam",
 ]

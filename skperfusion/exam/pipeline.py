@@ -1,16 +1,31 @@
 """From exam to curves: the one step shared by maps, training and the study.
 
-:class:`ExamToCurves` applies, in order: the AIF (the ``aif`` mask, or
-automatic selection), signal to ``ΔR2*`` (one echo: eq. 1; several:
-``ΔR2*`` that cancels T1 effects), optional relaxivity conversion to
-absolute concentrations (mM), optional AIF scaling by a venous output
-function, optional leakage correction, and resampling to a common time
-grid. Its result, :class:`ExamCurves`, carries the voxel matrix ``X`` of
-shape ``(n_voxels, 2, n_times)`` that every deconvolver takes;
-:meth:`ExamToCurves.transform_chunks` gives the same curves a block of
+:class:`ExamToCurves` applies named stages, each with one policy, in order:
+
+========================  ==============================================================
+stage                     function
+========================  ==============================================================
+AIF                       ``_aif_stage``: the ``aif`` mask or automatic selection
+                          (``aif``), venous-output scaling (``aif_scaling``); returns
+                          the :class:`ExamAIF`
+degenerate voxels         ``_degenerate_voxels``: a non-positive kept signal sample
+                          (no logarithm); their curves are NaN
+conversion                ``_convert``: signal to ``ΔR2*`` (one echo: eq. 1; several:
+                          ``ΔR2*`` that cancels T1 effects), then relaxivity
+                          (``relaxivity``: 1/s kept, or concentrations in mM)
+leakage                   ``_leakage_stage``: corrected curves, ``K2`` and ``kep`` in
+                          one call (``leakage``)
+resampling                ``_resample_stage``: onto the grid of :func:`time_grid`
+========================  ==============================================================
+
+Its result, :class:`ExamCurves`, carries the voxel matrix ``X`` of shape
+``(n_voxels, 2, n_times)`` that every deconvolver takes, computed once per
+exam and shared by every method (``PerfusionMapper`` takes it in place of the
+exam); :meth:`ExamToCurves.transform_chunks` gives the same curves a block of
 voxels at a time (bounded memory).
 """
 
+import time
 import warnings
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -29,7 +44,7 @@ from ..preprocessing import (
     MultiEchoTransformer,
 )
 
-__all__ = ["ExamAIF", "ExamCurves", "ExamToCurves", "resample_curves"]
+__all__ = ["ExamAIF", "ExamCurves", "ExamToCurves", "resample_curves", "time_grid"]
 
 CHUNK_VOXELS = 32_768
 """Voxels converted at a time by :meth:`ExamToCurves.transform_chunks`
@@ -78,6 +93,39 @@ def resample_curves(X, tr, new_tr, n_times):
     return np.where(acquired, X[..., lower] * (1 - weight) + X[..., upper] * weight, 0)
 
 
+def time_grid(exams, tr=None):
+    """The time grid that every exam covers after its non-steady-state frames.
+
+    Parameters
+    ----------
+    exams : sequence of Exam
+        The exams (one for an exam's own grid).
+    tr : float or None, default=None
+        Sampling interval of the grid in seconds; None takes the smallest TR
+        of the exams.
+
+    Returns
+    -------
+    tr : float
+        Sampling interval in seconds.
+    n_times : int
+        Frames ``t_k = k · tr`` that fit in the shortest kept acquisition,
+        ``(n_times - n_skip - 1) · TR`` seconds.
+
+    Examples
+    --------
+    >>> from skperfusion.datasets import simulate_exam
+    >>> from skperfusion.exam import time_grid
+    >>> exam = simulate_exam(shape=(4, 4, 1), random_state=0)
+    >>> time_grid([exam]) == (exam.tr, exam.n_times - exam.n_skip)
+    True
+    """
+    tr = min(exam.tr for exam in exams) if tr is None else float(tr)
+    duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)
+    # The tolerance keeps rounding from dropping the last frame of an exact fit.
+    return tr, int(np.floor(duration / tr + 1e-6)) + 1
+
+
 @dataclass(frozen=True)
 class ExamAIF:
     """The arterial input function an exam was processed with.
@@ -121,7 +169,11 @@ class ExamAIF:
 
 @dataclass(frozen=True)
 class ExamCurves:
-    """Curves of one exam, the result of :meth:`ExamToCurves.transform`.
+    """Curves of one exam on one time grid, the result of :meth:`ExamToCurves.transform`.
+
+    Computed once per exam, exam-to-curves configuration and grid, and
+    shared by every method: :class:`~skperfusion.exam_estimators.PerfusionMapper`
+    takes a list of them in place of the exams.
 
     Parameters
     ----------
@@ -129,24 +181,69 @@ class ExamCurves:
         Tissue (channel 0) and AIF (channel 1) curves, ``ΔR2*`` in 1/s or,
         with ``relaxivity="van_osch"``, concentrations in mM; voxels in C
         order of ``voxels``; the dtype of the exam's signal (float32 stays
-        float32).
+        float32). NaN rows for degenerate voxels.
     voxels : ndarray of bool, shape (X, Y, Z)
         The voxels of ``X``.
     aif : ExamAIF
         The AIF and the arterial voxels it came from.
     k2 : ndarray of shape (n_voxels,) or None, default=None
         Leakage rate constant ``K2`` (1/s) per voxel, when leakage was corrected.
+    kep : ndarray of shape (n_voxels,) or None, default=None
+        Efflux rate constant ``kep`` (1/s) per voxel, with
+        ``leakage="bidirectional"``.
+    exam : Exam or None, default=None
+        The exam the curves come from (its masks, grade and ground truth).
+    seconds : float, default=nan
+        Wall-clock time of the exam-to-curves step (AIF, conversion,
+        leakage, resampling), in seconds.
+    qc : dict, default={}
+        Quality-control diagnostics of the step, by name.
     """
 
     X: np.ndarray = field(repr=False)
     voxels: np.ndarray = field(repr=False)
     aif: ExamAIF
     k2: np.ndarray | None = field(default=None, repr=False)
+    kep: np.ndarray | None = field(default=None, repr=False)
+    exam: object = field(default=None, repr=False)
+    seconds: float = float("nan")
+    qc: dict = field(default_factory=dict, repr=False)
 
     @property
     def tr(self):
         """Sampling interval of the curves in seconds."""
         return self.aif.tr
+
+    @property
+    def n_times(self):
+        """Frames of the curves' grid."""
+        return self.X.shape[-1]
+
+    def to_volume(self, values):
+        """Scatter one value (or ``k`` values) per voxel back into the image grid.
+
+        The inverse of the voxel selection: row ``i`` of ``values`` goes to
+        the ``i``-th voxel of ``voxels`` in C order.
+
+        Parameters
+        ----------
+        values : array_like of shape (n_voxels,) or (n_voxels, k)
+            Values per voxel of ``voxels``, e.g. a deconvolver's maps of ``X``.
+
+        Returns
+        -------
+        volume : ndarray of shape (X, Y, Z) or (X, Y, Z, k)
+            Float volume, NaN outside ``voxels``.
+        """
+        values = np.asarray(values, dtype=float)
+        n_voxels = int(np.count_nonzero(self.voxels))
+        if values.ndim not in (1, 2) or values.shape[0] != n_voxels:
+            subject = getattr(self.exam, "subject_id", "exam")
+            raise ValueError(f"subject {subject}: values of shape {values.shape} do not match "
+                             f"the {n_voxels} voxels of the curves.")
+        volume = np.full(self.voxels.shape + values.shape[1:], np.nan)
+        volume[self.voxels] = values
+        return volume
 
 
 class ExamToCurves(BaseEstimator):
@@ -228,6 +325,8 @@ class ExamToCurves(BaseEstimator):
     >>> curves = ExamToCurves().transform(exam)
     >>> curves.X.shape[1], curves.X.shape[0] == exam.masks["brain"].sum()
     (2, np.True_)
+    >>> curves.to_volume(curves.X[:, 0].max(axis=1)).shape == exam.shape
+    True
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -250,70 +349,6 @@ class ExamToCurves(BaseEstimator):
         self.n_times = n_times
         self.transformer = transformer
 
-    def _transformer(self, exam):
-        if self.transformer is not None:
-            return clone(self.transformer)
-        if exam.n_echoes == 1:
-            return ConcentrationTransformer(te=exam.te, n_skip=exam.n_skip)
-        return MultiEchoTransformer(te=exam.echo_times, n_skip=exam.n_skip)
-
-    def arterial_voxels(self, exam):
-        """The arterial voxels this step would use for an exam.
-
-        Parameters
-        ----------
-        exam : Exam
-            The exam.
-
-        Returns
-        -------
-        voxels : ndarray of bool, shape (X, Y, Z)
-            The ``aif`` mask (``aif="mask"``), or the automatically selected
-            arterial voxels (``aif="auto"``).
-
-        Raises
-        ------
-        ValueError
-            Naming the subject: no ``aif`` mask with ``aif="mask"``, or no
-            arterial candidates.
-        """
-        self._validate_params()
-        return self._aif_voxels(exam)[0]
-
-    def _aif_voxels(self, exam):
-        """Arterial voxels; for automatic selection also the candidates and their curves."""
-        if self.aif == "mask":
-            if "aif" not in exam.masks:
-                raise ValueError(f"subject {exam.subject_id}: no aif mask; give aif_mask.nii.gz "
-                                 "or select the arterial voxels automatically (aif='auto', "
-                                 "--aif auto).")
-            return exam.masks["aif"], None, None
-        brain = exam.mask("brain")
-        curves, baseline_sd, min_fraction = _brain_concentrations(exam, brain)
-        try:
-            arterial, candidates = select_arterial_voxels(
-                curves, exam.tr, baseline_sd=baseline_sd, min_fraction=min_fraction)
-        except ValueError as exc:
-            raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
-        return (_scatter(arterial, brain), _scatter(candidates, brain),
-                curves[candidates])
-
-    def _venous_voxels(self, exam, aif_signal):
-        """Venous voxels: the ``vof`` mask, or late, large-area brain voxels."""
-        if "vof" in exam.masks:
-            return exam.masks["vof"]
-        brain = exam.mask("brain")
-        aif = aif_signal[exam.n_skip:]
-        if exam.n_echoes > 1:
-            aif = aif[..., -1]
-        curves, _, _ = _brain_concentrations(exam, brain)
-        aif_curve, _, _ = voxel_concentrations(aif[None], exam.echo_times[-1])
-        try:
-            venous = select_venous_voxels(curves, exam.tr, aif_curve[0])
-        except ValueError as exc:
-            raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
-        return _scatter(venous, brain)
-
     def transform(self, exam, mask="brain"):
         """Curves of one exam's voxels.
 
@@ -328,8 +363,8 @@ class ExamToCurves(BaseEstimator):
         -------
         curves : ExamCurves
             ``X`` of shape ``(n_voxels, 2, n_times)`` (1/s, or mM with
-            ``relaxivity="van_osch"``), the AIF, and ``K2`` when leakage was
-            corrected.
+            ``relaxivity="van_osch"``), the AIF, ``K2`` (and ``kep``) when
+            leakage was corrected, the exam and the seconds spent.
 
         Raises
         ------
@@ -380,7 +415,9 @@ class ExamToCurves(BaseEstimator):
             Rows of the block among the selected voxels (C order of the mask).
         curves : ExamCurves
             The block's curves; ``voxels`` is the whole selection, ``X`` has
-            ``rows.stop - rows.start`` rows.
+            ``rows.stop - rows.start`` rows; ``seconds`` is the block's
+            share of the step (the first block also counts the AIF and the
+            leakage fit).
 
         Raises
         ------
@@ -393,89 +430,159 @@ class ExamToCurves(BaseEstimator):
             As :meth:`transform`, once, before the first block.
         """
         self._validate_params()
+        started = time.perf_counter()
         selected = exam.mask(mask)
         if not selected.any():
             raise ValueError(f"subject {exam.subject_id}: the selected mask has no voxel.")
         degenerate = _degenerate_voxels(exam, selected)
-        reference = self._reference(exam)
+        reference = _aif_stage(self, exam)
         # One (voxel, time[, echo]) view of the signal; each block is a copy of its rows.
         signal = exam.signal.reshape(-1, *exam.signal.shape[3:])
         index = np.flatnonzero(selected)
         stand_in = signal[index[np.argmin(degenerate)]]
-        n_voxels = len(index)
         corrector = _leakage_corrector(self, exam, reference) if self.leakage != "none" else None
-        if chunk_voxels is None:
-            chunk_voxels = n_voxels
-        for start in range(0, n_voxels, chunk_voxels):
-            rows = slice(start, min(start + chunk_voxels, n_voxels))
+        chunk_voxels = len(index) if chunk_voxels is None else chunk_voxels
+        for start in range(0, len(index), chunk_voxels):
+            rows = slice(start, min(start + chunk_voxels, len(index)))
             tissue, bad = signal[index[rows]], degenerate[rows]
+            # A valid voxel stands in for the degenerate ones, whose rows are then NaN.
             tissue[bad] = stand_in
-            X = self._convert(exam, tissue, reference.signal)
+            X = _convert(self, exam, tissue, reference.signal)
             X[bad] = np.nan
             if reference.scale != 1:
                 X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
-            k2 = None
-            if self.leakage != "none" and corrector is None:
-                k2 = np.full(len(X), np.nan)  # no reference: left uncorrected
-            elif corrector is not None:
-                k2 = corrector.leakage_parameters(X)["K2"]
-                X = corrector.transform(X)
-            X = self._resample(exam, X)
-            yield rows, ExamCurves(X, selected, reference.aif, k2)
+            X, leakage = _leakage_stage(self, corrector, X)
+            X = _resample_stage(self, exam, X)
+            seconds, started = time.perf_counter() - started, None
+            yield rows, ExamCurves(X, selected, reference.aif, **leakage, exam=exam,
+                                   seconds=seconds)
+            started = time.perf_counter()
 
-    def _convert(self, exam, signals, aif_signal, *, blood=False):
-        """ΔR2* (or mM) curves of signal rows paired with the arterial signal.
 
-        With ``relaxivity="van_osch"`` the AIF channel is blood and the rows
-        are tissue, or blood too (``blood=True``: the VOF).
-        """
-        X = self._transformer(exam).fit_transform(_pair(signals, aif_signal))
-        if self.relaxivity == "van_osch":
-            X[:, 0] = (blood_concentration if blood else tissue_concentration)(X[:, 0])
-            X[:, 1] = blood_concentration(X[:, 1])
-        return X
+def _grid(step, exam):
+    """The output grid of ``step`` for an exam: its own unless ``tr``/``n_times`` are set."""
+    if step.n_times is not None:
+        return (exam.tr if step.tr is None else float(step.tr)), int(step.n_times)
+    return time_grid([exam], step.tr)
 
-    def _reference(self, exam):
-        """The AIF of an exam, computed once: voxels, signal, scale and its ExamAIF."""
-        aif_voxels, candidates, candidate_curves = self._aif_voxels(exam)
-        aif = exam.signal[aif_voxels].mean(axis=0)
-        if np.any(aif <= 0) or np.any(np.ptp(aif, axis=0) == 0):
-            raise ValueError(f"subject {exam.subject_id}: the mean arterial signal is flat or "
-                             "non-positive; check the aif mask.")
-        venous, rows = None, aif[None]
-        if self.aif_scaling == "vof":
-            venous = self._venous_voxels(exam, aif)
-            # The VOF goes through the conversion as one more "tissue" row, with the AIF.
-            rows = np.concatenate([rows, exam.signal[venous].mean(axis=0)[None]])
-        curves = self._convert(exam, rows, aif, blood=True)
-        curve, scale = curves[0, 1], 1.0
-        if venous is not None:
-            try:
-                scale = vof_scale(curve, curves[1, 0], exam.tr)
-            except ValueError as exc:
-                raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
-        if candidate_curves is not None and self.relaxivity == "van_osch":
-            candidate_curves = blood_concentration(candidate_curves)
-        curve = self._resample(exam, curve * np.asarray(scale, dtype=curve.dtype))
-        if candidate_curves is not None:
-            candidate_curves = self._resample(exam, candidate_curves)
-        unit = "mM" if self.relaxivity == "van_osch" else "1/s"
-        aif_info = ExamAIF(curve, self._grid(exam, exam.n_times - exam.n_skip)[0], aif_voxels,
-                           candidates, candidate_curves, scale, venous, unit)
-        return _Reference(aif, scale, aif_info)
 
-    def _resample(self, exam, curves):
-        tr, n_times = self._grid(exam, curves.shape[-1])
-        if (tr, n_times) == (exam.tr, curves.shape[-1]):
-            return curves
-        return resample_curves(curves, exam.tr, tr, n_times)
+def _resample_stage(step, exam, curves):
+    """Resampling stage: curves of the exam's kept frames onto the step's grid."""
+    tr, n_times = _grid(step, exam)
+    if (tr, n_times) == (exam.tr, curves.shape[-1]):
+        return curves
+    return resample_curves(curves, exam.tr, tr, n_times)
 
-    def _grid(self, exam, n_frames):
-        tr = exam.tr if self.tr is None else float(self.tr)
-        if self.n_times is not None:
-            return tr, int(self.n_times)
-        # The tolerance keeps rounding from dropping the last frame of an exact fit.
-        return tr, int(np.floor((n_frames - 1) * exam.tr / tr + 1e-6)) + 1
+
+def _transformer(step, exam):
+    """The signal-to-ΔR2* transformer: the step's, or the one the exam's echoes need."""
+    if step.transformer is not None:
+        return clone(step.transformer)
+    if exam.n_echoes == 1:
+        return ConcentrationTransformer(te=exam.te, n_skip=exam.n_skip)
+    return MultiEchoTransformer(te=exam.echo_times, n_skip=exam.n_skip)
+
+
+def _convert(step, exam, signals, aif_signal, *, blood=False):
+    """Conversion stage: ΔR2* (or mM) curves of signal rows paired with the arterial signal.
+
+    With ``relaxivity="van_osch"`` the AIF channel is blood and the rows
+    are tissue, or blood too (``blood=True``: the VOF).
+    """
+    X = _transformer(step, exam).fit_transform(_pair(signals, aif_signal))
+    if step.relaxivity == "van_osch":
+        X[:, 0] = (blood_concentration if blood else tissue_concentration)(X[:, 0])
+        X[:, 1] = blood_concentration(X[:, 1])
+    return X
+
+
+def _aif_voxels(step, exam):
+    """Arterial voxels; for automatic selection also the candidates and their curves."""
+    if step.aif == "mask":
+        if "aif" not in exam.masks:
+            raise ValueError(f"subject {exam.subject_id}: no aif mask; give aif_mask.nii.gz "
+                             "or select the arterial voxels automatically (aif='auto', "
+                             "--aif auto).")
+        return exam.masks["aif"], None, None
+    brain = exam.mask("brain")
+    curves, baseline_sd, min_fraction = _brain_concentrations(exam, brain)
+    try:
+        arterial, candidates = select_arterial_voxels(
+            curves, exam.tr, baseline_sd=baseline_sd, min_fraction=min_fraction)
+    except ValueError as exc:
+        raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
+    return _scatter(arterial, brain), _scatter(candidates, brain), curves[candidates]
+
+
+def _venous_voxels(exam, aif_signal):
+    """Venous voxels: the ``vof`` mask, or late, large-area brain voxels."""
+    if "vof" in exam.masks:
+        return exam.masks["vof"]
+    brain = exam.mask("brain")
+    aif = aif_signal[exam.n_skip:]
+    if exam.n_echoes > 1:
+        aif = aif[..., -1]
+    curves, _, _ = _brain_concentrations(exam, brain)
+    aif_curve, _, _ = voxel_concentrations(aif[None], exam.echo_times[-1])
+    try:
+        venous = select_venous_voxels(curves, exam.tr, aif_curve[0])
+    except ValueError as exc:
+        raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
+    return _scatter(venous, brain)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What every block of an exam shares: the mean arterial signal, scale, ExamAIF."""
+
+    signal: np.ndarray
+    scale: float
+    aif: ExamAIF
+
+
+def _aif_stage(step, exam):
+    """AIF stage: voxels (``aif``), mean signal, venous scaling (``aif_scaling``), ExamAIF."""
+    aif_voxels, candidates, candidate_curves = _aif_voxels(step, exam)
+    aif = exam.signal[aif_voxels].mean(axis=0)
+    if np.any(aif <= 0) or np.any(np.ptp(aif, axis=0) == 0):
+        raise ValueError(f"subject {exam.subject_id}: the mean arterial signal is flat or "
+                         "non-positive; check the aif mask.")
+    venous, rows = None, aif[None]
+    if step.aif_scaling == "vof":
+        venous = _venous_voxels(exam, aif)
+        # The VOF goes through the conversion as one more "tissue" row, with the AIF.
+        rows = np.concatenate([rows, exam.signal[venous].mean(axis=0)[None]])
+    curves = _convert(step, exam, rows, aif, blood=True)
+    curve, scale = curves[0, 1], 1.0
+    if venous is not None:
+        try:
+            scale = vof_scale(curve, curves[1, 0], exam.tr)
+        except ValueError as exc:
+            raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
+    if candidate_curves is not None and step.relaxivity == "van_osch":
+        candidate_curves = blood_concentration(candidate_curves)
+    curve = _resample_stage(step, exam, curve * np.asarray(scale, dtype=curve.dtype))
+    if candidate_curves is not None:
+        candidate_curves = _resample_stage(step, exam, candidate_curves)
+    unit = "mM" if step.relaxivity == "van_osch" else "1/s"
+    aif_info = ExamAIF(curve, _grid(step, exam)[0], aif_voxels, candidates, candidate_curves,
+                       scale, venous, unit)
+    return _Reference(aif, scale, aif_info)
+
+
+def _leakage_stage(step, corrector, X):
+    """Leakage stage: corrected curves and their ``K2`` (and ``kep``), in one pass.
+
+    Returns the curves unchanged and no parameters without ``leakage``;
+    NaN parameters when the exam has no leakage reference (``corrector`` None).
+    """
+    if step.leakage == "none":
+        return X, {}
+    names = ("k2", "kep") if step.leakage == "bidirectional" else ("k2",)
+    if corrector is None:  # no reference: left uncorrected
+        return X, {name: np.full(len(X), np.nan) for name in names}
+    X, parameters = corrector._correct(X)
+    return X, {name: parameters[name.upper() if name == "k2" else name] for name in names}
 
 
 def _leakage_corrector(step, exam, reference):
@@ -484,24 +591,23 @@ def _leakage_corrector(step, exam, reference):
     The reference curve comes from the brain (mostly normal tissue)
     whatever voxels are asked for (a tumour mask, a few training voxels),
     every k-th brain voxel so that at most :data:`CHUNK_VOXELS` are
-    converted; voxels with a non-positive signal are left out. Where no
-    correction can be fitted (no non-enhancing voxel, or data that
-    cannot carry one) the curves stay uncorrected with ``K2`` NaN. The
-    corrector's warnings come as one :class:`LeakageWarning` naming the
-    subject.
+    converted; degenerate voxels are left out. Where no correction can be
+    fitted (no non-enhancing voxel, or data that cannot carry one) the
+    curves stay uncorrected with ``K2`` NaN. The corrector's warnings come
+    as one :class:`LeakageWarning` naming the subject.
     """
     from ..preprocessing.leakage import LeakageCorrector, LeakageWarning
 
     signal = exam.signal.reshape(-1, *exam.signal.shape[3:])
     index = np.flatnonzero(exam.mask("brain"))
     tissue = signal[index[::max(1, -(-len(index) // CHUNK_VOXELS))]]
-    tissue = tissue[np.all(tissue[:, exam.n_skip:].reshape(len(tissue), -1) > 0, axis=1)]
+    tissue = tissue[~_is_degenerate(tissue, exam.n_skip, 1)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LeakageWarning)
         try:
             if not len(tissue):
                 raise ValueError("no brain voxel has a positive signal.")
-            X = step._convert(exam, tissue, reference.signal)
+            X = _convert(step, exam, tissue, reference.signal)
             if reference.scale != 1:
                 X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
             corrector = LeakageCorrector(method=step.leakage, tr=exam.tr).fit(X)
@@ -525,17 +631,36 @@ def _leakage_corrector(step, exam, reference):
     return corrector
 
 
-def _degenerate_voxels(exam, selected):
-    """Selected voxels with a zero or negative kept signal, with one warning.
+def _is_degenerate(signals, n_skip, time_axis):
+    """The degenerate-voxel rule: a zero or negative signal sample after ``n_skip``.
 
-    A voxel is degenerate when a kept frame (after ``n_skip``) has a zero or
-    negative signal: its concentration has no logarithm. The caller stands a
-    valid voxel's signal in for it (keeping the conversion of the others,
-    and a shared baseline detection, unchanged) and sets its rows to NaN.
+    Its logarithm is undefined, so the voxel has no concentration curve.
+
+    Parameters
+    ----------
+    signals : ndarray of shape (*voxel_axes, T) or (*voxel_axes, T, E)
+        Signals, arbitrary units.
+    n_skip : int
+        Leading frames not at steady state, not read.
+    time_axis : int
+        Axis of time (the number of voxel axes before it).
+
+    Returns
+    -------
+    degenerate : ndarray of bool of shape voxel_axes
     """
-    kept = exam.signal[:, :, :, exam.n_skip:]
-    bad = ~np.all(kept.reshape(*kept.shape[:3], -1) > 0, axis=-1)
-    degenerate = bad[selected]
+    kept = signals[(slice(None),) * time_axis + (slice(n_skip, None),)]
+    return ~np.all(kept.reshape(*kept.shape[:time_axis], -1) > 0, axis=-1)
+
+
+def _degenerate_voxels(exam, selected):
+    """Selected voxels that are degenerate (:func:`_is_degenerate`), with one warning.
+
+    The caller stands a valid voxel's signal in for them (keeping the
+    conversion of the others, and a shared baseline detection, unchanged)
+    and sets their rows to NaN.
+    """
+    degenerate = _is_degenerate(exam.signal, exam.n_skip, 3)[selected]
     n_bad = int(np.count_nonzero(degenerate))
     if n_bad == len(degenerate):
         raise ValueError(f"subject {exam.subject_id}: every one of the {n_bad} selected voxels "
@@ -547,15 +672,6 @@ def _degenerate_voxels(exam, selected):
                       "logarithm is undefined; their maps are NaN.", DegenerateVoxelWarning,
                       stacklevel=4)
     return degenerate
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """What every block of an exam shares: the mean arterial signal, scale, ExamAIF."""
-
-    signal: np.ndarray
-    scale: float
-    aif: ExamAIF
 
 
 def _brain_concentrations(exam, brain):

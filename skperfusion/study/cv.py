@@ -55,11 +55,13 @@ def cross_validated_grading(exams, mappers, *, trainable=(), n_splits=5, n_repea
 
     Parameters
     ----------
-    exams : list of Exam
-        The whole cohort, with grades and ``tumor``/``nawm`` masks.
+    exams : list of Exam or ExamCurves
+        The whole cohort, with grades and ``tumor``/``nawm`` masks, or its
+        curves (computed once, shared by every method and fold).
     mappers : dict of str to PerfusionMapper
         Unfitted mappers by method name. Give them a fixed grid (``tr`` and
-        ``n_times``) so that every fold maps on the same time grid.
+        ``n_times``) so that every fold maps on the same time grid (that of
+        the curves, when curves are given).
     trainable : collection of str, default=()
         Methods whose deconvolver learns from the training exams: retrained
         on every training fold. The others are mapped once (fitting them is

@@ -18,7 +18,6 @@ The bootstrap resamples patients with replacement *within each grade*
 intervals are percentile intervals.
 """
 
-import copy
 import dataclasses
 
 import numpy as np
@@ -32,8 +31,8 @@ from tqdm.auto import tqdm
 
 from ..datasets.noise import add_noise
 from ..deconvolution import PERFUSION_MAPS
-from ..exam import ExamToCurves
-from ..exam_estimators import ExamMaps, ROIRatio, _finite_mean, exam_grades
+from ..exam import ExamCurves
+from ..exam_estimators import ExamMaps, ROIRatio, _finite_mean, exam_grades, shared_curves
 from ..grading import youden_cutoff
 from ..preprocessing import detect_baseline_frames
 
@@ -174,8 +173,8 @@ def grading_metrics(scores, y, *, higher_class="HGG", n_boot=2000, confidence=0.
     return pd.Series(metrics, dtype=float)
 
 
-def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, confidence=0.95,
-                  random_state=None):
+def grading_table(ratios, y, *, times=None, curve_times=None, higher_class="HGG", n_boot=2000,
+                  confidence=0.95, random_state=None):
     """Table 1 of the paper: one row of :func:`grading_metrics` per method.
 
     Parameters
@@ -185,8 +184,11 @@ def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, con
     y : array_like of shape (n_patients,)
         Grades of the patients, in the row order of ``ratios``.
     times : pandas.DataFrame of shape (n_patients, n_methods) or None, default=None
-        Inference time per patient in seconds, columns named as in
-        ``ratios`` (a method may be missing, e.g. ground truth).
+        Inference (deconvolution) time per patient in seconds, columns named
+        as in ``ratios`` (a method may be missing, e.g. ground truth).
+    curve_times : pandas.DataFrame of shape (n_patients, n_methods) or None, default=None
+        Exam-to-curves time per patient in seconds (AIF, conversion,
+        leakage correction, resampling), columns as in ``times``.
     higher_class : label, default="HGG"
         The class expected to have the higher ratios.
     n_boot : int, default=2000
@@ -201,7 +203,8 @@ def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, con
     table : pandas.DataFrame
         Indexed by method, with the columns of :func:`grading_metrics` and,
         when ``times`` is given, ``time_mean``, ``time_min``, ``time_max``
-        (seconds per patient; NaN for methods without times).
+        (seconds per patient; NaN for methods without times), and with
+        ``curve_times`` the same statistics prefixed ``curves_time_``.
     """
     # One seed for every method: the same resamples, a paired comparison.
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
@@ -209,9 +212,9 @@ def grading_table(ratios, y, *, times=None, higher_class="HGG", n_boot=2000, con
                                     n_boot=n_boot, confidence=confidence, random_state=seed)
             for method in ratios.columns}
     table = pd.DataFrame(rows).T
-    if times is not None:
-        stats = times.agg(["mean", "min", "max"]).T.add_prefix("time_")
-        table = table.join(stats)
+    for prefix, seconds in (("time_", times), ("curves_time_", curve_times)):
+        if seconds is not None:
+            table = table.join(seconds.agg(["mean", "min", "max"]).T.add_prefix(prefix))
     table.index.name = "method"
     return table
 
@@ -330,17 +333,14 @@ def map_error_table(maps_by_method, *, regions=ERROR_REGIONS, snr="acquired"):
     return pd.DataFrame(rows)
 
 
-def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
+def degrade_exam(exam, snr, *, arterial=None, kind="gaussian", random_state=None):
     """Copy of an exam with noise added to its DSC signal at a baseline SNR.
 
     Noise (sd = mean baseline / ``snr`` per voxel, :func:`add_noise`) is
     added to the brain, arterial and venous voxels, the ones the study
     reads; the AIF, recomputed from the signal by the mappers'
     :class:`~skperfusion.exam.ExamToCurves`, is degraded with them. The
-    arterial voxels are the ``aif`` mask or, without one, the voxels
-    selected automatically on the clean exam
-    (:meth:`ExamToCurves.arterial_voxels <skperfusion.exam.ExamToCurves.arterial_voxels>`),
-    which the degraded exam then carries as its ``aif`` mask: the AIF
+    arterial voxels become the degraded exam's ``aif`` mask: the AIF
     *curve* is recomputed from the noisy signal, the *choice* of voxels is
     not re-run (at SNR 10 the automatic selection took the venous sinus
     for an artery in 4 of 12 draws on simulated exams, which would mix AIF
@@ -355,6 +355,9 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
         The exam.
     snr : float
         Baseline SNR of the added noise (> 0, dimensionless).
+    arterial : ndarray of bool, shape (X, Y, Z) or None, default=None
+        The arterial voxels, e.g. those selected automatically on the clean
+        exam (``ExamCurves.aif.voxels``); None uses the exam's ``aif`` mask.
     kind : {"gaussian", "rician"}, default="gaussian"
         Noise model; the paper adds Gaussian noise.
     random_state : int, numpy.random.Generator or None, default=None
@@ -363,9 +366,16 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
     Returns
     -------
     degraded : Exam
-        Same exam with the noisier signal (float64).
+        Same exam with the noisier signal (float64) and ``arterial`` as its
+        ``aif`` mask.
+
+    Raises
+    ------
+    ValueError
+        Naming the subject, if ``arterial`` is None and the exam has no
+        ``aif`` mask.
     """
-    arterial = ExamToCurves(aif="mask" if "aif" in exam.masks else "auto").arterial_voxels(exam)
+    arterial = exam.mask("aif" if arterial is None else arterial)
     n_baseline = int(detect_baseline_frames(
         exam.signal[arterial].mean(axis=0)[None, exam.n_skip:])[0])
     voxels = exam.mask("brain") | arterial | exam.masks.get("vof", False)
@@ -375,19 +385,23 @@ def degrade_exam(exam, snr, *, kind="gaussian", random_state=None):
     return dataclasses.replace(exam.with_signal(signal), masks={**exam.masks, "aif": arterial})
 
 
-def _aif_from_mask(mapper):
-    """The fitted mapper with its exam-to-curves step reading the ``aif`` mask.
+def _clean_arteries(items, mappers):
+    """The clean exams and the arterial voxels their noisy copies keep.
 
-    :func:`degrade_exam` gives every degraded exam the clean exam's arterial
-    voxels as its ``aif`` mask; a step with ``aif="auto"`` would select them
-    again on the noisy signal.
+    The ``aif`` mask where the exam has one; otherwise the voxels of the
+    automatic selection on the clean exam: those of given curves, or of the
+    first mapper's exam-to-curves step (the clean exam converted once).
     """
-    step = getattr(mapper, "curves_", None)
-    if step is None or step.get_params().get("aif") != "auto":
-        return mapper
-    pinned = copy.copy(mapper)
-    pinned.curves_ = clone(step).set_params(aif="mask")
-    return pinned
+    step = next(iter(mappers.values())).curves_
+    pairs = []
+    for item in items:
+        exam = item.exam if isinstance(item, ExamCurves) else item
+        if "aif" in exam.masks:
+            pairs.append((exam, exam.masks["aif"]))
+        else:
+            curves = item if isinstance(item, ExamCurves) else step.transform(exam)
+            pairs.append((exam, curves.aif.voxels))
+    return [exam for exam, _ in pairs], [voxels for _, voxels in pairs]
 
 
 def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
@@ -399,17 +413,22 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
     At each SNR the exams are degraded ``n_draws`` times with independent
     noise (:func:`degrade_exam`, the AIF recomputed from the degraded
     signal), and the same degraded exams are mapped by every method, so
-    methods are compared on the same noise. The AUC is the mean over the
+    methods are compared on the same noise; each degraded exam is converted
+    once per distinct exam-to-curves step (:func:`shared_curves
+    <skperfusion.exam_estimators.shared_curves>`), not once per method. The AUC is the mean over the
     draws; its interval pools, over the draws, the AUCs of the same
     stratified bootstrap resamples of the patients, so it covers both the
     noise and the sampling of the patients.
 
     Parameters
     ----------
-    exams : list of Exam
-        Test exams with grades and ``tumor``/``nawm`` masks.
+    exams : list of Exam or ExamCurves
+        Test exams with grades and ``tumor``/``nawm`` masks, or their clean
+        curves (whose arterial voxels the noisy copies keep when an exam has
+        no ``aif`` mask).
     mappers : dict of str to PerfusionMapper
-        Fitted mappers by method name.
+        Fitted mappers by method name; an automatic AIF selection is not
+        re-run on the noisy exams (see :func:`degrade_exam`).
     snrs : sequence of float, default=(50, 40, 30, 20, 10)
         Baseline SNRs of the added noise (dimensionless).
     n_draws : int, default=10
@@ -450,6 +469,7 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
         value the mean over the draws of the per-draw medians; empty
         without ground truth.
     """
+    exams, arteries = _clean_arteries(exams, mappers)
     y = exam_grades(exams)
     rng = np.random.default_rng(random_state)
     noise_seeds = rng.integers(2**63, size=(len(snrs), n_draws, len(exams)))
@@ -461,8 +481,8 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
     regions = error_regions if has_truth else ()
     tasks = [(snr, seeds) for snr, draws in zip(snrs, noise_seeds, strict=True) for seeds in draws]
     draws = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_noise_draw)(exams, mappers, snr, seeds, kind, ratio, higher_class, counts,
-                             regions) for snr, seeds in tasks)
+        delayed(_noise_draw)(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class,
+                             counts, regions) for snr, seeds in tasks)
     results = list(tqdm(draws, total=len(tasks), desc="noise robustness", unit="noise draw",
                         disable=not progress))
     rows, error_rows = [], []
@@ -481,13 +501,22 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
                                 else pd.DataFrame())
 
 
-def _noise_draw(exams, mappers, snr, seeds, kind, ratio, higher_class, counts, regions):
-    """One noise draw at one SNR: AUC and resampled AUCs per method, and the map errors."""
+def _noise_draw(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class, counts,
+                regions):
+    """One noise draw at one SNR: AUC and resampled AUCs per method, and the map errors.
+
+    Each degraded exam is converted once per distinct exam-to-curves step of
+    the mappers, reading its ``aif`` mask (the clean exam's arteries).
+    """
     y = exam_grades(exams)
-    degraded = [degrade_exam(exam, snr, kind=kind, random_state=int(seed))
-                for exam, seed in zip(exams, seeds, strict=True)]
-    maps = {method: _aif_from_mask(mapper).transform(degraded)
-            for method, mapper in mappers.items()}
+    degraded = [degrade_exam(exam, snr, arterial=voxels, kind=kind, random_state=int(seed))
+                for exam, voxels, seed in zip(exams, arteries, seeds, strict=True)]
+    curves = {}
+    for mask in dict.fromkeys(mapper.mask for mapper in mappers.values()):
+        curves |= shared_curves(degraded, {
+            method: clone(mapper.curves_).set_params(aif="mask")
+            for method, mapper in mappers.items() if mapper.mask == mask}, mask=mask)
+    maps = {method: mapper.transform(curves[method]) for method, mapper in mappers.items()}
     aucs = {method: _auc_and_resamples(ratio.transform(items).ravel(), y, higher_class, counts)
             for method, items in maps.items()}
     return aucs, (map_error_table(maps, regions=regions, snr=snr) if regions else None)

@@ -14,14 +14,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.frozen import FrozenEstimator
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from .. import __version__
 from .._io import atomic_write, write_csv
 from ..deconvolution import available_deconvolvers, get_deconvolver, make_deconvolver
-from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades
+from ..exam import ExamToCurves, time_grid
+from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades, shared_curves
 from . import figures
 from .comparison import delong_table
 from .cv import cross_validated_grading, summarize_cv
@@ -67,14 +68,6 @@ class StudyResults:
     grades: np.ndarray = field(default=None, repr=False)
 
 
-def _cohort_grid(exams):
-    """The time grid of every method: the cohort's smallest TR and shortest acquisition."""
-    tr = min(exam.tr for exam in exams)
-    duration = min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams)
-    # The tolerance keeps rounding from dropping the last frame of an exact fit.
-    return tr, int(np.floor(duration / tr + 1e-6)) + 1
-
-
 def _deconvolvers(methods, method_params, random_state):
     """New deconvolvers by display label, from registry names and their parameters."""
     deconvolvers = {}
@@ -97,37 +90,46 @@ def _with_epoch_bar(deconvolver, label, progress):
     return deconvolver.set_params(callbacks=[EpochBar(f"training {label}")])
 
 
-def _map_exams(mappers, exams, progress, desc):
-    """Maps of every exam by every method, with one bar counting exams."""
+def _grid_step(curves, grid):
+    """The exam-to-curves step ``curves`` (None: the defaults) on the study's grid."""
+    step = ExamToCurves() if curves is None else clone(curves)
+    return step.set_params(tr=grid[0], n_times=grid[1])
+
+
+def _map_exams(mappers, curves, progress, desc):
+    """Maps of every exam's curves (computed once, shared) by every method."""
     maps = {label: [] for label in mappers}
-    for exam in tqdm(exams, desc=desc, unit="exam", disable=not progress):
+    for item in tqdm(curves, desc=desc, unit="exam", disable=not progress):
         for label, mapper in mappers.items():
-            maps[label] += mapper.transform([exam])
+            maps[label] += mapper.transform([item])
     return maps
 
 
 def _ratios(maps_by_method, parameter):
-    """Ratios (patients × methods) and inference times of mapped exams."""
+    """Ratios, deconvolution times and exam-to-curves times (patients × methods)."""
     ratio = ROIRatio(parameter)
     subjects = [item.exam.subject_id for item in next(iter(maps_by_method.values()))]
     ratios = pd.DataFrame({name: ratio.transform(maps).ravel()
                            for name, maps in maps_by_method.items()}, index=subjects)
-    times = pd.DataFrame({name: [item.seconds for item in maps]
-                          for name, maps in maps_by_method.items() if name != TRUTH},
-                         index=subjects)
-    ratios.index.name = times.index.name = "participant_id"
-    return ratios, times
+    times, curve_times = (pd.DataFrame({name: [getattr(item, attribute) for item in maps]
+                                        for name, maps in maps_by_method.items()
+                                        if name != TRUTH}, index=subjects)
+                          for attribute in ("seconds", "curve_seconds"))
+    ratios.index.name = times.index.name = curve_times.index.name = "participant_id"
+    return ratios, times, curve_times
 
 
-def _compared_curves(mappers, train, test, compare_curves, grid, y, options):
-    """Table 1 of the fitted deconvolvers (frozen) with other exam-to-curves steps."""
+def _compared_curves(mappers, test, compare_curves, grid, y, options):
+    """Table 1 of the fitted deconvolvers on the curves of other exam-to-curves steps."""
     tables = []
+    exams = [item.exam for item in test]
     for name, step in compare_curves.items():
-        frozen = {label: PerfusionMapper(FrozenEstimator(mapper.deconvolver_), curves=step,
-                                         tr=grid[0], n_times=grid[1]).fit(train)
-                  for label, mapper in mappers.items()}
-        maps = _map_exams(frozen, test, options["progress"], f"mapping the test exams ({name})")
-        ratios, _ = _ratios(maps, options["parameter"])
+        curves = shared_curves(exams, {name: _grid_step(step, grid)},
+                               progress=f"converting the test exams ({name})"
+                               if options["progress"] else None)[name]
+        maps = _map_exams(mappers, curves, options["progress"],
+                          f"mapping the test exams ({name})")
+        ratios, _, _ = _ratios(maps, options["parameter"])
         tables.append(grading_table(ratios, y, n_boot=options["n_boot"],
                                     random_state=options["random_state"]).assign(curves=name))
     if not tables:
@@ -135,8 +137,8 @@ def _compared_curves(mappers, train, test, compare_curves, grid, y, options):
     return pd.concat(tables).reset_index().set_index(["curves", "method"])
 
 
-def _cross_validation(exams, deconvolvers, trainable, grid, cv_method_params, options):
-    """Folds and summary of the repeated stratified K-fold grading."""
+def _cross_validation(curves, deconvolvers, trainable, grid, cv_method_params, options):
+    """Folds and summary of the repeated stratified K-fold grading, on the shared curves."""
     tuned = {label: (estimator.set_params(**cv_method_params[label])
                      if label in cv_method_params else estimator)
              for label, estimator in deconvolvers.items()}
@@ -146,12 +148,12 @@ def _cross_validation(exams, deconvolvers, trainable, grid, cv_method_params, op
                                       random_state=options["random_state"])
                for label, estimator in tuned.items()}
     folds = cross_validated_grading(
-        exams, mappers, trainable=trainable, n_splits=options["n_splits"],
+        curves, mappers, trainable=trainable, n_splits=options["n_splits"],
         n_repeats=options["n_repeats"], trainable_repeats=options["trainable_repeats"],
         parameter=options["parameter"], random_state=options["random_state"],
         n_jobs=options["n_workers"], progress=options["progress"])
-    summary = summarize_cv(folds, exam_grades(exams))
-    subjects = np.array([exam.subject_id for exam in exams], dtype=object)
+    summary = summarize_cv(folds, exam_grades(curves))
+    subjects = np.array([item.exam.subject_id for item in curves], dtype=object)
     flat = folds.explode(["test", "ratio", "predicted"]).rename(columns={"ratio": "test_ratio"})
     flat.insert(3, "participant_id", subjects[flat.pop("test").to_numpy(dtype=int)])
     return summary, flat.reset_index(drop=True)
@@ -177,9 +179,12 @@ def compute_study(exams, *, methods=None, method_params=None, cv_method_params=N
     method_params = {get_deconvolver(k).name: v for k, v in (method_params or {}).items()}
     deconvolvers = _deconvolvers(methods, method_params, random_state)
     trainable = {get_deconvolver(n).label for n in methods if get_deconvolver(n).trainable}
-    train, test = train_test_split(exams, test_size=test_size, stratify=grades,
+    grid = time_grid(exams)
+    # The curves of every exam, computed once and shared by every method, split and fold.
+    cohort = shared_curves(exams, {"main": _grid_step(curves, grid)}, n_jobs=n_jobs,
+                           progress="converting the exams" if progress else None)["main"]
+    train, test = train_test_split(cohort, test_size=test_size, stratify=grades,
                                    random_state=random_state)
-    grid = _cohort_grid(exams)
     mappers = {label: PerfusionMapper(_with_epoch_bar(estimator, label, progress
                                                       and label in trainable),
                                       curves=curves, tr=grid[0], n_times=grid[1],
@@ -187,31 +192,32 @@ def compute_study(exams, *, methods=None, method_params=None, cv_method_params=N
                                       random_state=random_state).fit(train)
                for label, estimator in deconvolvers.items()}
     maps = _map_exams(mappers, test, progress, "mapping the test exams")
-    has_truth = all(exam.ground_truth for exam in test)
+    has_truth = all(item.exam.ground_truth for item in test)
     y_test = exam_grades(test)
-    ratios, times = _ratios(maps | ({TRUTH: [ExamMaps(e, e.ground_truth) for e in test]}
-                                    if has_truth else {}), parameter)
+    truth = [ExamMaps(item.exam, item.exam.ground_truth) for item in test]
+    ratios, times, curve_times = _ratios(maps | ({TRUTH: truth} if has_truth else {}),
+                                         parameter)
     tables = {"ratios": ratios.assign(grade=y_test),
-              "table1": grading_table(ratios, y_test, times=times, n_boot=n_boot,
-                                      random_state=random_state),
+              "table1": grading_table(ratios, y_test, times=times, curve_times=curve_times,
+                                      n_boot=n_boot, random_state=random_state),
               "delong": delong_table(ratios, y_test)}
     options = {"max_train_voxels": max_train_voxels, "random_state": random_state,
                "n_splits": n_splits, "n_repeats": n_repeats,
                "trainable_repeats": trainable_repeats, "parameter": parameter,
                "n_jobs": n_jobs, "n_workers": n_workers, "progress": progress, "curves": curves,
                "n_boot": n_boot}
-    tables["table1_curves"] = _compared_curves(mappers, train, test, compare_curves or {},
+    tables["table1_curves"] = _compared_curves(mappers, test, compare_curves or {},
                                                grid, y_test, options)
     cv_params = {get_deconvolver(k).label: v for k, v in (cv_method_params or {}).items()}
     tables["table1_cv"], tables["cv_folds"] = _cross_validation(
-        exams, _deconvolvers(methods, method_params, random_state), trainable, grid,
+        cohort, _deconvolvers(methods, method_params, random_state), trainable, grid,
         cv_params, options)
     tables["noise_robustness"], noisy_errors = noise_robustness(
         test, mappers, snrs, n_draws=n_draws, parameter=parameter, kind=noise_kind,
         n_boot=n_boot, random_state=random_state, n_jobs=n_workers, progress=progress)
     tables["map_errors"] = (pd.concat([map_error_table(maps), noisy_errors], ignore_index=True)
                             if has_truth else pd.DataFrame())
-    example = next(i for i, exam in enumerate(test) if exam.grade == "HGG")
+    example = next(i for i, item in enumerate(test) if item.exam.grade == "HGG")
     settings = _settings(exams, train, test, deconvolvers, mappers, cv_params, options | {
         "test_size": test_size, "n_boot": n_boot, "snrs": snrs, "n_draws": n_draws,
         "noise_kind": noise_kind, "source": source, "started": started, "grid": grid,
