@@ -43,3 +43,22 @@ def test_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'NotAThing'"):
         skperfusion.NotAThing  # noqa: B018
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["maps", "EXAM", "--method", "tikhonov", "OUT"],
+     {"out_dir": "OUT", "method": "tikhonov"}),
+    (["maps", "--method", "tikhonov", "EXAM", "OUT", "--overwrite"],
+     {"out_dir": "OUT", "overwrite": True}),
+    (["import-dicom", "DICOM", "--non-steady-state-volumes", "3", "OUT"],
+     {"dicom_dir": "DICOM", "exam_dir": "OUT", "non_steady_state_volumes": 3}),
+    (["train", "COHORT", "--epochs", "2", "MODEL"], {"cohort_dir": "COHORT", "model": "MODEL"}),
+])
+def test_options_are_accepted_between_the_positionals(argv, expected):
+    from skperfusion.cli import build_parser
+    from skperfusion.cli._args import resolve_output
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    resolve_output(parser, args)
+    assert {name: getattr(args, name) for name in expected} == expected

@@ -9,10 +9,12 @@ command's temporary files are removed and without any output written
 
 import argparse
 import contextlib
+import shlex
 import signal
 import sys
 import threading
 
+from .. import __version__
 from . import import_dicom, maps, simulate, study, train
 from ._args import resolve_output
 
@@ -43,6 +45,27 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A sub-command parser taking options anywhere, also between the positionals.
+
+    ``maps EXAM --method tikhonov OUT`` works as ``maps EXAM OUT --method
+    tikhonov`` does (:meth:`argparse.ArgumentParser.parse_known_intermixed_args`,
+    which itself calls ``parse_known_args`` twice: the flag routes those calls
+    to the plain parsing).
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser():
     """Build the argument parser with every sub-command registered.
 
@@ -59,7 +82,9 @@ def build_parser():
                "RepetitionTime in seconds) and aif/brain/tumor/nawm_mask.nii.gz; cohorts add "
                "participants.tsv (participant_id, grade LGG|HGG).",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=_IntermixedParser)
     for command in _COMMANDS:
         command.register(subparsers)
     return parser
@@ -80,7 +105,10 @@ def main(argv=None):
         terminated (SIGTERM).
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = parser.parse_args(argv)
+    # Recorded in the outputs (sidecars, report), so that a run can be repeated.
+    args.command_line = shlex.join(["skperfusion", *argv])
     resolve_output(parser, args)
     try:
         with _sigterm_as_interrupt():
