@@ -338,10 +338,11 @@ def test_dual_echo_with_bsw_end_to_end(tmp_path):
     simulate_cohort(tmp_path / "cohort", 2, shape=(8, 8, 2), random_state=0, leakage=True,
                     echo_times=(0.012, 0.035))
     main(["maps", str(tmp_path / "cohort" / "sub-001"), str(tmp_path / "maps"),
-          "--leakage", "bsw"])
+          "--leakage", "bsw", "--no-report"])
     import nibabel as nib
 
-    k2 = nib.load(tmp_path / "maps" / "K2.nii.gz").get_fdata()
+    k2 = nib.load(tmp_path / "maps" / "sub-001" / "perf" / "sub-001_desc-osvd_k2.nii.gz"
+                  ).get_fdata()
     assert np.isfinite(k2).any()
 
 

@@ -174,14 +174,16 @@ def test_maps_cli_uses_every_echo_and_writes_the_leakage_map(tmp_path):
 
     aif, tissue, _ = _curves()
     write_exam(_dual_echo_exam(), tmp_path / "sub-me")
-    assert main(["maps", str(tmp_path / "sub-me"), str(tmp_path / "maps")]) == 0
-    cbv = nib.load(tmp_path / "maps" / "CBV.nii.gz").get_fdata()
+    assert main(["maps", str(tmp_path / "sub-me"), str(tmp_path / "maps"), "--no-report"]) == 0
+    cbv = nib.load(tmp_path / "maps" / "sub-me" / "perf" / "sub-me_desc-osvd_cbv.nii.gz"
+                   ).get_fdata()
     # oSVD's CBV is the area ratio of eq. 2: positive and true despite the T1 rise.
     np.testing.assert_allclose([cbv[1, 1, 0], cbv[2, 2, 0]], cbv_from_curves(tissue, aif),
                                rtol=0.02)
     assert main(["maps", str(tmp_path / "sub-me"), str(tmp_path / "leak"), "--leakage",
-                 "bsw"]) == 0
-    k2 = nib.load(tmp_path / "leak" / "K2.nii.gz").get_fdata()
+                 "bsw", "--no-report"]) == 0
+    k2 = nib.load(tmp_path / "leak" / "sub-me" / "perf" / "sub-me_desc-osvd_k2.nii.gz"
+                  ).get_fdata()
     assert np.isnan(k2[0, 0, 0]) and np.isfinite(k2[1, 1, 0])
 
 

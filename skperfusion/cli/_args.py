@@ -26,6 +26,16 @@ def positive_float(text):
     return value
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``(default: X)`` only where it informs: not None, False, or a help naming its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def add_command(subparsers, name, summary, details, run, *, inputs=None, output=None):
     """Register a sub-command whose ``--help`` shows the defaults.
 
@@ -54,7 +64,7 @@ def add_command(subparsers, name, summary, details, run, *, inputs=None, output=
         The sub-command's parser, to add the other options to.
     """
     parser = subparsers.add_parser(name, help=summary, description=f"{summary}. {details}",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=_DefaultsFormatter)
     parser.set_defaults(func=run)
     for dest, text in (inputs or {}).items():
         parser.add_argument(dest, help=text)
@@ -95,6 +105,12 @@ def add_link_argument(parser):
     parser.add_argument("--allow-external-links", action="store_true",
                         help="accept subject folders that are symbolic links leading outside "
                              "the cohort folder (refused by default)")
+
+
+def add_quiet_argument(parser):
+    """Add ``--quiet``: no progress bars and no summary line (errors still go to stderr)."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="print nothing but errors (no progress bars, no summary)")
 
 
 def add_torch_arguments(group):

@@ -1,34 +1,39 @@
-"""``skperfusion maps``: CBF, CBV, MTT and Tmax NIfTI maps for one exam."""
+"""``skperfusion maps``: perfusion maps of an exam or a cohort, as BIDS derivatives."""
 
+import re
 from pathlib import Path
 
 from .._options import (
-    AIF_FILES,
     AIF_SCALINGS,
     AIF_STRATEGIES,
     LEAKAGE_METHODS,
-    NORMALIZED_MAPS,
     RELAXIVITY_MODELS,
 )
 from ..deconvolution._registry import available_deconvolvers, get_deconvolver
-from ._args import add_command, positive_int
+from ._args import add_command, add_link_argument, add_quiet_argument, positive_int
+from ._scheduler import add_scheduler_argument, scheduler
 
-HELP = "compute CBF/CBV/MTT/Tmax maps of one exam with any registered deconvolver"
+HELP = "compute CBF/CBV/MTT/Tmax maps of an exam or a cohort with any registered deconvolver"
 DETAILS = (
-    "Input: an exam folder with dsc.nii.gz (4-D DSC signal) and dsc.json (EchoTime, "
-    "RepetitionTime in seconds), or dsc_echo-<n>.nii.gz/.json for a multi-echo acquisition "
-    "(all echoes are used: ΔR2* = ln[(S1/S1,0)/(S2/S2,0)]/(TE2-TE1), free of T1 leakage "
-    "effects), brain_mask.nii.gz, and aif_mask.nii.gz unless --aif auto. The AIF is the mean "
-    "arterial signal; single-echo signals become concentrations C = -ln(S/S0)/TE. Output: "
-    "CBF.nii.gz (ml/100g/min), CBV.nii.gz (ml/100g), MTT.nii.gz (s), Tmax.nii.gz (s; NaN "
-    "where the method gives none) with the input's affine, NaN outside the mask; where the "
-    "exam has nawm_mask.nii.gz also rCBF.nii.gz and rCBV.nii.gz (map divided by its NAWM "
-    "mean, dimensionless); the AIF used as aif_mask.nii.gz (its voxels) and aif.tsv (time in "
-    "s, concentration in 1/s, or mM with --relaxivity van_osch), and with --aif-plot aif.png. "
-    "Absolute CBF/CBV need --aif-scaling vof --relaxivity van_osch (AIF partial volume and the "
-    "blood/tissue relaxivity difference); without them trust rCBF/rCBV and ratios. Voxels are "
-    "processed in blocks, so memory stays bounded on large exams. Written atomically, as one "
-    "set."
+    "Input: an exam folder (sub-<id> or sub-<id>/ses-<s>) with dsc.nii.gz (4-D DSC signal) "
+    "and dsc.json (EchoTime, RepetitionTime in seconds), or dsc_echo-<n>.nii.gz/.json for a "
+    "multi-echo acquisition (all echoes are used: ΔR2* = ln[(S1/S1,0)/(S2/S2,0)]/(TE2-TE1), "
+    "free of T1 leakage effects), brain_mask.nii.gz, and aif_mask.nii.gz unless --aif auto; "
+    "or a cohort folder (participants.tsv, or sub-* folders; each may hold ses-* sessions), "
+    "every exam of which is mapped (--participant-label to choose). The AIF is the mean "
+    "arterial signal; single-echo signals become concentrations C = -ln(S/S0)/TE. Output: a "
+    "BIDS derivatives dataset, dataset_description.json at its root and, per exam, "
+    "sub-<id>[/ses-<s>]/perf/sub-<id>[_ses-<s>]_desc-<method>_<map>.nii.gz with map cbf "
+    "(ml/100g/min), cbv (ml/100g), mtt (s), tmax (s), and where the exam has nawm_mask.nii.gz "
+    "rcbf and rcbv (map divided by its NAWM mean, dimensionless), k2 (1/s) with --leakage; "
+    "the input's affine, NaN outside the mask; each with a JSON sidecar (units, method and "
+    "parameters, exam-to-curves settings, AIF, QC, input files, versions). A map the method "
+    "does not estimate (all NaN) is not written. The AIF used: _aifmask.nii.gz (its voxels), "
+    "_aif.tsv (time in s, concentration in 1/s, or mM with --relaxivity van_osch). An HTML "
+    "QC report per exam at the root (index.html for a cohort) unless --no-report. Absolute "
+    "CBF/CBV need --aif-scaling vof --relaxivity van_osch (AIF partial volume and the "
+    "blood/tissue relaxivity difference); without them trust rCBF/rCBV and ratios. Each "
+    "exam's files are written atomically, as one set."
 )
 
 
@@ -38,8 +43,10 @@ def register(subparsers):
     The ``--method`` choices are the names of the deconvolver registry.
     """
     parser = add_command(subparsers, "maps", HELP, DETAILS, run,
-                         inputs={"exam_dir": "exam folder (sub-<id>)"},
-                         output={"dest": "out_dir", "help": "output folder for the maps"})
+                         inputs={"input_dir": "exam folder (sub-<id>[/ses-<s>]) or cohort "
+                                              "folder"},
+                         output={"dest": "out_dir", "help": "output folder, the root of the "
+                                                            "derivatives dataset"})
     trainable = [name for name in available_deconvolvers() if get_deconvolver(name).trainable]
     parser.add_argument("--method", choices=available_deconvolvers(), default="osvd",
                         help="deconvolution method" + (
@@ -47,7 +54,14 @@ def register(subparsers):
                             if trainable else ""))
     parser.add_argument("--model", help="trained model file (e.g. a PHAE written by "
                                         "'skperfusion train')")
+    parser.add_argument("--desc", default=None,
+                        help="the desc-<label> of the output names, letters and digits "
+                             "(default: the method's name)")
+    parser.add_argument("--participant-label", nargs="+", metavar="LABEL", default=None,
+                        help="subjects of a cohort to map, with or without 'sub-' (default: "
+                             "all)")
     add_curve_arguments(parser, aif_default=None)
+    _append_help(parser, "leakage", "; also writes the k2 map (1/s)")
     parser.add_argument("--mask", default="brain", choices=("brain", "tumor", "nawm"),
                         help="voxels to map (NaN elsewhere); 'tumor' and 'nawm' need that "
                              "mask in the exam, and 'tumor' writes no rCBF/rCBV (they need "
@@ -55,11 +69,25 @@ def register(subparsers):
     parser.add_argument("--chunk-size", type=positive_int, default=None,
                         help="voxels deconvolved at a time (bounds memory; default: the "
                              "method's own)")
-    parser.add_argument("--prefix", default="",
-                        help="output file name prefix (a plain name, no folder part)")
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of the methods that use torch (phae, parametric), "
+                             "e.g. cpu or cuda")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write the HTML QC reports (saves about a second per exam)")
     parser.add_argument("--aif-plot", action="store_true",
-                        help="also write aif.png, the AIF (with the candidates of --aif auto) "
-                             "to check by eye (imports matplotlib: about a second more)")
+                        help="also write _aif.png per exam, the AIF (with the candidates of "
+                             "--aif auto)")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="exams of a cohort mapped in parallel (joblib; default -1 with "
+                             "--scheduler: every worker of the cluster)")
+    add_scheduler_argument(parser)
+    add_link_argument(parser)
+    add_quiet_argument(parser)
+
+
+def _append_help(parser, dest, text):
+    action = next(action for action in parser._actions if action.dest == dest)
+    action.help += text
 
 
 def add_curve_arguments(parser, aif_default="mask"):
@@ -82,8 +110,8 @@ def add_curve_arguments(parser, aif_default="mask"):
                              "of the venous output function (vof_mask.nii.gz, or late, "
                              "large-area voxels selected automatically)")
     parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
-                        help="contrast-leakage correction of the concentration curves "
-                             "(writes K2.nii.gz, 1/s, with maps)")
+                        help="contrast-leakage correction of the concentration curves (bsw: "
+                             "Boxerman et al. 2006; bidirectional: Bjørnerud et al. 2011)")
     parser.add_argument("--relaxivity", choices=RELAXIVITY_MODELS, default="none",
                         help="'none': tissue and AIF both as ΔR2* (1/s; relative maps and "
                              "ratios are right, absolute CBF/CBV are not); 'van_osch': tissue "
@@ -92,7 +120,8 @@ def add_curve_arguments(parser, aif_default="mask"):
                              "--aif-scaling vof")
 
 
-def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask="brain"):
+def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask="brain",
+                device="cpu"):
     """A mapper for one exam with a registered deconvolver.
 
     Parameters
@@ -110,6 +139,8 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask=
         Voxels deconvolved at a time, where the deconvolver has that parameter.
     mask : {"brain", "tumor", "nawm"}, default="brain"
         Exam mask whose voxels are mapped.
+    device : str, default="cpu"
+        Torch device, where the deconvolver has that parameter.
 
     Returns
     -------
@@ -136,61 +167,200 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask=
             raise FileNotFoundError(f"{spec.label} model file {model} does not exist.")
         deconvolver = spec.load().load(model)
         grid = {}
-    if chunk_size is not None and "chunk_size" in deconvolver.get_params():
-        deconvolver.set_params(chunk_size=chunk_size)
+    params = deconvolver.get_params()
+    deconvolver.set_params(**{name: value for name, value in
+                              (("chunk_size", chunk_size), ("device", device))
+                              if value is not None and name in params})
     if spec.trainable:
         deconvolver = FrozenEstimator(deconvolver)
     return PerfusionMapper(deconvolver, curves=curves, mask=mask, **grid)
 
 
-def _output_names():
-    """Every file ``maps`` may write (rCBF/rCBV with a NAWM mask, K2 with --leakage)."""
-    from ..exam import MAP_NAMES
+_SESSION = re.compile(r"ses-[0-9A-Za-z]+")
 
-    return [f"{name}.nii.gz" for name in (*MAP_NAMES, *NORMALIZED_MAPS, "K2")] + list(AIF_FILES)
+
+def _is_exam(folder):
+    """Whether ``folder`` holds a DSC acquisition (single or multi-echo)."""
+    return (folder / "dsc.nii.gz").exists() or any(folder.glob("dsc_echo-*.nii.gz"))
+
+
+def _sessions(folder):
+    """Session folders (``ses-<label>``) of a subject folder, sorted."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _SESSION.fullmatch(p.name))
+
+
+def find_exams(input_dir, participant_labels=None, *, allow_external_links=False):
+    """The exams of an exam or cohort folder, as ``(folder, subject, session)``.
+
+    Parameters
+    ----------
+    input_dir : str or path-like
+        An exam folder (``sub-<id>`` or ``sub-<id>/ses-<s>``), a subject
+        folder holding sessions, or a cohort folder (subjects from
+        ``participants.tsv``, else its ``sub-*`` folders).
+    participant_labels : sequence of str or None, default=None
+        Subjects of a cohort to keep (with or without ``sub-``); None keeps all.
+    allow_external_links : bool, default=False
+        Accept subject folders that are links leading outside the cohort.
+
+    Returns
+    -------
+    exams : list of tuple (pathlib.Path, str, str or None)
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist, or holds no exam.
+    ValueError
+        A participant label names no subject of the cohort.
+    """
+    from .._io import check_inside
+    from ..exam import read_participants
+
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"exam folder {root} does not exist.")
+    if _is_exam(root):
+        if _SESSION.fullmatch(root.name):
+            return [(root, root.parent.resolve().name, root.name)]
+        return [(root, root.name, None)]
+    if _sessions(root) and not (root / "participants.tsv").exists():
+        return [(folder, root.name, folder.name) for folder in _sessions(root)]
+    if (root / "participants.tsv").exists():
+        subjects = list(read_participants(root)["participant_id"])
+    else:
+        subjects = sorted(p.name for p in root.iterdir() if p.is_dir()
+                          and p.name.startswith("sub-"))
+    if not subjects:
+        raise FileNotFoundError(f"{root} is neither an exam folder (no dsc.nii.gz or "
+                                "dsc_echo-<n>.nii.gz) nor a cohort (no participants.tsv, no "
+                                "sub-* folder).")
+    if participant_labels:
+        wanted = {f"sub-{label.removeprefix('sub-')}" for label in participant_labels}
+        unknown = sorted(wanted - set(subjects))
+        if unknown:
+            raise ValueError(f"--participant-label: {', '.join(unknown)} not in the cohort "
+                             f"{root}.")
+        subjects = [subject for subject in subjects if subject in wanted]
+    exams = []
+    for subject in subjects:
+        folder = check_inside(root / subject, root, allow_links=allow_external_links,
+                              what=f"subject folder of {subject}")
+        sessions = _sessions(folder) if folder.is_dir() and not _is_exam(folder) else []
+        exams += ([(s, subject, s.name) for s in sessions] if sessions
+                  else [(folder, subject, None)])
+    return exams
+
+
+def _sources(folder):
+    """The input files of an exam folder (DSC, sidecars, masks)."""
+    return [str(p) for p in sorted(folder.iterdir())
+            if p.is_file() and (p.name.startswith("dsc") or p.name.endswith("_mask.nii.gz"))]
+
+
+def _map_exam(folder, subject, session, args, out_dir):
+    """Map one exam and write its derivatives; return its entry of the index."""
+    from .._io import atomic_write
+    from ..derivatives import derivative_writers, possible_outputs, report_writers, subject_folder
+    from ..exam import ExamToCurves, load_exam
+    from ..exam_estimators import ExamMaps, normalized_maps
+    from ..report import count_flags, report_file_name
+
+    aif = args.aif
+    if aif is None:
+        if not (folder / "aif_mask.nii.gz").exists():
+            raise ValueError(f"{folder} has no aif_mask.nii.gz; give one or select the "
+                             "arterial voxels automatically with --aif auto.")
+        aif = "mask"
+    exam = load_exam(folder, subject, require_rois=False, require_aif=aif == "mask")
+    if args.mask not in exam.masks:
+        raise ValueError(f"subject {subject}: --mask {args.mask} needs "
+                         f"{folder / f'{args.mask}_mask.nii.gz'}, which does not exist.")
+    curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage,
+                          relaxivity=args.relaxivity)
+    mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
+                         chunk_size=args.chunk_size, mask=args.mask, device=args.device)
+    result = mapper.fit([exam]).transform([exam])[0]
+    # rCBF/rCBV divide by the NAWM mean, which a tumour-only run does not map.
+    result = ExamMaps(exam, {**result.maps, **(normalized_maps(result)
+                                               if args.mask != "tumor" else {})},
+                      result.seconds, result.mask, result.aif)
+    desc = args.desc or args.method
+    _, writers, sidecar = derivative_writers(
+        result, mapper, method=args.method, desc=desc, session=session,
+        sources=[*_sources(folder), *([args.model] if args.model else [])], model=args.model,
+        command=getattr(args, "command_line", None), aif_plot=args.aif_plot)
+    # With --overwrite, files of the earlier run that this one lacks (e.g. k2) go too.
+    # Without --overwrite the names are claimed again at commit time: of two runs into
+    # one folder, the later fails instead of replacing the earlier's set.
+    paths = atomic_write(writers, out_dir / subject_folder(subject, session),
+                         remove=possible_outputs(subject, desc, session=session),
+                         overwrite=args.overwrite)
+    report = None
+    if not args.no_report:
+        paths += atomic_write(report_writers(result, mapper, sidecar, desc, session=session),
+                              out_dir, overwrite=args.overwrite)
+        report = report_file_name(subject, desc, session=session)
+    return {"file": report, "subject": subject, "session": session, "method": desc,
+            "flags": count_flags(sidecar["QC"]), "written": len(paths)}
+
+
+def _label(text):
+    from ..derivatives import bids_label
+
+    return bids_label(text, what="--desc")
+
+
+def _planned_outputs(exams, args, out_dir):
+    """Every file the run may write, to refuse existing ones before any work."""
+    from ..derivatives import possible_outputs, subject_folder
+    from ..report import report_file_name
+
+    desc = args.desc or args.method
+    outputs = []
+    for _, subject, session in exams:
+        folder = out_dir / subject_folder(subject, session)
+        outputs += [folder / name for name in possible_outputs(subject, desc, session=session)]
+        if not args.no_report:
+            outputs.append(out_dir / report_file_name(subject, desc, session=session))
+    return outputs
 
 
 def run(args):
     """Compute and save the maps described by parsed ``args``."""
-    from .._io import atomic_write, check_outputs, check_path_component
-    from ..aif import aif_writers
-    from ..exam import ExamToCurves, load_exam
-    from ..exam.nifti import map_writers
-    from ..exam_estimators import normalized_maps
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    from .._io import atomic_write, check_outputs
+    from ..derivatives import write_dataset_description
+    from ..report import index_report
 
     out_dir = Path(args.out_dir)
-    if args.prefix:
-        check_path_component(args.prefix, what="--prefix")
-    aif = args.aif
-    if aif is None:
-        aif = "mask" if (Path(args.exam_dir) / "aif_mask.nii.gz").exists() else None
-        if aif is None and Path(args.exam_dir).is_dir():
-            raise ValueError(f"{args.exam_dir} has no aif_mask.nii.gz; give one or select the "
-                             "arterial voxels automatically with --aif auto.")
-    if Path(args.exam_dir).resolve() == out_dir.resolve():
-        raise ValueError(f"refusing to write the maps into the exam folder {args.exam_dir}: "
-                         "a later run would read their aif_mask.nii.gz as the exam's own; "
-                         "choose another output.")
-    exam = load_exam(args.exam_dir, require_rois=False, require_aif=aif == "mask")
-    if args.mask not in exam.masks:
-        raise ValueError(f"subject {exam.subject_id}: --mask {args.mask} needs "
-                         f"{Path(args.exam_dir) / f'{args.mask}_mask.nii.gz'}, which does not "
-                         "exist.")
-    curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage,
-                          relaxivity=args.relaxivity)
-    mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
-                         chunk_size=args.chunk_size, mask=args.mask)
-    outputs = [f"{args.prefix}{name}" for name in _output_names()]
-    check_outputs([out_dir / name for name in outputs],
-                  inputs=[args.exam_dir, *([args.model] if args.model else [])],
+    input_dir = Path(args.input_dir)
+    _label(args.desc or args.method)
+    if out_dir.resolve() == input_dir.resolve() or input_dir.resolve() in out_dir.resolve().parents:
+        raise ValueError(f"refusing to write the maps into the input folder {input_dir}: "
+                         "outputs never go inside an exam or cohort folder; choose another "
+                         "output.")
+    exams = find_exams(input_dir, args.participant_label,
+                       allow_external_links=args.allow_external_links)
+    check_outputs(_planned_outputs(exams, args, out_dir),
+                  inputs=[input_dir, *([args.model] if args.model else [])],
                   overwrite=args.overwrite)
-    result = mapper.fit([exam]).transform([exam])[0]
-    # rCBF/rCBV divide by the NAWM mean, which a tumour-only run does not map.
-    maps = {**result.maps, **(normalized_maps(result) if args.mask != "tumor" else {})}
-    writers = {**map_writers(maps, exam, args.prefix),
-               **aif_writers(result.aif, exam, args.prefix, plot=args.aif_plot)}
-    # With --overwrite, maps of the earlier run that this one lacks (e.g. K2) go too.
-    # Without --overwrite the names are claimed again at commit time: of two runs into
-    # one folder, the later fails instead of replacing the earlier's set.
-    paths = atomic_write(writers, out_dir, remove=outputs, overwrite=args.overwrite)
-    print(f"wrote {', '.join(path.name for path in paths)} to {out_dir}")
+    # On a dask cluster (--scheduler) every exam is loaded and mapped on a worker.
+    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
+    with scheduler(args.scheduler):
+        tasks = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_map_exam)(folder, subject, session, args, out_dir)
+            for folder, subject, session in exams)
+        entries = list(tqdm(tasks, total=len(exams), desc="mapping exams", unit="exam",
+                            disable=args.quiet or len(exams) == 1))
+    write_dataset_description(out_dir)
+    if len(exams) > 1 and not args.no_report:
+        html = index_report(entries)
+        atomic_write({"index.html": lambda temp: temp.write_text(html, encoding="utf-8")},
+                     out_dir)
+    if not args.quiet:
+        written = sum(entry["written"] for entry in entries)
+        print(f"wrote {written} files of {len(exams)} exam(s) ({args.desc or args.method}) "
+              f"to {out_dir}")
