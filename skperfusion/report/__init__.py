@@ -144,12 +144,18 @@ def exam_report(exam_maps, sidecar, *, desc, session=None, fits=None):
                 "<h2>QC flags</h2>", _flags(qc)]
     if exam_maps.aif is not None:
         saturated = qc.get("aif_saturated_samples") if isinstance(qc, dict) else None
-        sections += ["<h2>Arterial input function</h2>",
+        caption = (f"{int(exam_maps.aif.voxels.sum())} arterial voxel(s) (red squares on the "
+                   "baseline image); ")
+        caption += ("saturated samples not recorded." if saturated is None else
+                    f"saturated samples: {int(sum(map(bool, saturated)))} (crosses).")
+        sections += ["<h2>Arterial input function</h2>", f"<p>{caption}</p>",
                      _png(aif_figure(exam_maps.aif, exam, saturated=saturated))]
     sections += ["<h2>Maps</h2>",
                  "<p>One colour scale per map, shared by its slices: the 2nd-98th "
-                 "percentiles of the mapped voxels (K2 symmetric about 0). Tumour (red) and "
-                 "NAWM (cyan) masks outlined where the exam has them.</p>",
+                 "percentiles of the perfused voxels (CBF at least a tenth of its 98th "
+                 "percentile, so that CSF and noise do not set the scale; K2 symmetric about "
+                 "0). Tumour (red) and NAWM (cyan) masks outlined where the exam has "
+                 "them.</p>",
                  _png(maps_figure(exam_maps))]
     if "K2" in exam_maps.maps:
         leakage = html.escape(str(sidecar["ExamToCurves"].get("leakage")))

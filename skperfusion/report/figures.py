@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 from ..exam.model import MAP_UNITS
 
-__all__ = ["aif_figure", "fit_figure", "maps_figure", "robust_limits", "voxel_fits"]
+__all__ = ["aif_figure", "fit_figure", "maps_figure", "perfused_voxels", "robust_limits",
+           "voxel_fits"]
 
 _ORDER = ("CBF", "CBV", "MTT", "Tmax", "rCBF", "rCBV", "K2")
 _ROI_COLORS = {"tumor": "tab:red", "nawm": "tab:cyan"}
@@ -53,6 +54,36 @@ def robust_limits(values, *, symmetric=False, percentiles=(2, 98)):
     return low, high
 
 
+def perfused_voxels(cbf, mapped, *, fraction=0.1):
+    """The mapped voxels whose CBF is at least ``fraction`` of its 98th percentile.
+
+    Colour scales are set from these: CSF and noise-only voxels (CBF near 0,
+    MTT the ratio of two small noisy numbers, often negative) would
+    otherwise stretch the MTT and Tmax scales until normal tissue is one
+    colour.
+
+    Parameters
+    ----------
+    cbf : ndarray of shape (X, Y, Z) or None
+        The CBF map (ml/100g/min); None keeps every mapped voxel.
+    mapped : ndarray of bool of shape (X, Y, Z)
+        The mapped voxels.
+    fraction : float, default=0.1
+        Threshold relative to the 98th percentile of the mapped CBF.
+
+    Returns
+    -------
+    voxels : ndarray of bool of shape (X, Y, Z)
+        Every mapped voxel when no CBF is finite.
+    """
+    if cbf is None:
+        return mapped
+    values = cbf[mapped & np.isfinite(cbf)]
+    if not values.size:
+        return mapped
+    return mapped & (np.nan_to_num(cbf, nan=-np.inf) >= fraction * np.percentile(values, 98))
+
+
 def _baseline(exam):
     """Mean of the first baseline frames (first echo of a multi-echo exam)."""
     signal = exam.signal if exam.signal.ndim == 4 else exam.signal[..., 0]
@@ -76,9 +107,11 @@ def aif_figure(aif, exam, *, saturated=None):
         The AIF used (curve in ``aif.unit`` on a grid of ``aif.tr`` seconds).
     exam : Exam
         The exam (baseline image).
-    saturated : array_like of bool of shape (n_times,) or None, default=None
-        Samples of the curve at which the arterial signal saturated, marked
-        with crosses; None when not known.
+    saturated : array_like of bool or None, default=None
+        Frames at which the arterial signal saturated, marked with crosses:
+        one per sample of ``aif.curve``, or one per acquired frame (the
+        non-steady-state frames first, left out; on another grid each sample
+        takes the flag of the nearest frame); None when not known.
 
     Returns
     -------
@@ -101,6 +134,11 @@ def aif_figure(aif, exam, *, saturated=None):
     curve_ax.plot(aif.times, aif.curve, color="C3", lw=2, label=f"AIF{scaled}")
     if saturated is not None:
         saturated = np.asarray(saturated, dtype=bool)
+        if saturated.size == exam.n_times:
+            saturated = saturated[exam.n_skip:]
+        if saturated.size != aif.curve.size:  # frames of the exam, the curve on another grid
+            nearest = np.rint(aif.times / exam.tr).astype(int)
+            saturated = saturated[np.clip(nearest, 0, saturated.size - 1)]
         curve_ax.plot(aif.times[saturated], aif.curve[saturated], "kx", markersize=7,
                       label=f"saturated samples ({int(saturated.sum())})")
     curve_ax.set(xlabel="time (s)", ylabel=f"concentration ({aif.unit})",
@@ -123,10 +161,12 @@ def maps_figure(exam_maps, *, n_slices=_MAX_SLICES):
     -------
     figure : matplotlib.figure.Figure
         One row per map, one column per slice; each row shares the colour
-        scale of :func:`robust_limits` over the mapped voxels of all slices.
+        scale of :func:`robust_limits` over the perfused voxels
+        (:func:`perfused_voxels`) of the whole volume.
     """
     exam = exam_maps.exam
     mapped = exam.mask(exam_maps.mask)
+    scaled = perfused_voxels(exam_maps.maps.get("CBF"), mapped)
     names = [name for name in _ORDER if name in exam_maps.maps
              and np.isfinite(exam_maps.maps[name]).any()]
     slices = _slices(mapped, n_slices)
@@ -136,7 +176,7 @@ def maps_figure(exam_maps, *, n_slices=_MAX_SLICES):
     for row, name in enumerate(names):
         volume = np.where(mapped, exam_maps.maps[name], np.nan)
         signed = name == "K2"
-        low, high = robust_limits(volume[mapped], symmetric=signed)
+        low, high = robust_limits(volume[scaled], symmetric=signed)
         for col, z in enumerate(slices):
             ax = axes[row, col]
             shown = ax.imshow(volume[..., z].T, origin="lower", vmin=low, vmax=high,
