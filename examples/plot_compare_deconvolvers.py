@@ -36,9 +36,10 @@ from skperfusion.deconvolution import (
     PHAEDeconvolver,
     TikhonovDeconvolver,
 )
+from skperfusion.exam import ExamToCurves
 
 exam = simulate_exam("sub-001", grade="HGG", snr=50.0, random_state=7)
-X = exam.curves("brain")
+X = ExamToCurves().transform(exam, "brain").X
 print(f"TR = {exam.tr:.2f} s, TE = {exam.te * 1e3:.0f} ms; "
       f"X has {X.shape[0]} voxels x 2 channels x {X.shape[2]} frames")
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import OSVDDeconvolver, PHAEDeconvolver, TikhonovDeconvolver
+from skperfusion.exam import ExamToCurves
 from skperfusion.exam_estimators import PerfusionMapper
 from skperfusion.study.evaluation import TRUTH, degrade_exam, noise_robustness
 
@@ -63,7 +64,7 @@ t = np.arange(exam.n_times - exam.n_skip) * exam.tr
 fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
 for snr in (np.inf, 30, 10):
     noisy = exam if np.isinf(snr) else degrade_exam(exam, snr, random_state=0)
-    ax.plot(t, noisy.curves(voxel)[0, 0], label=f"SNR {snr:g}")
+    ax.plot(t, ExamToCurves().transform(noisy, voxel).X[0, 0], label=f"SNR {snr:g}")
 ax.set(xlabel="time (s)", ylabel="ΔR2* (1/s)", title=f"{exam.subject_id}, one tumour voxel")
 ax.legend()
 plt.show()

@@ -30,14 +30,14 @@ import numpy as np
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import PHAEDeconvolver
+from skperfusion.exam import ExamToCurves, time_grid
 
 exams = [simulate_exam(f"sub-{i:03d}", grade, random_state=i)
          for i, grade in enumerate(["LGG", "HGG", "HGG", "LGG"])]
 train, test = exams[:3], exams[3]
-tr = min(exam.tr for exam in exams)
-n_times = int(min((exam.n_times - exam.n_skip - 1) * exam.tr for exam in exams) // tr) + 1
-grid = (tr, n_times)
-X_train = np.concatenate([exam.curves("brain", time_grid=grid) for exam in train])
+tr, n_times = time_grid(exams)  # the smallest TR, the shortest acquisition
+step = ExamToCurves(tr=tr, n_times=n_times)
+X_train = np.concatenate([step.transform(exam, "brain").X for exam in train])
 print(f"{X_train.shape[0]} training voxels on a grid of {n_times} frames x {tr:.2f} s")
 
 # %%
@@ -67,7 +67,7 @@ plt.show()
 # trained on a GPU). The command-line equivalent is
 # ``skperfusion train COHORT model.pt`` then
 # ``skperfusion maps EXAM OUT --method phae --model model.pt``.
-X_test = test.curves("brain", time_grid=grid)
+X_test = step.transform(test, "brain").X
 with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "phae.pt"
     phae.save(path)

@@ -28,7 +28,7 @@ import numpy as np
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import OSVDDeconvolver
-from skperfusion.exam import load_exam, save_maps, write_exam
+from skperfusion.exam import ExamToCurves, load_exam, save_maps, write_exam
 
 workdir = Path(tempfile.mkdtemp())
 write_exam(simulate_exam("sub-001", grade="LGG", random_state=3), workdir / "sub-001")
@@ -41,7 +41,7 @@ print(sorted(path.name for path in (workdir / "sub-001").iterdir()))
 # :meth:`~skperfusion.exam.Exam.to_volume` puts its four output columns back
 # on the image grid, NaN outside the brain.
 exam = load_exam(workdir / "sub-001")
-X = exam.curves("brain")
+X = ExamToCurves().transform(exam, "brain").X
 values = OSVDDeconvolver(tr=exam.tr).fit(X).transform(X)
 volumes = exam.to_volume(values, "brain")
 maps = {name: volumes[..., k] for k, name in enumerate(["CBF", "CBV", "MTT", "Tmax"])}

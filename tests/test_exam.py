@@ -17,6 +17,7 @@ from skperfusion.exam import (
     load_exam,
     resample_curves,
     save_maps,
+    time_grid,
     write_exam,
 )
 from skperfusion.preprocessing import ConcentrationTransformer, DegenerateVoxelWarning
@@ -56,9 +57,14 @@ def _hand_exam(n_times=40, te=0.03, n_skip=0):
     return exam, tissue, aif
 
 
+def _curves(exam, **params):
+    """The voxel curves ``X`` of the brain mask, through the one exam-to-curves step."""
+    return ExamToCurves(**params).transform(exam).X
+
+
 def test_curves_recover_known_concentrations():
     exam, tissue, aif = _hand_exam()
-    X = exam.curves()
+    X = _curves(exam)
     assert X.shape == (4, 2, 40)
     np.testing.assert_allclose(X[:, 0], np.tile(tissue, (4, 1)), atol=1e-9)
     np.testing.assert_allclose(X[:, 1], np.tile(aif, (4, 1)), atol=1e-9)
@@ -67,11 +73,11 @@ def test_curves_recover_known_concentrations():
 def test_curves_skip_non_steady_frames_and_accept_a_transformer():
     exam, tissue, _ = _hand_exam(n_skip=3)
     exam.signal[..., :3] *= 1.5  # the overshoot that must not enter the baseline
-    X = exam.curves()
+    X = _curves(exam)
     assert X.shape == (4, 2, 37)
     np.testing.assert_allclose(X[0, 0], tissue[3:], atol=1e-9)
-    X_norm = exam.curves(transformer=ConcentrationTransformer(te=0.03, n_skip=3,
-                                                              normalize_by_aif_peak=True))
+    X_norm = _curves(exam, transformer=ConcentrationTransformer(te=0.03, n_skip=3,
+                                                                normalize_by_aif_peak=True))
     np.testing.assert_allclose(X_norm[:, 1].max(axis=1), 1.0)
 
 
@@ -79,19 +85,18 @@ def test_aif_is_the_mean_arterial_signal_converted_after_averaging():
     exam, _, _ = _hand_exam()
     exam.masks["aif"][0, 1, 0] = True  # second arterial voxel, flat signal
     mean_signal = exam.signal[exam.masks["aif"]].mean(axis=0)
-    np.testing.assert_allclose(exam.aif_signal(), mean_signal)
     expected = -np.log(mean_signal / mean_signal[:10].mean()) / exam.te
-    np.testing.assert_allclose(exam.curves()[0, 1], expected, atol=1e-9)
+    np.testing.assert_allclose(_curves(exam)[0, 1], expected, atol=1e-9)
 
 
 def test_curves_resample_onto_a_time_grid():
     exam, _, aif = _hand_exam()
-    X = exam.curves(time_grid=(0.5, 100))
+    X = _curves(exam, tr=0.5, n_times=100)
     assert X.shape == (4, 2, 100)
     np.testing.assert_allclose(X[0, 1, ::2][:40], aif, atol=1e-9)
     np.testing.assert_allclose(X[0, 1, 1:79:2], 0.5 * (aif[:-1] + aif[1:]), atol=1e-9)
     np.testing.assert_allclose(X[0, 1, 79:], 0.0)  # nothing acquired past the end
-    original = exam.curves()
+    original = _curves(exam)
     # Zero past the end keeps the acquired areas, hence CBV (eq. 2), up to the
     # triangle of the step to zero, half a new interval wide.
     step_to_zero = 0.5 * 0.5 * original[..., -1]
@@ -152,18 +157,18 @@ def test_exam_validates_its_fields(change, message):
 def test_curves_nan_for_a_non_positive_voxel_and_reject_a_flat_aif():
     # A degenerate voxel gives NaN with one warning; the others are unchanged.
     exam, _, _ = _hand_exam()
-    clean = exam.curves()
+    clean = _curves(exam)
     exam.signal[1, 1, 0, 5] = 0.0
     with pytest.warns(DegenerateVoxelWarning, match=r"1 of \d+ selected voxel\(s\) \(first: "
                                                     r"voxel \(1, 1, 0\)\)") as record:
-        X = exam.curves()
+        X = _curves(exam)
     assert len(record) == 1
     assert np.isnan(X[0]).all()  # voxel (1, 1, 0) is the first of the brain mask
     np.testing.assert_array_equal(X[1:], clean[1:])
     exam, _, _ = _hand_exam()
     exam.signal[0, 0, 0] = 100.0
     with pytest.raises(ValueError, match="flat"):
-        exam.curves()
+        _curves(exam)
 
 
 def test_write_then_load_round_trips(tmp_path):
@@ -317,8 +322,13 @@ def test_exam_to_curves_is_a_scikit_learn_style_step():
     assert clone(step).get_params() == step.get_params()
     exam, _, aif = _hand_exam()
     curves = ExamToCurves(tr=0.5, n_times=100).transform(exam)
-    np.testing.assert_allclose(curves.X, exam.curves(time_grid=(0.5, 100)))
     np.testing.assert_allclose(curves.aif.curve[::2][:40], aif, atol=1e-9)
+    # One value per brain voxel goes back to its voxel (C order), NaN elsewhere.
+    volume = curves.to_volume(np.arange(4.0))
+    np.testing.assert_array_equal(volume[exam.masks["brain"]], np.arange(4.0))
+    assert np.isnan(volume[~exam.masks["brain"]]).all() and curves.exam is exam
+    with pytest.raises(ValueError, match="sub-hand: values of shape"):
+        curves.to_volume(np.arange(5.0))
     assert curves.tr == 0.5 and curves.aif.voxels[0, 0, 0] and curves.k2 is None
     with pytest.raises(InvalidParameterError, match="aif"):
         ExamToCurves(aif="guess").transform(exam)
@@ -349,3 +359,21 @@ def test_transform_chunks_match_transform_row_for_row():
     np.testing.assert_array_equal(stacked, whole.X)
     assert np.isnan(whole.X[5]).all() and np.isfinite(np.delete(whole.X, 5, axis=0)).all()
     assert all(curves.aif.scale == whole.aif.scale for _, curves in blocks)
+
+
+@pytest.mark.parametrize("tr, n_times, n_skip, grid_tr, expected", [
+    (1.0, 40, 0, None, 40), (1.0, 40, 3, None, 37),  # the exam's own kept frames
+    (1.7, 80, 0, None, 80),  # (80 - 1) · 1.7 / 1.7 rounds to 78.99999999999999
+    (1.0, 40, 0, 0.5, 79),   # 39 s acquired: t = 0, 0.5, ..., 39
+    (1.0, 40, 0, 0.7, 56),   # 55 · 0.7 = 38.5 s is the last sample before 39 s
+])
+def test_time_grid_covers_the_kept_acquisition(tr, n_times, n_skip, grid_tr, expected):
+    exam = Exam(np.ones((1, 1, 1, n_times)), te=0.03, tr=tr, affine=np.eye(4),
+                masks={"brain": np.ones((1, 1, 1), bool)}, n_skip=n_skip)
+    assert time_grid([exam], grid_tr) == (tr if grid_tr is None else grid_tr, expected)
+    longer = Exam(np.ones((1, 1, 1, 2 * n_times)), te=0.03, tr=tr / 2, affine=np.eye(4),
+                  masks={"brain": np.ones((1, 1, 1), bool)}, n_skip=n_skip)
+    # A cohort takes the smallest TR and the shortest acquisition (that of ``exam``).
+    cohort = ((tr / 2, 2 * (n_times - n_skip - 1) + 1) if grid_tr is None
+              else (grid_tr, expected))
+    assert time_grid([exam, longer], grid_tr) == cohort

@@ -30,7 +30,7 @@ from skperfusion import (
 )
 from skperfusion.datasets import simulate_exam
 from skperfusion.exam import ExamToCurves
-from skperfusion.exam_estimators import ExamMaps, exam_grades
+from skperfusion.exam_estimators import ExamMaps, exam_grades, shared_curves
 
 SMALL_PHAE = {"max_epochs": 2, "batch_size": 256, "lr": 1e-3, "module__width": 4,
               "random_state": 0}
@@ -67,12 +67,32 @@ def test_mapper_on_the_exam_grid_equals_the_deconvolver(exams):
     assert (mapper.tr_, mapper.n_times_) == (exam.tr, exam.n_times - exam.n_skip)
     assert mapper.deconvolver_.tr == exam.tr
     (maps,) = mapper.transform([exam])
-    expected = OSVDDeconvolver(tr=exam.tr).fit_transform(exam.curves())
+    expected = OSVDDeconvolver(tr=exam.tr).fit_transform(ExamToCurves().transform(exam).X)
     brain = exam.masks["brain"]
     for k, name in enumerate(["CBF", "CBV", "MTT", "Tmax"]):
         np.testing.assert_allclose(maps.maps[name][brain], expected[:, k])
         assert np.all(np.isnan(maps.maps[name][~brain]))
-    assert maps.seconds > 0 and maps.exam is exam
+    assert maps.seconds > 0 and maps.curve_seconds > 0 and maps.exam is exam
+
+
+def test_mapper_maps_shared_curves_as_it_maps_the_exams(exams):
+    # Curves computed once (on the mapper's grid) give the maps of the exams, for
+    # every mapper sharing them; and a mapper fitted on them trains on the same rows.
+    osvd = PerfusionMapper(OSVDDeconvolver(), random_state=0).fit(exams)
+    tikhonov = PerfusionMapper(TikhonovDeconvolver(), random_state=0).fit(exams)
+    curves = shared_curves(exams[:2], {"oSVD": osvd.curves_, "Tikhonov": tikhonov.curves_})
+    assert curves["oSVD"] is curves["Tikhonov"]
+    for mapper in (osvd, tikhonov):
+        for direct, shared in zip(mapper.transform(exams[:2]), mapper.transform(curves["oSVD"]),
+                                  strict=True):
+            assert shared.exam is direct.exam
+            for name, volume in direct.maps.items():
+                np.testing.assert_array_equal(shared.maps[name], volume)
+    refitted = clone(osvd).fit(curves["oSVD"])
+    assert (refitted.tr_, refitted.n_times_) == (osvd.tr_, osvd.n_times_)
+    finer = PerfusionMapper(OSVDDeconvolver(), tr=osvd.tr_ / 2).fit(exams)
+    with pytest.raises(ValueError, match=r"sub-00: curves on a grid of \d+ frames"):
+        finer.transform(curves["oSVD"])
 
 
 def test_mapper_puts_exams_of_several_protocols_on_one_grid(exams):
@@ -198,7 +218,7 @@ def test_the_exam_to_curves_step_is_a_tunable_parameter(exams):
     assert maps.aif.candidates is not None and maps.aif.voxels.any()
     np.testing.assert_allclose(maps.aif.times[1], pipe[0].tr_)
     # A frozen, fitted deconvolver is used as it is, on the grid it was fitted on.
-    fitted = OSVDDeconvolver(tr=exams[1].tr).fit(exams[1].curves()[:5])
+    fitted = OSVDDeconvolver(tr=exams[1].tr).fit(ExamToCurves().transform(exams[1]).X[:5])
     mapper = PerfusionMapper(FrozenEstimator(fitted)).fit(exams[:1])
     assert mapper.deconvolver_.estimator is fitted and mapper.n_train_voxels_ == 0
     assert (mapper.tr_, mapper.n_times_) == (exams[1].tr, fitted.n_times_)

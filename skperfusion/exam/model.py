@@ -3,7 +3,8 @@
 Reading and writing exams lives in :mod:`skperfusion.exam.layout` (folders),
 :mod:`skperfusion.exam.bids` (sidecars, ``participants.tsv``) and
 :mod:`skperfusion.exam.nifti` (images, maps); turning an exam into curves in
-:mod:`skperfusion.exam.pipeline`.
+:mod:`skperfusion.exam.pipeline` (:class:`~skperfusion.exam.ExamToCurves`, the
+one way from an exam to the voxel curves ``X``), which builds on this model.
 """
 
 import dataclasses
@@ -32,6 +33,35 @@ MAP_UNITS = {"CBF": "ml/100g/min", "CBV": "ml/100g", "MTT": "s", "Tmax": "s",
 
 GRADES = ("LGG", "HGG")
 """Accepted glioma grade labels."""
+
+
+def scatter_values(values, voxels, subject_id="exam"):
+    """Scatter one value (or ``k`` values) per voxel into a volume, NaN elsewhere.
+
+    The inverse of selecting the voxels of a mask (C order).
+
+    Parameters
+    ----------
+    values : array_like of shape (n_voxels,) or (n_voxels, k)
+        Values of the ``True`` voxels of ``voxels``, in C order.
+    voxels : ndarray of bool, shape (X, Y, Z)
+        The voxels.
+    subject_id : str, default="exam"
+        Subject named in the error message.
+
+    Returns
+    -------
+    volume : ndarray of shape (X, Y, Z) or (X, Y, Z, k)
+        Float volume, NaN outside ``voxels``.
+    """
+    values = np.asarray(values, dtype=float)
+    n_voxels = int(np.count_nonzero(voxels))
+    if values.ndim not in (1, 2) or values.shape[0] != n_voxels:
+        raise ValueError(f"subject {subject_id}: values of shape {values.shape} do not match "
+                         f"the {n_voxels} voxels of the mask.")
+    volume = np.full(voxels.shape + values.shape[1:], np.nan)
+    volume[voxels] = values
+    return volume
 
 
 def _positive_seconds(value, name, who):
@@ -218,53 +248,6 @@ class Exam:
             return self.masks[mask]
         return self._checked_volume(mask, "mask").astype(bool)
 
-    def aif_signal(self):
-        """Mean arterial signal over the ``aif`` mask.
-
-        Returns
-        -------
-        aif : ndarray of shape (T,) or (T, E)
-            Mean signal of the arterial voxels (per echo), in the unit of
-            ``signal``.
-        """
-        return self.signal[self.mask("aif")].mean(axis=0)
-
-    def curves(self, mask="brain", transformer=None, *, time_grid=None):
-        """Voxel matrix ``X`` of concentration curves for one mask.
-
-        A shortcut for :class:`~skperfusion.exam.ExamToCurves` with the
-        ``aif`` mask: the AIF is the mean arterial *signal* converted to
-        concentration like the tissue (the paper's recipe), broadcast to
-        every voxel; several echoes are combined into ``ΔR2*``.
-
-        Parameters
-        ----------
-        mask : str or ndarray of shape (X, Y, Z), default="brain"
-            Voxels to extract, by mask name or as a boolean volume.
-        transformer : transformer or None, default=None
-            Signal-to-concentration transformer applied to the paired signals;
-            default chosen from the exam
-            (:class:`~skperfusion.preprocessing.ConcentrationTransformer` for
-            one echo, :class:`~skperfusion.preprocessing.MultiEchoTransformer`
-            for several).
-        time_grid : tuple (tr, n_times) or None, default=None
-            Resample the curves onto ``t_k = k · tr`` (seconds), ``k <
-            n_times``, counted from the first kept frame, with
-            :func:`resample_curves`; needed to pool or compare exams with
-            different TR or length (e.g. for a trained PHAE).
-
-        Returns
-        -------
-        X : ndarray of shape (n_voxels, 2, T - n_skip) or (n_voxels, 2, n_times)
-            Channel 0 the tissue ``ΔR2*`` curves, channel 1 the AIF (1/s with
-            the default transformer), voxels in C order of the mask.
-        """
-        from .pipeline import ExamToCurves  # the pipeline builds on this model
-
-        tr, n_times = (None, None) if time_grid is None else time_grid
-        step = ExamToCurves(transformer=transformer, tr=tr, n_times=n_times)
-        return step.transform(self, mask).X
-
     def to_volume(self, values, mask="brain"):
         """Scatter voxel values back into the image grid.
 
@@ -272,7 +255,8 @@ class Exam:
         ----------
         values : array_like of shape (n_voxels,) or (n_voxels, k)
             One value (or ``k`` values) per voxel of ``mask``, in C order, as
-            returned by a deconvolver applied to :meth:`curves`.
+            returned by a deconvolver applied to the curves of
+            :class:`~skperfusion.exam.ExamToCurves`.
         mask : str or ndarray of shape (X, Y, Z), default="brain"
             The mask the values belong to.
 
@@ -281,15 +265,7 @@ class Exam:
         volume : ndarray of shape (X, Y, Z) or (X, Y, Z, k)
             Float volume, NaN outside the mask.
         """
-        selected = self.mask(mask)
-        values = np.asarray(values, dtype=float)
-        n_voxels = int(selected.sum())
-        if values.ndim not in (1, 2) or values.shape[0] != n_voxels:
-            raise ValueError(f"subject {self.subject_id}: values of shape {values.shape} do not "
-                             f"match the {n_voxels} voxels of the mask.")
-        volume = np.full(self.shape + values.shape[1:], np.nan)
-        volume[selected] = values
-        return volume
+        return scatter_values(values, self.mask(mask), self.subject_id)
 
     def with_signal(self, signal):
         """Copy of the exam with another signal of the same shape (e.g. a noisier one).

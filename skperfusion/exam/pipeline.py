@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_params
 
 from .._options import AIF_SCALINGS, AIF_STRATEGIES, LEAKAGE_METHODS, RELAXIVITY_MODELS
+from .._warnings import warn
 from ..aif import select_arterial_voxels, select_venous_voxels, vof_scale, voxel_concentrations
 from ..physics.relaxivity import blood_concentration, tissue_concentration
 from ..preprocessing import (
@@ -43,6 +44,7 @@ from ..preprocessing import (
     DegenerateVoxelWarning,
     MultiEchoTransformer,
 )
+from .model import scatter_values
 
 __all__ = ["ExamAIF", "ExamCurves", "ExamToCurves", "resample_curves", "time_grid"]
 
@@ -235,15 +237,7 @@ class ExamCurves:
         volume : ndarray of shape (X, Y, Z) or (X, Y, Z, k)
             Float volume, NaN outside ``voxels``.
         """
-        values = np.asarray(values, dtype=float)
-        n_voxels = int(np.count_nonzero(self.voxels))
-        if values.ndim not in (1, 2) or values.shape[0] != n_voxels:
-            subject = getattr(self.exam, "subject_id", "exam")
-            raise ValueError(f"subject {subject}: values of shape {values.shape} do not match "
-                             f"the {n_voxels} voxels of the curves.")
-        volume = np.full(self.voxels.shape + values.shape[1:], np.nan)
-        volume[self.voxels] = values
-        return volume
+        return scatter_values(values, self.voxels, getattr(self.exam, "subject_id", "exam"))
 
 
 class ExamToCurves(BaseEstimator):
@@ -618,7 +612,7 @@ def _leakage_corrector(step, exam, reference):
                 if issubclass(item.category, LeakageWarning)]
     for item in caught:
         if not issubclass(item.category, LeakageWarning):
-            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+            warn(item.message, item.category)
     if corrector is not None and not corrector.correctable_:
         corrector = None
     if problem is not None:
@@ -626,8 +620,8 @@ def _leakage_corrector(step, exam, reference):
     if messages:
         outcome = (" Its curves are left without leakage correction (K2 NaN)."
                    if problem is not None else "")
-        warnings.warn(f"subject {exam.subject_id}: {step.leakage} leakage correction: "
-                      f"{' '.join(messages)}{outcome}", LeakageWarning, stacklevel=5)
+        warn(f"{step.leakage} leakage correction: {' '.join(messages)}{outcome}", LeakageWarning,
+             subject=exam.subject_id)
     return corrector
 
 
@@ -667,10 +661,9 @@ def _degenerate_voxels(exam, selected):
                          "has a zero or negative signal; its logarithm is needed.")
     if n_bad:
         first = tuple(int(i) for i in np.argwhere(selected)[np.argmax(degenerate)])
-        warnings.warn(f"subject {exam.subject_id}: {n_bad} of {len(degenerate)} selected "
-                      f"voxel(s) (first: voxel {first}) have a zero or negative signal, whose "
-                      "logarithm is undefined; their maps are NaN.", DegenerateVoxelWarning,
-                      stacklevel=4)
+        warn(f"{n_bad} of {len(degenerate)} selected voxel(s) (first: voxel {first}) have a "
+             "zero or negative signal, whose logarithm is undefined; their maps are NaN.",
+             DegenerateVoxelWarning, subject=exam.subject_id)
     return degenerate
 
 
