@@ -284,15 +284,13 @@ def test_tmax_wraps_the_second_half_of_the_circle_to_negative_delays():
     for length in (10, 9):
         impulse = np.zeros((length, length))
         impulse[np.arange(length), np.arange(length)] = 1.0
-        # A lone spike's half-maximum onset lies half a sample before it,
-        # except at the first time of the window (nothing before it).
+        # A lone spike is its own maximum; the onset lies one sample before it.
         first = (length + 1) // 2  # the sample of the most negative time
-        expected = [k - 0.5 if k < first else k - length - 0.5 for k in range(length)]
-        expected[first] = first - length
+        expected = [k - 1 if k < first else k - length - 1 for k in range(length)]
         np.testing.assert_array_equal(tmax_from_residue(impulse, tr), tr * np.array(expected))
-    # Range [-L/2, L/2) · TR for even L.
-    assert tmax_from_residue(np.eye(10)[5], 1.0) == -5.0
-    assert tmax_from_residue(np.eye(10)[4], 1.0) == 3.5
+    # Maxima in [-L/2, L/2) · TR for even L, onsets one sample earlier.
+    assert tmax_from_residue(np.eye(10)[5], 1.0) == -6.0
+    assert tmax_from_residue(np.eye(10)[4], 1.0) == 3.0
 
 
 # --- ground-truth simulator -------------------------------------------------------------------

@@ -194,21 +194,28 @@ def cbv_from_cbf_mtt(cbf, mtt):
 
 
 def tmax_from_residue(impulse_response, tr, *, circular=True):
-    """Tmax, the time of the residue maximum, to sub-TR precision.
+    """Tmax, the time of the residue maximum relative to the AIF, to sub-TR precision.
 
     A residue function is a survival function: ``R`` is non-increasing from
-    its value 1 at the bolus arrival, so the true impulse response
-    ``f · R(t - d)`` peaks *at* its onset ``d``. A deconvolved estimate is
-    band-limited (truncated SVD, Tikhonov): its jump at ``d`` is smeared over
-    one to two samples, and the sample of the estimate's maximum lies about
-    one TR after ``d`` (plus the half sample that the rectangular-rule
-    convolution matrix adds). Tmax is therefore estimated as the onset: the
-    time at which the rising flank before the maximum crosses half the
-    maximum, linearly interpolated between the two samples around it. For a
-    smeared jump the half-height crossing sits on the jump, whatever its
-    position between samples.
+    its value 1 at the bolus arrival, so the impulse response
+    ``f · R(t - d)`` peaks at its onset ``d``, the delay of the tissue
+    bolus after the AIF; Tmax is that maximum, as clinicians read it
+    (Calamante 2013; Olivot et al. 2009).
 
-    The block-circulant deconvolution returns the residue on a circle of
+    The deconvolved response is discrete: with the rectangle-rule
+    convolution matrix ``D[i, j] = TR · Ca[i - j]`` each sample ``h_j``
+    stands for the mean of ``h`` over ``[t_j - TR/2, t_j + TR/2]``, so the
+    sample of the maximum is the first whole cell after ``d``, one ``TR``
+    after it on average (between ``TR/2`` and ``3 TR/2``). Tmax is therefore
+    the maximum's sample, refined by the vertex of the parabola through it
+    and its two neighbours (clipped to half a sample), less one ``TR``. It
+    is 0 for a zero delay (within half a sample) and never negative for a
+    bolus that follows the AIF, whatever the noise, short of a noise peak
+    above the true one. Regularisation (truncated SVD, Tikhonov) and
+    dispersion widen the peak and move it later, as in every clinical
+    Tmax.
+
+    The block-circulant deconvolution returns the response on a circle of
     ``L`` samples: its second half stands for *negative* delays (tissue
     bolus before the AIF), sample ``k`` mapped to ``(k - L) · TR``.
 
@@ -226,16 +233,19 @@ def tmax_from_residue(impulse_response, tr, *, circular=True):
     Returns
     -------
     tmax : ndarray of shape (...)
-        Tmax in seconds, in ``[-L/2 · TR, L/2 · TR)`` on the circle (in
-        ``[0, (L - 1) · TR]`` otherwise); NaN where the response has no
-        positive finite maximum. A lone spike at sample ``k`` (a maximum
-        with nothing before it) gives ``(k - 1/2) · TR``, and a maximum at
-        the first time of the window gives that time.
+        Tmax in seconds, in ``[-(L/2 + 1.5) · TR, (L/2 - 1.5) · TR]`` on the
+        circle (in ``[0, (L - 1.5) · TR]`` otherwise: a response that cannot
+        hold negative times puts an earlier onset at 0); NaN where the
+        response has no positive finite maximum.
 
     Examples
     --------
+    A response whose onset halves the cell of sample 2 (``h_2`` half the
+    maximum): the maximum, sample 3 (the parabola's vertex), is one TR after
+    the onset, at sample 2.
+
     >>> import numpy as np
-    >>> float(tmax_from_residue(np.array([0.0, 0.0, 0.5, 1.0, 0.8, 0.6]), 1.5,
+    >>> float(tmax_from_residue(np.array([0.0, 0.0, 0.5, 1.0, 0.5, 0.25]), 1.5,
     ...                         circular=False))
     3.0
     """
@@ -245,16 +255,18 @@ def tmax_from_residue(impulse_response, tr, *, circular=True):
     ordered = np.roll(response, start, axis=-1) if start else response
     filled = np.where(np.isfinite(ordered), ordered, -np.inf)
     peak = np.argmax(filled, axis=-1)
-    height = np.take_along_axis(filled, peak[..., None], axis=-1)
-    half = height / 2.0
-    index = np.arange(n_samples)
-    # Last sample below half the maximum before the maximum (-1: none).
-    below = np.where((filled < half) & (index < peak[..., None]), index, -1).max(axis=-1)
-    lower = np.take_along_axis(filled, np.maximum(below, 0)[..., None], axis=-1)[..., 0]
-    upper = np.take_along_axis(filled, np.minimum(below + 1, n_samples - 1)[..., None],
-                               axis=-1)[..., 0]
+
+    def at(index):
+        index = np.clip(index, 0, n_samples - 1)
+        return np.take_along_axis(filled, index[..., None], axis=-1)[..., 0]
+
+    before, height, after = at(peak - 1), at(peak), at(peak + 1)
+    curvature = before - 2.0 * height + after
+    inside = (peak > 0) & (peak < n_samples - 1) & np.isfinite(curvature) & (curvature < 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        crossing = below + (half[..., 0] - lower) / (upper - lower)
-    onset = np.where(below >= 0, crossing, peak)
-    defined = np.isfinite(height[..., 0]) & (height[..., 0] > 0)
-    return np.where(defined, (onset - start) * float(tr), np.nan)
+        vertex = np.where(inside, np.clip(0.5 * (before - after) / curvature, -0.5, 0.5), 0.0)
+    tmax = (peak + vertex - start - 1.0) * float(tr)
+    if not circular:  # no negative times to represent: a maximum at sample 0 is "no delay"
+        tmax = np.maximum(tmax, 0.0)
+    defined = np.isfinite(height) & (height > 0)
+    return np.where(defined, tmax, np.nan)
