@@ -24,8 +24,10 @@ The trainable methods (the PHAE variants) are trained self-supervised on
 the curves they map, briefly (``PHAE_PARAMS``). ``--grading`` adds the
 grading AUC on a demo-like cohort, ``--speed`` the parametric fit's speed.
 
-Run: ``python benchmarks/bench_accuracy.py [--quick] [--grading] [--speed]``
-(``--quick``: 2 cohort exams, 8 mixed exams, shorter PHAE training).
+Run: ``python benchmarks/bench_accuracy.py [--quick] [--grading] [--speed]
+[--methods=osvd,parametric]`` (``--quick``: 2 cohort exams, 8 mixed exams,
+shorter PHAE training; ``--methods``: registry names, default all; put
+``osvd`` first for the ratios).
 """
 
 import itertools
@@ -45,6 +47,7 @@ from skperfusion.deconvolution import (
     get_deconvolver,
     make_deconvolver,
 )
+from skperfusion.exam import ExamToCurves
 from skperfusion.exam_estimators import PerfusionMapper, ROIRatio
 from skperfusion.study.evaluation import degrade_exam
 
@@ -165,7 +168,7 @@ def grading_table(methods):
 def speed_table():
     """Voxels per CPU second of the parametric fit, 1 and 2 threads."""
     exam = simulate_exam("sub-speed", "HGG", shape=(16, 16, 4), snr=30.0, random_state=7)
-    X = exam.curves("brain")[:, :, :60]
+    X = ExamToCurves().transform(exam, "brain").X[:, :, :60]
     X = np.tile(X, (int(np.ceil(N_SPEED / len(X))), 1, 1))[:N_SPEED]
     print(f"\nParametricDeconvolver speed, {len(X)} voxels of {X.shape[-1]} frames "
           f"(CPU time of this process; wall time in brackets)")
@@ -183,6 +186,9 @@ def speed_table():
 if __name__ == "__main__":
     torch.set_num_threads(1)
     METHODS = available_deconvolvers()
+    for argument in sys.argv[1:]:
+        if argument.startswith("--methods="):
+            METHODS = tuple(argument.partition("=")[2].split(","))
     accuracy_table(METHODS)
     if "--grading" in sys.argv:
         grading_table(METHODS)

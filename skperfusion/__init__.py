@@ -1,9 +1,10 @@
 """skperfusion: scikit-learn-compatible DSC-MRI perfusion post-processing.
 
-Deconvolvers (oSVD, Tikhonov and the physics-informed autoencoder PHAE of
-Fayolle et al. 2025) turning tissue and arterial concentration curves into
-CBF (ml/100g/min), CBV (ml/100g), MTT and Tmax (s), a signal-to-concentration
-transformer, exam-level tools and the glioma-grading study.
+Deconvolvers (oSVD, Tikhonov, the physics-informed autoencoder PHAE of
+Fayolle et al. 2025 and the parametric model fit) turning tissue and
+arterial concentration curves into CBF (ml/100g/min), CBV (ml/100g), MTT
+and Tmax (s), a signal-to-concentration transformer, exam-level tools and
+the glioma-grading study.
 
 The names below are imported on first use (PEP 562 module ``__getattr__``),
 so that ``import skperfusion`` and the command line's ``--help`` do not pay
@@ -21,6 +22,7 @@ _LAZY = {
     "Exam": ".exam",
     "OSVDDeconvolver": ".deconvolution.svd",
     "PHAEDeconvolver": ".deconvolution.phae",
+    "ParametricDeconvolver": ".deconvolution.parametric",
     "PerfusionMapper": ".exam_estimators",
     "ROIRatio": ".exam_estimators",
     "TikhonovDeconvolver": ".deconvolution.tikhonov",

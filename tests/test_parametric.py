@@ -1,5 +1,8 @@
 """ParametricDeconvolver against ground truth, oSVD, and scikit-learn's conventions."""
 
+import functools
+import warnings
+
 import numpy as np
 import pytest
 from mixed_signals import AIF, mixed_family_signals
@@ -7,8 +10,16 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS, check_odd_column_substitutes
 
 from skperfusion import OSVDDeconvolver, pair_curves
-from skperfusion.datasets import simulate_concentration
+from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver
+from skperfusion.deconvolution.parametric import FitBoundsWarning
+from skperfusion.physics import (
+    DEFAULT_DENSITY,
+    DEFAULT_HEMATOCRIT_FACTOR,
+    cbf_to_flow_rate,
+    convolve_aif,
+    exponential_residue,
+)
 
 # check_transformer_n_iter (run because of ``max_iter``) feeds 3 columns too.
 EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_COLUMNS}
@@ -67,15 +78,76 @@ def test_auto_picks_the_generating_family():
     np.testing.assert_allclose(maps[:, 2], np.tile(mtt, 2), rtol=0.03)
 
 
-def test_beats_osvd_mtt_on_mixed_families_at_snr_30():
+def test_beats_osvd_on_mixed_families_at_snr_30():
+    # The issue's requirement: MTT better than oSVD's by a fifth, relative
+    # CBF (each divided by its median ratio to the truth: the signal-to-
+    # concentration scale is the same for all voxels) better than oSVD's,
+    # with fewer than 5 % of the voxels left without an estimate (at a bound).
     X, truth = mixed_family_signals(30.0, np.random.default_rng(3))
     errors = {}
     for name, estimator in (("osvd", OSVDDeconvolver()), ("parametric", ParametricDeconvolver())):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitBoundsWarning)
+            maps = estimator.fit_transform(X)
+        ratio = maps[:, 0] / truth[:, 0]
+        errors[name] = (np.nanmedian(np.abs(maps[:, 2] / truth[:, 1] - 1)),
+                        np.nanmedian(np.abs(ratio / np.nanmedian(ratio) - 1)),
+                        np.isnan(maps[:, 0]).mean())
+    assert errors["parametric"][0] < 0.8 * errors["osvd"][0]
+    assert errors["parametric"][1] < errors["osvd"][1]
+    assert errors["parametric"][2] < 0.05
+
+
+def test_tissue_leading_the_aif():
+    # The measured AIF arrives 1.5 s after the one that fed the tissue (an
+    # artery downstream of the tissue's supply): a negative delay, recovered.
+    rng = np.random.default_rng(6)
+    cbf, mtt, _ = _truth(6, rng)
+    tissue, _ = simulate_concentration(AIF, 1.0, cbf, mtt, n_times=90)
+    late_aif = functools.partial(gamma_variate, t0=11.5, peak=100.0)
+    _, aif = simulate_concentration(late_aif, 1.0, cbf[:1], mtt[:1], n_times=90)
+    maps = ParametricDeconvolver(family="exponential").fit_transform(pair_curves(tissue, aif))
+    np.testing.assert_allclose(maps[:, 0], cbf, rtol=0.03)
+    np.testing.assert_allclose(maps[:, 2], mtt, rtol=0.03)
+    np.testing.assert_allclose(maps[:, 3], -1.5, atol=0.05)
+
+
+def test_rectangle_rule_data_are_fitted_exactly():
+    # Reference data made with the rectangle rule (as OSIPI's): the fit
+    # chooses that rule and recovers the generating parameters; continuous-
+    # time data keep the trapezoidal rule.
+    rng = np.random.default_rng(7)
+    cbf, mtt, _ = _truth(6, rng)
+    tr = 1.5
+    t = np.arange(60) * tr
+    aif = AIF(t)
+    flow = cbf_to_flow_rate(cbf, DEFAULT_HEMATOCRIT_FACTOR, DEFAULT_DENSITY)[:, None]
+    tissue = convolve_aif(aif, flow * exponential_residue(t, mtt[:, None]), tr,
+                          rule="rectangular")
+    fitted = ParametricDeconvolver(tr=tr, family="exponential").fit(pair_curves(tissue, aif))
+    assert fitted.discretisation_ == "rectangular"
+    maps = fitted.transform(pair_curves(tissue, aif))
+    np.testing.assert_allclose(maps[:, 0], cbf, rtol=0.01)
+    np.testing.assert_allclose(maps[:, 2], mtt, rtol=0.01)
+    continuous, aif = simulate_concentration(AIF, tr, cbf, mtt, n_times=60)
+    assert ParametricDeconvolver(tr=tr, family="exponential").fit(
+        pair_curves(continuous, aif)).discretisation_ == "trapezoidal"
+
+
+def test_fits_ending_on_a_bound_are_flagged():
+    # MTT 12 s against an upper bound of 6 s: no estimate, NaN and a warning
+    # counting it; CBV (curve areas) is kept. Inside the bounds: no warning.
+    tissue, aif = simulate_concentration(AIF, 1.0, [40.0, 40.0], [3.0, 12.0], n_times=90)
+    X = pair_curves(tissue, aif)
+    estimator = ParametricDeconvolver(family="exponential", mtt_max=6.0)
+    with pytest.warns(FitBoundsWarning, match="1 of 2 sample"):
         maps = estimator.fit_transform(X)
-        errors[name] = np.median(np.abs(maps[:, 2] / truth[:, 1] - 1))
-    # Measured 0.18 against 0.265 (0.21 against 0.28 with another seed);
-    # benchmarks/bench_accuracy.py has the SNR sweep on simulated exams.
-    assert errors["parametric"] < 0.8 * errors["osvd"]
+    assert np.isfinite(maps[0]).all()
+    assert np.isnan(maps[1, [0, 2, 3]]).all()
+    np.testing.assert_allclose(maps[1, 1], 40.0 * 12.0 / 60, rtol=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitBoundsWarning)
+        assert np.isfinite(estimator.transform(X[:1])).all()
 
 
 def test_registry_and_estimator_initialisation():

@@ -16,6 +16,7 @@ from ._registry import (
 _LAZY = {
     "PERFUSION_MAPS": "._base",
     "BaseDeconvolver": "._base",
+    "FitBoundsWarning": ".parametric",
     "OSVDDeconvolver": ".svd",
     "oscillation_index": ".svd",
     "PHAEDeconvolver": ".phae",
@@ -23,7 +24,8 @@ _LAZY = {
     "TikhonovDeconvolver": ".tikhonov",
 }
 
-__all__ = ["PERFUSION_MAPS", "BaseDeconvolver", "OSVDDeconvolver", "PHAEDeconvolver",
+__all__ = ["PERFUSION_MAPS", "BaseDeconvolver", "FitBoundsWarning", "OSVDDeconvolver",
+           "PHAEDeconvolver",
            "ParametricDeconvolver", "TikhonovDeconvolver", "available_deconvolvers",
            "get_deconvolver", "make_deconvolver", "oscillation_index", "register_deconvolver"]
 

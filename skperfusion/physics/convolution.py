@@ -13,6 +13,9 @@ acquisition grid ``t_i = i · TR`` with the **trapezoidal rule**::
 The rectangular rule counts the first residue sample with full weight and
 so adds ``TR/2 · Ca(t) h(0)`` to every sample, a bias of order ``TR / MTT``;
 the trapezoidal rule is second-order accurate and costs nothing more.
+Reference data made with the rectangular rule (the OSIPI DSC test curves,
+``C[i] = TR · Σ_{j=0..i} Ca[i-j] h[j]``) are modelled exactly with
+``rule="rectangular"``.
 
 The SVD family and the Tikhonov deconvolver do **not** invert this
 trapezoidal matrix: as published (Østergaard 1996, Wu 2003, Calamante
@@ -30,10 +33,13 @@ import scipy.fft
 
 from ._array_ops import NUMPY, fft_length
 
-__all__ = ["circulant_aif_spectrum", "convolve_aif", "dispersion_kernel"]
+__all__ = ["CONVOLUTION_RULES", "circulant_aif_spectrum", "convolve_aif", "dispersion_kernel"]
+
+CONVOLUTION_RULES = ("trapezoidal", "rectangular")
+"""Quadratures of the convolution integral :func:`convolve_aif` offers."""
 
 
-def convolve_aif(aif, impulse_response, tr):
+def convolve_aif(aif, impulse_response, tr, rule="trapezoidal"):
     """Causal discrete convolution of an AIF with an impulse response.
 
     Parameters
@@ -46,11 +52,23 @@ def convolve_aif(aif, impulse_response, tr):
         against ``aif``.
     tr : float
         Sampling interval in seconds.
+    rule : {"trapezoidal", "rectangular"}, default="trapezoidal"
+        Quadrature of the convolution integral (module docstring).
 
     Returns
     -------
     concentration : ndarray of shape (..., n_times)
-        ``C(t_i)`` in the unit of ``aif``, trapezoidal rule (module docstring).
+        ``C(t_i)`` in the unit of ``aif``.
+
+    Examples
+    --------
+    The two rules differ by ``TR/2 · (Ca[i] h[0] + Ca[0] h[i])``:
+
+    >>> from skperfusion.physics import convolve_aif
+    >>> convolve_aif([0.0, 2.0, 1.0], [1.0, 0.5, 0.25], 1.0).tolist()
+    [0.0, 1.0, 1.5]
+    >>> convolve_aif([0.0, 2.0, 1.0], [1.0, 0.5, 0.25], 1.0, rule="rectangular").tolist()
+    [0.0, 2.0, 2.0]
     """
     aif = np.asarray(aif)
     impulse_response = np.asarray(impulse_response)
@@ -60,7 +78,9 @@ def convolve_aif(aif, impulse_response, tr):
             f"aif has {n_times} time points but impulse_response has "
             f"{impulse_response.shape[-1]}."
         )
-    return trapezoidal_convolution(aif, impulse_response, tr, NUMPY)
+    if rule not in CONVOLUTION_RULES:
+        raise ValueError(f"rule={rule!r}; expected one of {CONVOLUTION_RULES}.")
+    return discrete_convolution(aif, impulse_response, tr, NUMPY, rule)
 
 
 def dispersion_kernel(t, tau, tr, ops=NUMPY):
@@ -101,17 +121,20 @@ def dispersion_kernel(t, tau, tr, ops=NUMPY):
     return kernel / (tr * ops.trapezoid(kernel)[..., None])
 
 
-def trapezoidal_convolution(aif, impulse_response, tr, ops):
-    """The trapezoidal convolution of the module docstring, with the operations ``ops``.
+def discrete_convolution(aif, impulse_response, tr, ops, rule="trapezoidal"):
+    """The convolution of the module docstring, with the operations ``ops``.
 
     The one implementation behind :func:`convolve_aif` (numpy) and
     :func:`skperfusion.physics.torch_ops.convolve_aif_torch`; no validation.
     """
     n_times = aif.shape[-1]
     n_fft = fft_length(n_times)
-    full = ops.irfft(ops.rfft(aif, n_fft) * ops.rfft(impulse_response, n_fft), n_fft)
+    full = tr * ops.irfft(ops.rfft(aif, n_fft) * ops.rfft(impulse_response, n_fft),
+                         n_fft)[..., :n_times]
+    if rule == "rectangular":
+        return full
     end_points = 0.5 * (aif * impulse_response[..., :1] + aif[..., :1] * impulse_response)
-    concentration = tr * (full[..., :n_times] - end_points)
+    concentration = full - tr * end_points
     return ops.where(ops.arange(n_times, like=concentration) == 0, 0.0, concentration)
 
 

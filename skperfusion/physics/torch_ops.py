@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import torch
 
-from .convolution import dispersion_kernel, trapezoidal_convolution
+from .convolution import discrete_convolution, dispersion_kernel
 from .parameters import aif_peak_scale, cbv_from_areas, per_minute_quotient
 from .residue import _family_docstring, _family_signature, residue_function
 
@@ -27,6 +27,7 @@ __all__ = [
     "gamma_residue_torch",
     "lorentzian_residue_torch",
     "residue_function_torch",
+    "torch_device",
 ]
 
 
@@ -83,8 +84,8 @@ exponential_residue_torch = residue_function_torch("exponential")
 gamma_residue_torch = residue_function_torch("gamma")
 
 
-def convolve_aif_torch(aif, impulse_response, tr):
-    """Torch twin of :func:`skperfusion.physics.convolve_aif` (trapezoidal rule).
+def convolve_aif_torch(aif, impulse_response, tr, rule="trapezoidal"):
+    """Torch twin of :func:`skperfusion.physics.convolve_aif` (trapezoidal rule by default).
 
     Parameters
     ----------
@@ -94,13 +95,15 @@ def convolve_aif_torch(aif, impulse_response, tr):
         Impulse response ``h = f · R`` in 1/s.
     tr : float
         Sampling interval in seconds.
+    rule : {"trapezoidal", "rectangular"}, default="trapezoidal"
+        Quadrature, see :func:`skperfusion.physics.convolve_aif`.
 
     Returns
     -------
     concentration : torch.Tensor of shape (..., n_times)
         Tissue concentration in the unit of ``aif``.
     """
-    return trapezoidal_convolution(aif, impulse_response, tr, TORCH)
+    return discrete_convolution(aif, impulse_response, tr, TORCH, rule)
 
 
 def dispersion_kernel_torch(t, tau, tr):
@@ -177,3 +180,42 @@ def aif_peak_scale_torch(aif):
         Whether the AIF has a positive peak.
     """
     return aif_peak_scale(aif, TORCH)
+
+
+def torch_device(device):
+    """The torch device named by an estimator's ``device`` parameter, checked to be usable.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        e.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    Returns
+    -------
+    device : torch.device
+        The device.
+
+    Raises
+    ------
+    ValueError
+        In one line, if ``device`` names no torch device or one this machine
+        does not have (CUDA not available, or fewer CUDA devices).
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use e.g. 'cpu' or "
+                         "'cuda'.") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device={device!r} but CUDA is not available here (torch "
+                             f"{torch.__version__}); use device='cpu'.")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device={device!r} but this machine has {count} CUDA "
+                             "device(s).")
+    elif resolved.type != "cpu":
+        backend = getattr(torch, resolved.type, None)
+        if not getattr(backend, "is_available", lambda: False)():
+            raise ValueError(f"device={device!r} is not available here; use device='cpu'.")
+    return resolved
