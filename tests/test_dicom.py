@@ -80,3 +80,48 @@ def test_single_echo_series_and_cli_refusals(tmp_path, capsys):
     assert "no convertible DICOM series" in capsys.readouterr().err
     assert not (tmp_path / "sub-02").exists()
     assert main(["import-dicom", str(tmp_path / "series"), str(tmp_path / "series" / "x")]) == 2
+
+
+@pytest.fixture(scope="module")
+def single_echo_exam():
+    exam = _dual_echo_exam()
+    return Exam(exam.signal[..., 1], te=0.03, tr=1.0, affine=np.eye(4), masks=exam.masks)
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_series_with_a_missing_or_damaged_frame_is_refused(single_echo_exam, tmp_path, capsys,
+                                                              damage):
+    paths = write_dicom(single_echo_exam, tmp_path / "series")
+    frame = paths[20]  # one slice per frame: the 21st frame, at 20 s
+    if damage == "missing":
+        frame.unlink()
+    else:
+        frame.write_bytes(frame.read_bytes()[:-200])
+    out = tmp_path / "sub-01"
+    assert main(["import-dicom", str(tmp_path / "series"), str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "incomplete" in error and "time between volumes varies" in error, error
+    if damage == "missing":
+        assert "gaps: 2 s after the frame at 19 s (TR 1 s)" in error, error
+    else:
+        assert "converted 59 of the 60 DICOM files" in error, error
+    assert not out.exists()
+
+
+def test_an_echo_time_stored_in_seconds_is_refused_naming_the_series(single_echo_exam, tmp_path,
+                                                                     capsys):
+    paths = write_dicom(single_echo_exam, tmp_path / "series")
+    for path in paths:
+        header = pydicom.dcmread(path)
+        header.EchoTime = 0.03  # seconds where DICOM wants milliseconds
+        header.save_as(path)
+    out = tmp_path / "sub-01"
+    assert main(["import-dicom", str(tmp_path / "series"), str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "EchoTime=3e-05 s in the DICOM headers of" in error, error
+    assert str(tmp_path / "series") in error and "1000 times too small" in error, error
+    assert "skperfusion-dcm2niix" not in error  # no temporary file named
+    assert not out.exists()
+    assert main(["import-dicom", str(tmp_path / "series"), str(out),
+                 "--allow-unusual-timing"]) == 0
+    assert json.loads((out / "dsc.json").read_text())["EchoTime"] == pytest.approx(3e-05)

@@ -530,6 +530,103 @@ def test_non_steady_state_volumes_near_the_series_length_warn(cohort, tmp_path):
         load_exam(exam)
 
 
+def _sidecar(exam, text):
+    (exam / "dsc.json").write_text(text)
+
+
+@pytest.mark.parametrize(("text", "needles"), [
+    ('{"EchoTime": 3e-05, "RepetitionTime": 1.5}', ["EchoTime=3e-05", "1000 times too small"]),
+    ('{"EchoTime": 30, "RepetitionTime": 1.5}', ["EchoTime=30", "looks like milliseconds"]),
+    ('{"EchoTime": 0.03, "RepetitionTime": 1e-300}', ["RepetitionTime=1e-300", "0.3-5 s"]),
+    ('{"EchoTime": 1e-300, "RepetitionTime": 1.5}', ["EchoTime=1e-300", "0.001-0.12 s"]),
+    ('{"EchoTime": Infinity, "RepetitionTime": 1.5}', ["finite positive", "inf"]),
+    ('{"EchoTime": 3' + "0" * 5000 + ', "RepetitionTime": 1.5}', ["not valid JSON"]),
+    ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
+    ('{"EchoTime": 0.03, "RepetitionTime": 1.5, "NonSteadyStateVolumes": 500}',
+     ["NonSteadyStateVolumes=500", "fewer than 2 of the", "dsc.nii.gz"]),
+])
+def test_implausible_or_broken_sidecars_are_one_line_errors_naming_the_file(
+        cohort, tmp_path, capsys, text, needles):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    _sidecar(exam, text)
+    _refused(capsys, ["maps", exam, tmp_path / "out"], "subject sub-001", exam / "dsc.json",
+             *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unusual_timing_is_accepted_when_asked_for(cohort, tmp_path):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    sidecar = json.loads((exam / "dsc.json").read_text())
+    _sidecar(exam, json.dumps({**sidecar, "RepetitionTime": 0.1}))
+    assert main(["maps", str(exam), str(tmp_path / "out"), "--allow-unusual-timing"]) == 0
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["train", "{cohort}", "{tmp}/m.pt", "--device", "banana"], ["--device 'banana'"]),
+    (["train", "{cohort}", "{tmp}/m.pt", "--tr", "1e-9"], ["RepetitionTime=1e-09", "--tr"]),
+    (["simulate", "{tmp}/big", "--shape", "100000", "100000", "100000"],
+     ["--shape 100000 100000 100000", "GiB of memory"]),
+])
+def test_impossible_options_are_one_line_errors(cohort, tmp_path, capsys, argv, needles):
+    _refused(capsys, [a.format(cohort=cohort, tmp=tmp_path) for a in argv], *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_misleading_layouts_get_messages_that_name_the_remedy(cohort, tmp_path, capsys):
+    from skperfusion.exam import load_exam
+
+    # A cohort folder where an exam folder is expected.
+    with pytest.raises(ValueError, match="is a cohort folder"):
+        load_exam(cohort)
+    # Zero-padded echo numbers.
+    exam = tmp_path / "sub-me"
+    exam.mkdir()
+    for name in ("dsc_echo-01.nii.gz", "dsc_echo-02.nii.gz"):
+        shutil.copyfile(cohort / "sub-001" / "dsc.nii.gz", exam / name)
+    with pytest.raises(ValueError, match=r"dsc_echo-01\.nii\.gz: echo numbers have no leading "
+                                         r"zeros \(BIDS\); rename it dsc_echo-1\.nii\.gz"):
+        load_exam(exam)
+
+
+@pytest.mark.parametrize(("rows", "needles"), [
+    ([], ["lists no subjects"]),
+    (["sub-001\tHGG\t1\textra"], ["row 1", "has 4 tab-separated fields, the header 3"]),
+])
+def test_bad_participant_tables_name_the_row(cohort, tmp_path, capsys, rows, needles):
+    copy, _ = _cohort_copy(cohort, tmp_path)
+    (copy / "participants.tsv").write_text("\n".join(["participant_id\tgrade\tage", *rows])
+                                           + "\n")
+    _refused(capsys, ["train", copy, tmp_path / "m.pt", "--epochs", "1"], "participants.tsv",
+             *needles)
+
+
+def test_nan_samples_make_those_voxels_nan_counted(cohort, tmp_path):
+    exam = tmp_path / "sub-001"
+    shutil.copytree(cohort / "sub-001", exam)
+    brain = nib.load(exam / "brain_mask.nii.gz").get_fdata() > 0
+    outside = tuple(np.argwhere(~brain)[0])
+    inside = tuple(np.argwhere(brain & (nib.load(exam / "aif_mask.nii.gz").get_fdata() == 0))[3])
+
+    def nan_samples(data):
+        data[(*outside, 10)] = np.nan
+        data[(*inside, 30)] = np.nan
+
+    _edit_signal(exam, nan_samples)
+    with pytest.warns(UserWarning, match=rf"2 voxel\(s\) of .*dsc.nii.gz \(first: voxel "
+                                         rf"\({outside[0]}, {outside[1]}, {outside[2]}\)\) "
+                                         "hold NaN"):
+        assert main(["maps", str(exam), str(tmp_path / "out")]) == 0
+    assert main(["maps", str(cohort / "sub-001"), str(tmp_path / "clean")]) == 0
+    cbf = nib.load(_output(tmp_path / "out", "cbf")).get_fdata()
+    clean = nib.load(_output(tmp_path / "clean", "cbf")).get_fdata()
+    assert np.isnan(cbf[inside])
+    others = brain.copy()
+    others[inside] = False
+    np.testing.assert_allclose(cbf[others], clean[others], rtol=1e-6)
+
+
 # --- Ctrl-C on real processes -----------------------------------------------------------------
 
 def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):

@@ -121,6 +121,31 @@ def add_torch_arguments(group):
                             "down on a busy machine (threads waiting for each other)")
 
 
+def check_torch_device(name):
+    """Refuse a ``--device`` that torch does not know or cannot use (imports torch).
+
+    Parameters
+    ----------
+    name : str
+        The ``--device`` value, e.g. ``"cpu"`` or ``"cuda:0"``.
+
+    Raises
+    ------
+    ValueError
+        Not a torch device name, or a CUDA device without CUDA available.
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {name!r} is not a torch device; use e.g. cpu, cuda or "
+                         "cuda:1.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch finds no CUDA device here; use --device "
+                         "cpu.")
+
+
 def resolve_output(parser, args):
     """Put the output given as ``--out`` or positionally into ``args.<dest>``.
 

@@ -24,6 +24,9 @@ def register(subparsers):
                         help="leading frames before steady state (from the protocol), written "
                              "to the sidecar as NonSteadyStateVolumes and left out of the "
                              "baseline")
+    parser.add_argument("--allow-unusual-timing", action="store_true",
+                        help="accept echo times outside 1-120 ms and repetition times outside "
+                             "0.3-5 s (refused by default: almost always a unit error)")
 
 
 def run(args):
@@ -33,7 +36,8 @@ def run(args):
     try:
         paths = import_dicom(args.dicom_dir, args.exam_dir,
                              non_steady_state=args.non_steady_state_volumes,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite,
+                             allow_unusual_timing=args.allow_unusual_timing)
     except ImportError as exc:  # the optional dcm2niix: a user error, not a crash
         raise ValueError(str(exc)) from exc
     print(f"wrote {', '.join(path.name for path in paths)} to {args.exam_dir}")

@@ -118,6 +118,10 @@ def add_curve_arguments(parser, aif_default="mask"):
                              "ΔR2*/44 and AIF/VOF through the quadratic blood relaxivity of van "
                              "Osch et al. 2003 (mM, 1.5 T), for absolute CBF/CBV with "
                              "--aif-scaling vof")
+    parser.add_argument("--allow-unusual-timing", action="store_true",
+                        help="accept sidecar echo times outside 1-120 ms or repetition times "
+                             "outside 0.3-5 s (refused by default: almost always a unit "
+                             "error)")
 
 
 def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask="brain",
@@ -272,7 +276,8 @@ def _map_exam(folder, subject, session, args, out_dir):
             raise ValueError(f"{folder} has no aif_mask.nii.gz; give one or select the "
                              "arterial voxels automatically with --aif auto.")
         aif = "mask"
-    exam = load_exam(folder, subject, require_rois=False, require_aif=aif == "mask")
+    exam = load_exam(folder, subject, require_rois=False, require_aif=aif == "mask",
+                     allow_unusual_timing=args.allow_unusual_timing)
     if args.mask not in exam.masks:
         raise ValueError(f"subject {subject}: --mask {args.mask} needs "
                          f"{folder / f'{args.mask}_mask.nii.gz'}, which does not exist.")

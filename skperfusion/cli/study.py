@@ -11,6 +11,7 @@ from ._args import (
     add_link_argument,
     add_output_arguments,
     add_torch_arguments,
+    check_torch_device,
     positive_float,
     positive_int,
 )
@@ -87,7 +88,9 @@ def register(subparsers):
     study.add_argument("--seed", type=int, default=0, help="random seed")
     add_link_argument(study)
     study.add_argument("--n-jobs", type=int, default=None,
-                       help="exams processed in parallel (joblib)")
+                       help="parallel workers (joblib) of each stage: exams loaded and "
+                            "converted, cross-validation folds, noise draws (default: one per "
+                            "CPU core for the study's stages, one for loading)")
     add_scheduler_argument(study)
     phae = parser.add_argument_group("PHAE training")
     phae.add_argument("--phae-paper", action="store_true",
@@ -138,7 +141,9 @@ def _reusable_demo(cohort, args):
 def _simulate_demo(cohort, args):
     """Simulate the demo cohort into a temporary sibling and rename it in whole."""
     from ..datasets import simulate_cohort
+    from .simulate import check_size
 
+    check_size(tuple(args.shape), args.n_subjects, 1, args.n_jobs, cohort)
     with atomic_directory(cohort, overwrite=args.overwrite) as folder:
         simulate_cohort(folder, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
                         random_state=args.seed, n_jobs=args.n_jobs, progress=True,
@@ -151,7 +156,7 @@ def run(args):
     import torch
 
     from ..exam import ExamToCurves, load_cohort
-    from ..study.run import OUTPUT_FILES, run_study
+    from ..study.run import OUTPUT_FILES, StudyConfig, run_study
 
     if args.demo == (args.cohort_dir is not None):
         raise ValueError("give either COHORT_DIR or --demo (which simulates one).")
@@ -161,6 +166,7 @@ def run(args):
     out = Path(args.out)
     cohort = out / "demo_cohort" if args.demo else Path(args.cohort_dir)
     reuse = args.demo and _reusable_demo(cohort, args)
+    check_torch_device(args.device)
     check_outputs([out / name for name in OUTPUT_FILES], inputs=[cohort],
                   overwrite=args.overwrite)
     if args.demo:
@@ -174,7 +180,8 @@ def run(args):
     else:
         source = str(cohort)
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
-                        allow_external_links=args.allow_external_links)
+                        allow_external_links=args.allow_external_links,
+                        allow_unusual_timing=args.allow_unusual_timing)
     if args.phae_paper:
         phae_params = dict(PAPER_PHAE)
     else:
@@ -187,23 +194,23 @@ def run(args):
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
-    n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
+    n_jobs = -1 if args.n_jobs is None else args.n_jobs
     leakage = args.leakage or ("bsw" if args.demo else "none")
     curves = {name: ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling, leakage=method,
                                  relaxivity=args.relaxivity)
               for name, method in (("main", leakage), ("no leakage correction", "none"))}
     compare = {"no leakage correction": curves["no leakage correction"]}
+    config = StudyConfig(
+        methods=args.methods, test_size=args.test_size, method_params={"phae": phae_params},
+        cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
+        max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
+        n_splits=args.cv_splits, n_repeats=args.cv_repeats,
+        trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
+        random_state=args.seed, n_jobs=n_jobs, source=source, curves=curves["main"],
+        compare_curves=compare if leakage != "none" else None)
     try:
         with scheduler(args.scheduler):
-            tables = run_study(
-                exams, out, methods=args.methods, test_size=args.test_size,
-                method_params={"phae": phae_params},
-                cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
-                max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
-                n_splits=args.cv_splits, n_repeats=args.cv_repeats,
-                trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
-                random_state=args.seed, n_jobs=n_jobs, source=source, curves=curves["main"],
-                compare_curves=compare if leakage != "none" else None)
+            tables = run_study(exams, out, config)
     finally:
         torch.set_num_threads(threads)
     auc = tables["table1"]["auc"]

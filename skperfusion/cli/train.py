@@ -7,6 +7,7 @@ from ._args import (
     add_command,
     add_link_argument,
     add_torch_arguments,
+    check_torch_device,
     positive_float,
     positive_int,
 )
@@ -102,15 +103,21 @@ def run(args):
     from .._io import check_outputs
     from ..deconvolution import PHAEDeconvolver
     from ..exam import ExamToCurves, load_cohort
+    from ..exam.bids import check_timing
     from ..exam_estimators import PerfusionMapper
     from ..study._progress import EpochBar
 
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
+    check_torch_device(args.device)
+    if args.tr is not None:
+        check_timing(None, args.tr, "the training grid", "--tr",
+                     allow_unusual_timing=args.allow_unusual_timing)
     params = phae_settings(args)
     started = time.perf_counter()
     exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False,
                         require_aif=args.aif != "auto",
-                        allow_external_links=args.allow_external_links)
+                        allow_external_links=args.allow_external_links,
+                        allow_unusual_timing=args.allow_unusual_timing)
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
     n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     threads = torch.get_num_threads()

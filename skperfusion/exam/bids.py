@@ -5,9 +5,17 @@ A sidecar (``dsc.json`` or ``dsc_echo-<n>.json``) holds ``EchoTime`` and
 also hold ``"NonSteadyStateVolumes"`` (an skperfusion extension, not a BIDS
 field): the number of leading frames acquired before the magnetisation
 reached steady state, skipped before the baseline.
+
+Timing outside the plausible ranges of DSC-MRI, :data:`ECHO_TIME_RANGE_S`
+(1-120 ms) and :data:`REPETITION_TIME_RANGE_S` (0.3-5 s), which also keep
+the echo time below the repetition time, is refused: such values are almost
+always unit errors (milliseconds for seconds, a DICOM ``EchoTime`` stored in
+seconds). ``allow_unusual_timing=True`` (``--allow-unusual-timing``) accepts
+them for data that really are so.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +24,8 @@ import pandas as pd
 from .._io import check_path_component
 from .model import GRADES
 
-__all__ = ["Sidecar", "read_participants", "read_sidecar", "sidecar_text"]
+__all__ = ["ECHO_TIME_RANGE_S", "REPETITION_TIME_RANGE_S", "Sidecar", "check_timing",
+           "read_participants", "read_sidecar", "sidecar_text"]
 
 PARTICIPANTS_FILE = "participants.tsv"
 """Name of a cohort's subject table."""
@@ -24,8 +33,12 @@ PARTICIPANTS_FILE = "participants.tsv"
 NON_STEADY_KEY = "NonSteadyStateVolumes"
 # TE and TR are in seconds in BIDS; values above these bounds are almost
 # certainly milliseconds, a frequent and silent 1000x error.
-_MAX_TE_S = 1.0
-_MAX_TR_S = 30.0
+ECHO_TIME_RANGE_S = (0.001, 0.120)
+"""Plausible DSC echo times in seconds: gradient-echo 20-50 ms, spin-echo up to about
+100 ms, the first echo of a multi-echo (spiral) acquisition down to 2-3 ms."""
+
+REPETITION_TIME_RANGE_S = (0.3, 5.0)
+"""Plausible DSC repetition times in seconds (one volume per TR; 1-2 s typical)."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +65,54 @@ class Sidecar:
 
 def _number(sidecar, key, path, who):
     value = sidecar[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            or not math.isfinite(value)):
         unit = "degrees" if key == "FlipAngle" else "seconds"
-        raise ValueError(f"{who}: {key} in {path} must be a positive number of {unit}; "
+        raise ValueError(f"{who}: {key} in {path} must be a finite positive number of {unit}; "
                          f"got {value!r}.")
     return float(value)
 
 
-def read_sidecar(path, who):
+def check_timing(echo_time, repetition_time, who, where, *, allow_unusual_timing=False):
+    """Refuse an echo or repetition time outside the plausible DSC ranges.
+
+    Parameters
+    ----------
+    echo_time, repetition_time : float
+        TE and TR in seconds.
+    who : str
+        Prefix of the message, e.g. ``"subject sub-001"``.
+    where : str
+        Where the values come from, e.g. ``"dsc.json"`` or ``"--tr"``.
+    allow_unusual_timing : bool, default=False
+        Accept any positive values.
+
+    Raises
+    ------
+    ValueError
+        TE outside :data:`ECHO_TIME_RANGE_S` or TR outside
+        :data:`REPETITION_TIME_RANGE_S` (so TE < TR too); the message names
+        ``where``, the plausible range and a likely unit error.
+    """
+    if allow_unusual_timing:
+        return
+    for key, value, (low, high) in (("EchoTime", echo_time, ECHO_TIME_RANGE_S),
+                                    ("RepetitionTime", repetition_time,
+                                     REPETITION_TIME_RANGE_S)):
+        if value is None or low <= value <= high:
+            continue
+        hint = ""
+        if low <= value / 1000 <= high:
+            hint = "; it looks like milliseconds, but BIDS sidecars give it in seconds"
+        elif low <= value * 1000 <= high:
+            hint = ("; it is 1000 times too small, as when a DICOM stores it in seconds "
+                    "instead of milliseconds")
+        raise ValueError(f"{who}: {key}={value:g} s in {where} is outside the plausible range "
+                         f"of DSC-MRI, {low:g}-{high:g} s{hint}. Pass --allow-unusual-timing "
+                         "(allow_unusual_timing=True) if the data really are so.")
+
+
+def read_sidecar(path, who, *, source=None, allow_unusual_timing=False):
     """Read and validate the JSON sidecar of a DSC image.
 
     Parameters
@@ -68,6 +121,11 @@ def read_sidecar(path, who):
         The ``.json`` file.
     who : str
         Prefix of error messages, e.g. ``"subject sub-001"``.
+    source : str or None, default=None
+        What to call the file in messages; default ``path`` (e.g. the DICOM
+        series of a sidecar that dcm2niix wrote into a temporary folder).
+    allow_unusual_timing : bool, default=False
+        Accept timing outside the plausible DSC ranges (:func:`check_timing`).
 
     Returns
     -------
@@ -78,36 +136,39 @@ def read_sidecar(path, who):
     FileNotFoundError
         The file does not exist.
     ValueError
-        Invalid JSON, no or non-positive ``EchoTime``/``RepetitionTime``,
-        values that look like milliseconds, a bad ``FlipAngle`` or
-        ``NonSteadyStateVolumes``; the message names the file.
+        Invalid JSON (nested too deeply, numbers too long), no, non-finite
+        or non-positive ``EchoTime``/``RepetitionTime``, timing outside the
+        plausible ranges, a bad ``FlipAngle`` or ``NonSteadyStateVolumes``;
+        the message names the file.
     """
     path = Path(path)
+    name = path if source is None else source
     if not path.is_file():
-        raise FileNotFoundError(f"{who}: missing sidecar {path} (needs EchoTime and "
+        raise FileNotFoundError(f"{who}: missing sidecar {name} (needs EchoTime and "
                                 "RepetitionTime in seconds).")
     try:
         sidecar = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{who}: sidecar {path} is not valid JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, too long a number
+        raise ValueError(f"{who}: sidecar {name} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{who}: sidecar {name} is nested too deeply to be a sidecar.") from None
     if not isinstance(sidecar, dict):
-        raise ValueError(f"{who}: sidecar {path} must hold a JSON object.")
+        raise ValueError(f"{who}: sidecar {name} must hold a JSON object.")
     timing = {}
-    for key, upper in (("EchoTime", _MAX_TE_S), ("RepetitionTime", _MAX_TR_S)):
+    for key in ("EchoTime", "RepetitionTime"):
         if key not in sidecar:
-            raise ValueError(f"{who}: sidecar {path} has no {key!r} (seconds).")
-        timing[key] = _number(sidecar, key, path, who)
-        if timing[key] > upper:
-            raise ValueError(f"{who}: {key}={timing[key]:g} in {path} looks like milliseconds; "
-                             "BIDS sidecars give it in seconds.")
+            raise ValueError(f"{who}: sidecar {name} has no {key!r} (seconds).")
+        timing[key] = _number(sidecar, key, name, who)
+    check_timing(timing["EchoTime"], timing["RepetitionTime"], who, name,
+                 allow_unusual_timing=allow_unusual_timing)
     flip_angle = None
     if sidecar.get("FlipAngle") is not None:
-        flip_angle = _number(sidecar, "FlipAngle", path, who)
+        flip_angle = _number(sidecar, "FlipAngle", name, who)
         if flip_angle > 180:
-            raise ValueError(f"{who}: FlipAngle={flip_angle:g} in {path} is above 180 degrees.")
+            raise ValueError(f"{who}: FlipAngle={flip_angle:g} in {name} is above 180 degrees.")
     n_skip = sidecar.get(NON_STEADY_KEY, 0)
     if isinstance(n_skip, bool) or not isinstance(n_skip, int) or n_skip < 0:
-        raise ValueError(f"{who}: {NON_STEADY_KEY} in {path} must be a non-negative integer; "
+        raise ValueError(f"{who}: {NON_STEADY_KEY} in {name} must be a non-negative integer; "
                          f"got {n_skip!r}.")
     return Sidecar(timing["EchoTime"], timing["RepetitionTime"], n_skip, flip_angle)
 
@@ -139,6 +200,22 @@ def sidecar_text(echo_time, repetition_time, *, n_skip=0, flip_angle=None):
     return json.dumps(sidecar, indent=2) + "\n"
 
 
+def _check_rows(path, root):
+    """Refuse a row with more or fewer tab-separated fields than the header."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):  # reported by the parser with its own message
+        return
+    if not lines:
+        return
+    width = len(lines[0].split("\t"))
+    for row, line in enumerate(lines[1:], start=1):
+        fields = len(line.split("\t"))
+        if fields != width:
+            raise ValueError(f"cohort {root}: row {row} of {path} has {fields} tab-separated "
+                             f"fields, the header {width}; fix that row.")
+
+
 PARTICIPANT_ID_PATTERN = r"sub-[A-Za-z0-9]+"
 """Form of a ``participant_id`` (BIDS): also the name of the subject's folder."""
 
@@ -167,6 +244,7 @@ def read_participants(root):
     path = Path(root) / PARTICIPANTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"cohort {root}: missing {path}.")
+    _check_rows(path, root)
     try:
         table = pd.read_csv(path, sep="\t", dtype={"participant_id": str, "grade": str},
                             na_values=["n/a"], keep_default_na=True)
@@ -175,6 +253,9 @@ def read_participants(root):
     for column in ("participant_id", "grade"):
         if column not in table.columns:
             raise ValueError(f"cohort {root}: {path} has no {column!r} column.")
+    if table.empty:
+        raise ValueError(f"cohort {root}: {path} lists no subjects (a header only); add one "
+                         "row per subject.")
     if table["participant_id"].isna().any() or table["participant_id"].duplicated().any():
         raise ValueError(f"cohort {root}: {path} has empty or duplicated participant_id values.")
     for row, subject in enumerate(table["participant_id"], start=1):

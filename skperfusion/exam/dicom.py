@@ -10,6 +10,7 @@ synthetic test and demonstration data.
 """
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,6 +45,7 @@ def _convert(dicom_dir, raw):
     if result.returncode != 0 or not images:
         raise ValueError(f"dcm2niix found no convertible DICOM series in {dicom_dir} "
                          f"(exit code {result.returncode}){': ' + messages if messages else ''}.")
+    _check_complete(result.stdout + result.stderr, dicom_dir)
     converted = []
     for image in images:
         sidecar = image.with_name(image.name.removesuffix(".nii.gz") + ".json")
@@ -53,7 +55,52 @@ def _convert(dicom_dir, raw):
     return converted
 
 
-def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False):
+def _frame_gaps(dicom_dir):
+    """The gaps in the acquisition times of ``dicom_dir``'s files, as text (pydicom needed).
+
+    Empty when pydicom is not installed or the files hold no ``AcquisitionTime``.
+    """
+    try:
+        import pydicom
+    except ImportError:
+        return ""
+    times = set()
+    for path in Path(dicom_dir).rglob("*"):
+        try:
+            value = str(pydicom.dcmread(path, stop_before_pixels=True).AcquisitionTime)
+        except Exception:  # not DICOM, damaged, no AcquisitionTime: dcm2niix reported it
+            continue
+        times.add(3600 * int(value[:2]) + 60 * int(value[2:4]) + float(value[4:]))
+    steps = np.diff(sorted(times))
+    if len(steps) < 2:
+        return ""
+    usual = float(np.median(steps))
+    starts = sorted(times)
+    gaps = [f"{steps[k]:.3g} s after the frame at {starts[k] - starts[0]:.3g} s"
+            for k in np.flatnonzero(steps > 1.5 * usual)]
+    return f"; gaps: {', '.join(gaps)} (TR {usual:.3g} s)" if gaps else ""
+
+
+def _check_complete(log, dicom_dir):
+    """Refuse a conversion that left files out or whose volumes are unevenly spaced.
+
+    A missing or damaged frame file gives a series one volume short with a
+    silent time gap, which dcm2niix only notes ("Seconds between volumes
+    varies"); the maps of such a series are wrong.
+    """
+    found = sum(int(n) for n in re.findall(r"Found (\d+) DICOM file", log))
+    converted = sum(int(n) for n in re.findall(r"Convert (\d+) DICOM", log))
+    varies = "Seconds between volumes varies" in log
+    if varies or converted < found:
+        raise ValueError(f"DICOM series {dicom_dir} is incomplete: dcm2niix converted "
+                         f"{converted} of the {found} DICOM files found"
+                         f"{' and the time between volumes varies' if varies else ''} (a "
+                         f"missing or damaged frame file){_frame_gaps(dicom_dir)}; give the "
+                         "whole series.")
+
+
+def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False,
+                 allow_unusual_timing=False):
     """Convert one DSC DICOM series into an exam folder.
 
     Every file of ``dicom_dir`` (and its sub-folders) is converted with
@@ -80,6 +127,10 @@ def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False):
     overwrite : bool, default=False
         Replace an existing ``exam_dir`` as a whole; without it an existing
         non-empty folder is refused.
+    allow_unusual_timing : bool, default=False
+        Accept echo and repetition times outside the plausible DSC ranges
+        (:func:`~skperfusion.exam.bids.check_timing`), e.g. a DICOM
+        ``EchoTime`` that is really so short.
 
     Returns
     -------
@@ -94,7 +145,9 @@ def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False):
         ``exam_dir`` exists and ``overwrite`` is False.
     ValueError
         ``exam_dir`` inside ``dicom_dir``, no convertible series, several
-        series, an output that is not 4-D (X, Y, Z, T), echoes of different
+        series, files dcm2niix left out or unevenly spaced volumes (a
+        missing or damaged frame), implausible timing (an ``EchoTime``
+        stored in seconds), an output that is not 4-D (X, Y, Z, T), echoes of different
         TR, frame count or equal echo times, or a sidecar without valid
         timing; messages name the files.
     """
@@ -120,7 +173,8 @@ def import_dicom(dicom_dir, exam_dir, *, non_steady_state=0, overwrite=False):
         echoes = []
         for image, sidecar in converted:
             timing = read_sidecar(image.with_name(image.name.removesuffix(".nii.gz") + ".json"),
-                                  who)
+                                  who, source=f"the DICOM headers of {dicom_dir}",
+                                  allow_unusual_timing=allow_unusual_timing)
             _, data = read_nifti(image, who, "converted DSC")
             if data.ndim != 4 or data.shape[3] < 2:
                 raise ValueError(f"{who}: dcm2niix gave {image.name} of shape {data.shape}; a "

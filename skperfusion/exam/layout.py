@@ -22,7 +22,6 @@ Sidecar fields are described in :mod:`skperfusion.exam.bids`.
 """
 
 import re
-import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -30,7 +29,14 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from .._io import atomic_write, check_inside
-from .bids import NON_STEADY_KEY, read_participants, read_sidecar, sidecar_text
+from .._warnings import warn
+from .bids import (
+    NON_STEADY_KEY,
+    PARTICIPANTS_FILE,
+    read_participants,
+    read_sidecar,
+    sidecar_text,
+)
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import map_image, mask_image, nifti_writer, read_nifti
 
@@ -116,10 +122,15 @@ def _read_signal(path, who, what):
     return image, signal
 
 
-def _read_echoes(folder, who):
-    """Signal (X, Y, Z, T, E), echo times, TR, n_skip, flip angle and image of echo 1."""
-    numbers = sorted(int(m.group(1)) for p in folder.iterdir()
-                     if (m := _ECHO_PATTERN.fullmatch(p.name)))
+def _read_echoes(folder, who, allow_unusual_timing):
+    """Signal (X, Y, Z, T, E), echo times, TR, n_skip, flip angle, image and file of echo 1."""
+    matches = [m for p in folder.iterdir() if (m := _ECHO_PATTERN.fullmatch(p.name))]
+    padded = sorted(m.group(0) for m in matches if m.group(1).startswith("0"))
+    if padded:
+        raise ValueError(f"{who}: {folder / padded[0]}: echo numbers have no leading zeros "
+                         f"(BIDS); rename it dsc_echo-{int(padded[0][9:-7])}.nii.gz, and its "
+                         "sidecar alike.")
+    numbers = sorted(int(m.group(1)) for m in matches)
     if (folder / _SIGNAL_FILE).exists():
         raise ValueError(f"{who}: {folder} holds both {_SIGNAL_FILE} and dsc_echo-<n>.nii.gz "
                          "files; keep one layout (single echo or multi-echo).")
@@ -143,7 +154,8 @@ def _read_echoes(folder, who):
                            f"DSC echo {n}")
         first_image = first_image or image
         signals.append(signal)
-        sidecars.append(read_sidecar(folder / json_name, who))
+        sidecars.append(read_sidecar(folder / json_name, who,
+                                     allow_unusual_timing=allow_unusual_timing))
         names.append(image_name)
     trs = np.array([s.repetition_time for s in sidecars])
     if not np.allclose(trs, trs[0], rtol=_TR_RTOL, atol=0):
@@ -165,20 +177,42 @@ def _read_echoes(folder, who):
             sidecars[0].flip_angle, first_image, folder / names[0])
 
 
-def _read_single(folder, who):
+def _read_single(folder, who, allow_unusual_timing):
     dsc_path = folder / _SIGNAL_FILE
+    if not dsc_path.exists() and (folder / PARTICIPANTS_FILE).exists():
+        raise ValueError(f"{who}: {folder} is a cohort folder ({PARTICIPANTS_FILE}), not an "
+                         "exam folder; give one of its subject folders (sub-<id>).")
     if not dsc_path.exists() and not any(_ECHO_PATTERN.fullmatch(p.name)
                                          for p in folder.iterdir()):
         raise FileNotFoundError(f"{who}: missing DSC file {dsc_path} (or dsc_echo-<n>.nii.gz "
                                 "files for multi-echo).")
     image, signal = _read_signal(dsc_path, who, "DSC")
-    sidecar = read_sidecar(folder / _SIDECAR_FILE, who)
+    sidecar = read_sidecar(folder / _SIDECAR_FILE, who,
+                           allow_unusual_timing=allow_unusual_timing)
     return (signal, sidecar.echo_time, sidecar.repetition_time, sidecar.n_skip,
             sidecar.flip_angle, image, dsc_path)
 
 
+def _non_finite_as_zero(signal, who, path):
+    """NaN or infinite samples set to 0, with one warning counting their voxels.
+
+    A zero sample makes its voxel degenerate (no logarithm): its maps are
+    NaN and the other voxels are computed as without it, as for a
+    non-positive sample.
+    """
+    finite = np.isfinite(signal)
+    if finite.all():
+        return signal
+    bad = ~finite.reshape(*signal.shape[:3], -1).all(axis=-1)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    warn(f"{who}: {int(bad.sum())} voxel(s) of {path} (first: voxel {first}) hold NaN or "
+         "infinite samples; they are treated as a zero signal: their maps are NaN.",
+         UserWarning)
+    return np.where(finite, signal, np.float32(0)).astype(signal.dtype, copy=False)
+
+
 def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=True,
-              require_aif=True):
+              require_aif=True, allow_unusual_timing=False):
     """Load one exam from its folder (layout in the module docstring).
 
     A folder with ``dsc_echo-<n>.nii.gz`` files (and no ``dsc.nii.gz``) is
@@ -203,6 +237,9 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
         Require ``aif_mask.nii.gz``; False when the AIF is selected
         automatically (``ExamToCurves(aif="auto")``, ``--aif auto``). It is
         loaded whenever present.
+    allow_unusual_timing : bool, default=False
+        Accept echo and repetition times outside the plausible DSC ranges
+        (:func:`~skperfusion.exam.bids.check_timing`).
 
     Returns
     -------
@@ -231,12 +268,18 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
         raise ValueError(f"{who}: unknown grade {grade!r}; expected one of {GRADES}.")
     multi_echo = any(_ECHO_PATTERN.fullmatch(p.name) for p in folder.iterdir())
     signal, te, tr, n_skip, flip_angle, image, image_path = (
-        _read_echoes if multi_echo else _read_single)(folder, who)
+        _read_echoes if multi_echo else _read_single)(folder, who, allow_unusual_timing)
     n_frames = signal.shape[3]
+    sidecar_path = image_path.with_name(image_path.name.removesuffix(".nii.gz") + ".json")
+    if n_skip >= n_frames - 1:
+        raise ValueError(f"{who}: {NON_STEADY_KEY}={n_skip} in {sidecar_path} leaves fewer "
+                         f"than 2 of the {n_frames} frames of {image_path}; it must be below "
+                         f"{n_frames - 1}.")
+    signal = _non_finite_as_zero(signal, who, image_path)
     if 0 < n_skip < n_frames - 1 and n_frames - n_skip < _MIN_KEPT_FRAMES:
-        warnings.warn(f"{who}: {NON_STEADY_KEY}={n_skip} in the sidecar of {folder} leaves "
-                      f"{n_frames - n_skip} of {n_frames} frames, too few for a baseline and "
-                      "a bolus passage; check the sidecar.", UserWarning, stacklevel=2)
+        warn(f"{who}: {NON_STEADY_KEY}={n_skip} in the sidecar of {folder} leaves "
+             f"{n_frames - n_skip} of {n_frames} frames, too few for a baseline and "
+             "a bolus passage; check the sidecar.", UserWarning)
     masks = {}
     for name in MASK_NAMES:
         path = folder / _mask_file(name)
@@ -273,7 +316,7 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
 
 
 def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True,
-                allow_external_links=False):
+                allow_external_links=False, allow_unusual_timing=False):
     """Load every exam listed in a cohort's ``participants.tsv``.
 
     Parameters
@@ -291,6 +334,8 @@ def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True,
     allow_external_links : bool, default=False
         Accept subject folders that are symbolic links leading outside
         ``root``; by default they are refused, naming the row.
+    allow_unusual_timing : bool, default=False
+        Accept echo and repetition times outside the plausible DSC ranges.
 
     Returns
     -------
@@ -311,7 +356,8 @@ def load_cohort(root, n_jobs=None, *, require_rois=True, require_aif=True,
     return Parallel(n_jobs=n_jobs, prefer="threads")(
         delayed(load_exam)(root / row["participant_id"], row["participant_id"],
                            grade=row["grade"], extra={c: row[c] for c in extra_columns},
-                           require_rois=require_rois, require_aif=require_aif)
+                           require_rois=require_rois, require_aif=require_aif,
+                           allow_unusual_timing=allow_unusual_timing)
         for row in rows
     )
 
