@@ -562,6 +562,9 @@ def _wrong_shapes(payload):
     (lambda p: p["params"].update(chunk_size=-3), r"'chunk_size' parameter", False),
     (lambda p: p["params"].update(__class__="x"), r"name '__class__' is not", False),
     (lambda p: p.update(n_times="60"), r"'n_times' is missing or not a int", False),
+    (lambda p: p.update(n_times=10**8), r"n_times=100000000 is not in \[1, 4096\]", False),
+    (lambda p: p["params"].update(tr=float("inf")), r"tr=inf is not a finite number", False),
+    (lambda p: p["params"].update(tr=1e-300 * 1e-300), r"tr=0.0 is not a finite number", False),
     (lambda p: p.update(version=1), r"version 1; this skperfusion reads version 2", False),
     (lambda p: p.update(history="[{"), r"not a valid PHAEDeconvolver model", True),
 ])
@@ -587,7 +590,8 @@ def test_crafted_model_files_are_refused_by_name(small_model, tmp_path, monkeypa
 def test_model_files_load_weights_only(tmp_path):
     torch.save({"format": "skperfusion.PHAEDeconvolver", "version": 2,
                 "params": functools.partial(print, "code ran")}, tmp_path / "evil.pt")
-    with pytest.raises(ValueError, match=r"Cannot read .*evil\.pt.*Weights only load failed"):
+    with pytest.raises(ValueError, match=r"evil\.pt is not a model file written by 'skperfusion "
+                                         r"train'.*cannot be read as one \(UnpicklingError\)"):
         PHAEDeconvolver.load(tmp_path / "evil.pt")
 
 

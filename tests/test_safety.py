@@ -627,6 +627,14 @@ def test_nan_samples_make_those_voxels_nan_counted(cohort, tmp_path):
     np.testing.assert_allclose(cbf[others], clean[others], rtol=1e-6)
 
 
+def test_a_nifti_given_as_model_is_not_a_model_file(cohort, tmp_path, capsys):
+    image = cohort / "sub-001" / "dsc.nii.gz"
+    line = _refused(capsys, ["maps", cohort / "sub-001", tmp_path / "out", "--method", "phae",
+                             "--model", image], image, "is not a model file")
+    assert "weights_only" not in line  # torch's unsafe advice is not passed on
+    assert not (tmp_path / "out").exists()
+
+
 # --- Ctrl-C on real processes -----------------------------------------------------------------
 
 def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):

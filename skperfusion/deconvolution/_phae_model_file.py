@@ -11,15 +11,19 @@ holding a dict::
     n_times           int, time points seen in fit
     feature_names_in  list of 2 * n_times str, or None
 
-:func:`read_model_file` checks this structure; the parameter values are then
-validated by the estimator's constraints (``module__width`` at most
-:data:`MAX_WIDTH`, so a crafted file cannot make the network allocate
-hundreds of gigabytes) before the network is built, and the weights by
-skorch's ``load_params`` (shapes must match).
+:func:`read_model_file` checks this structure and bounds the stored sizes
+of the grid before anything is allocated from them: ``n_times`` at most
+:data:`MAX_TIMES`, ``tr`` finite and at most :data:`MAX_TR` seconds (a
+crafted file with ``n_times = 1e8`` once made ``maps`` allocate 65 GiB).
+The parameter values are then validated by the estimator's constraints
+(``module__width`` at most :data:`MAX_WIDTH`, so that the network cannot
+take hundreds of gigabytes) before the network is built, and the weights
+by skorch's ``load_params`` (shapes must match).
 """
 
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -28,14 +32,21 @@ import torch
 
 from .._io import atomic_write
 
-__all__ = ["FORMAT", "MAX_WIDTH", "VERSION", "plain_params", "read_model_file",
-           "write_model_file"]
+__all__ = ["FORMAT", "MAX_TIMES", "MAX_TR", "MAX_WIDTH", "VERSION", "plain_params",
+           "read_model_file", "write_model_file"]
 
 FORMAT = "skperfusion.PHAEDeconvolver"
 VERSION = 2
 
 MAX_WIDTH = 512
 """Largest ``module__width``: 16 times the paper's 32, 33 M weights (132 MB)."""
+
+MAX_TIMES = 4096
+"""Most time points of a model's grid: a DSC series has at most a few hundred frames
+(1000 would be 5 minutes at TR 0.3 s)."""
+
+MAX_TR = 60.0
+"""Longest sampling interval of a model's grid, in seconds."""
 
 _PLAIN = (type(None), bool, int, float, str)
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -97,13 +108,16 @@ def _problems(payload):
         if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
             yield f"{key!r} is missing or not a {kind.__name__}"
             return
-    if payload["n_times"] < 1:
-        yield f"n_times={payload['n_times']} is not positive"
+    if not 1 <= payload["n_times"] <= MAX_TIMES:
+        yield f"n_times={payload['n_times']} is not in [1, {MAX_TIMES}]"
     for name, value in payload["params"].items():
         if not isinstance(name, str) or not _NAME.match(name):
             yield f"parameter name {name!r} is not a lower-case identifier"
         elif not isinstance(value, _PLAIN):
             yield f"parameter {name!r} is a {type(value).__name__}, not a plain scalar"
+    tr = payload["params"].get("tr")
+    if isinstance(tr, int | float) and not (math.isfinite(tr) and 0 < tr <= MAX_TR):
+        yield f"tr={tr!r} is not a finite number of seconds in (0, {MAX_TR:g}]"
     names = payload.get("feature_names_in")
     if names is not None and (not isinstance(names, list) or len(names) != 2 * payload["n_times"]
                               or not all(isinstance(name, str) for name in names)):
@@ -130,8 +144,10 @@ def read_model_file(path):
     """
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"Cannot read a PHAEDeconvolver model from {path}: {error}") from None
+    except Exception as error:  # torch's message may advise weights_only=False: unsafe
+        raise ValueError(f"{path} is not a model file written by 'skperfusion train' "
+                         f"(PHAEDeconvolver.save): it cannot be read as one "
+                         f"({type(error).__name__}).") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a file written by PHAEDeconvolver.save.")
     if payload.get("version") != VERSION:
