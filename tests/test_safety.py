@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -633,6 +634,23 @@ def test_a_nifti_given_as_model_is_not_a_model_file(cohort, tmp_path, capsys):
                              "--model", image], image, "is not a model file")
     assert "weights_only" not in line  # torch's unsafe advice is not passed on
     assert not (tmp_path / "out").exists()
+
+
+def test_an_exam_shorter_than_the_grid_warns_with_the_numbers(cohort):
+    from skperfusion.exam import load_exam
+    from skperfusion.exam_estimators import PerfusionMapper
+
+    exam = load_exam(cohort / "sub-001")
+    frames = exam.n_times - exam.n_skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the exam's own grid: no padding, no warning
+        PerfusionMapper(tr=exam.tr).fit([exam]).transform([exam])
+    mapper = PerfusionMapper(tr=exam.tr, n_times=frames + 20).fit([exam])
+    with pytest.warns(UserWarning, match=rf"subject sub-001: the mapping grid \({frames + 20} "
+                                         rf"frames x .* than the exam \({frames} frames x .* the "
+                                         r"20 grid points past its end are zero.*--n-times "
+                                         rf"{frames}\)"):
+        mapper.transform([exam])
 
 
 # --- Ctrl-C on real processes -----------------------------------------------------------------
