@@ -75,8 +75,8 @@ def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
 
 def test_train_then_maps_with_phae(cohort, tmp_path):
     model = tmp_path / "phae.pt"
-    assert main(["train", str(cohort), str(model), "--epochs", "1", "--max-train-voxels",
-                 "300", "--width", "4", "--batch-size", "128"]) == 0
+    assert main(["train", str(cohort), str(model), "--phae-epochs", "1", "--max-train-voxels",
+                 "300", "--phae-width", "4", "--phae-batch-size", "128", "--quiet"]) == 0
     out = tmp_path / "phae_maps"
     assert main(["maps", str(cohort / "sub-003"), str(out), "--method", "phae", "--model",
                  str(model)]) == 0

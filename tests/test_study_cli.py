@@ -88,8 +88,28 @@ def test_one_grade_cohort_is_rejected_without_output(tmp_path, capsys):
     table.assign(grade="HGG").to_csv(cohort / "participants.tsv", sep="\t", index=False)
     out = tmp_path / "out"
     assert main(["study", str(cohort), "--out", str(out)]) == 2
-    assert "only HGG patients" in capsys.readouterr().err
+    assert "at least 2 patients of each grade ({'LGG': 0, 'HGG': 4})" in (
+        capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_an_eight_patient_cohort_is_refused_before_any_training(tmp_path, capsys):
+    cohort = tmp_path / "cohort"
+    simulate_cohort(cohort, 8, shape=(8, 8, 1), random_state=0)
+    out = tmp_path / "out"
+    # The output as the second positional, as in every other command.
+    assert main(["study", str(cohort), str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "--cv-splits" in captured.err and "Nothing was trained" in captured.err
+    assert "training" not in captured.out + captured.err.replace("Nothing was trained", "")
+    assert not out.exists()
+
+
+def test_study_output_positional_or_out(tmp_path, capsys):
+    assert main(["study", "--demo", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "give only the output folder" in capsys.readouterr().err
+    assert main(["study", str(tmp_path), str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 2
+    assert "the output is given twice" in capsys.readouterr().err
 
 
 def test_bad_options_are_rejected(tmp_path, capsys):

@@ -10,8 +10,11 @@ from ._args import (
     add_command,
     add_link_argument,
     add_output_arguments,
+    add_phae_arguments,
+    add_quiet_argument,
     add_torch_arguments,
     check_torch_device,
+    phae_settings,
     positive_float,
     positive_int,
 )
@@ -36,20 +39,14 @@ DETAILS = (
     "lr 1e-4, batch 1536), best on a GPU."
 )
 
-# The CPU-friendly defaults below keep the paper's encoder but train 20
-# epochs on fresh subsets of 4096 voxels at lr 3e-3 (160 steps instead of the
-# paper's tens of thousands): on the demo cohort the training loss plateaus
-# within 5 epochs, and 40 epochs or 8-16 feature maps give the same test AUC.
-PAPER_PHAE = {"max_epochs": 65, "lr": 1e-4, "batch_size": 1536, "module__width": 32,
-              "epoch_voxels": None}
-
-
 def register(subparsers):
     """Add ``study`` to the ``skperfusion`` sub-commands (``subparsers``)."""
     parser = add_command(subparsers, "study", HELP, DETAILS, run)
-    parser.add_argument("cohort_dir", nargs="?", default=None,
+    parser.add_argument("cohort_dir", nargs="?", default=None, metavar="COHORT_DIR",
                         help="cohort folder with participants.tsv (omit with --demo)")
-    add_output_arguments(parser, "out", "output folder for the report", positional=False)
+    add_output_arguments(parser, "out", "output folder for the report")
+    # With --demo the only positional is the output: resolved by run(), not by main().
+    parser.set_defaults(output_dest=None)
     add_curve_arguments(parser)
     # The demo tumours leak (as enhancing gliomas do): BSW by default there.
     parser.set_defaults(leakage=None)
@@ -92,20 +89,12 @@ def register(subparsers):
                             "converted, cross-validation folds, noise draws (default: one per "
                             "CPU core for the study's stages, one for loading)")
     add_scheduler_argument(study)
-    phae = parser.add_argument_group("PHAE training")
-    phae.add_argument("--phae-paper", action="store_true",
-                      help="the paper's PHAE settings instead of the CPU-friendly ones")
-    phae.add_argument("--phae-epochs", type=positive_int, default=20, help="training epochs")
-    phae.add_argument("--phae-lr", type=positive_float, default=3e-3, help="Adam learning rate")
-    phae.add_argument("--phae-width", type=positive_int, default=32,
-                      help="feature maps of the first encoder block")
-    phae.add_argument("--phae-batch-size", type=positive_int, default=512)
+    phae = add_phae_arguments(parser)
     phae.add_argument("--phae-cv-epochs", type=positive_int, default=5,
                       help="training epochs of the PHAE retrained on each cross-validation "
                            "fold (the training loss plateaus within 5 epochs on the demo)")
-    phae.add_argument("--phae-epoch-voxels", type=positive_int, default=4096,
-                      help="voxels drawn afresh for each epoch")
     add_torch_arguments(phae)
+    add_quiet_argument(parser)
 
 
 def _demo_settings(args):
@@ -146,9 +135,26 @@ def _simulate_demo(cohort, args):
     check_size(tuple(args.shape), args.n_subjects, 1, args.n_jobs, cohort)
     with atomic_directory(cohort, overwrite=args.overwrite) as folder:
         simulate_cohort(folder, args.n_subjects, shape=tuple(args.shape), snr=args.demo_snr,
-                        random_state=args.seed, n_jobs=args.n_jobs, progress=True,
+                        random_state=args.seed, n_jobs=args.n_jobs, progress=not args.quiet,
                         leakage=True)
         (folder / _DEMO_SETTINGS).write_text(json.dumps(_demo_settings(args)))
+
+
+def _resolve_paths(args):
+    """COHORT_DIR and OUT from the positionals and ``--out``; with --demo, one positional is OUT."""
+    positionals = [path for path in (args.cohort_dir, args.out) if path is not None]
+    if args.demo:
+        if len(positionals) > 1:
+            raise ValueError("--demo simulates the cohort: give only the output folder (OUT or "
+                             "--out).")
+        args.cohort_dir, args.out = None, (positionals or [None])[0]
+    elif args.cohort_dir is None:
+        raise ValueError("give either COHORT_DIR or --demo (which simulates one).")
+    if args.out is not None and args.out_option is not None and args.out != args.out_option:
+        raise ValueError(f"the output is given twice ({args.out} and --out {args.out_option}).")
+    args.out = args.out_option or args.out
+    if args.out is None:
+        raise ValueError("the output folder OUT (or --out PATH) is required.")
 
 
 def run(args):
@@ -156,10 +162,11 @@ def run(args):
     import torch
 
     from ..exam import ExamToCurves, load_cohort
+    from ..exam_estimators import exam_grades
+    from ..study.feasibility import check_study_design
     from ..study.run import OUTPUT_FILES, StudyConfig, run_study
 
-    if args.demo == (args.cohort_dir is not None):
-        raise ValueError("give either COHORT_DIR or --demo (which simulates one).")
+    _resolve_paths(args)
     if not 0 < args.test_size < 1:
         raise ValueError(f"--test-size must be in (0, 1); got {args.test_size}.")
     started = time.perf_counter()
@@ -170,9 +177,9 @@ def run(args):
     check_outputs([out / name for name in OUTPUT_FILES], inputs=[cohort],
                   overwrite=args.overwrite)
     if args.demo:
-        if reuse:
+        if reuse and not args.quiet:
             print(f"reusing the demo cohort {cohort} (same settings)")
-        else:
+        elif not reuse:
             _simulate_demo(cohort, args)
         source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
                   f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
@@ -182,15 +189,12 @@ def run(args):
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
                         allow_external_links=args.allow_external_links,
                         allow_unusual_timing=args.allow_unusual_timing)
-    if args.phae_paper:
-        phae_params = dict(PAPER_PHAE)
-    else:
-        phae_params = {"max_epochs": args.phae_epochs, "lr": args.phae_lr,
-                       "batch_size": args.phae_batch_size, "module__width": args.phae_width,
-                       "epoch_voxels": args.phae_epoch_voxels}
-    phae_params.update(device=args.device)
+    phae_params = phae_settings(args) | {"device": args.device}
     n_draws = args.noise_draws or (3 if args.demo else 10)
     snrs = tuple(int(snr) if float(snr).is_integer() else snr for snr in args.snrs)
+    # Every check the cohort allows, before any training or mapping.
+    check_study_design(exam_grades(exams), test_size=args.test_size, n_splits=args.cv_splits,
+                       snrs=snrs, n_draws=n_draws, random_state=args.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.torch_threads)
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
@@ -207,12 +211,14 @@ def run(args):
         n_splits=args.cv_splits, n_repeats=args.cv_repeats,
         trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
         random_state=args.seed, n_jobs=n_jobs, source=source, curves=curves["main"],
-        compare_curves=compare if leakage != "none" else None)
+        compare_curves=compare if leakage != "none" else None, progress=not args.quiet)
     try:
         with scheduler(args.scheduler):
             tables = run_study(exams, out, config)
     finally:
         torch.set_num_threads(threads)
+    if args.quiet:
+        return
     auc = tables["table1"]["auc"]
     cv_auc = tables["table1_cv"]["auc"]
     print(f"study of {len(exams)} patients done in {time.perf_counter() - started:.0f} s; "

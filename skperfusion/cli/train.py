@@ -1,19 +1,20 @@
 """``skperfusion train``: train a PHAE on a cohort's brain voxels and save it."""
 
-import argparse
 import time
 
 from ._args import (
     add_command,
     add_link_argument,
+    add_phae_arguments,
+    add_quiet_argument,
     add_torch_arguments,
     check_torch_device,
+    phae_settings,
     positive_float,
     positive_int,
 )
 from ._scheduler import add_scheduler_argument, scheduler
 from .maps import add_curve_arguments
-from .study import PAPER_PHAE
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
 DETAILS = (
@@ -24,43 +25,17 @@ DETAILS = (
     "by 'skperfusion maps --method phae "
     "--model FILE'. The defaults are CPU-friendly, those of 'skperfusion study': the "
     "paper's encoder trained 20 epochs at lr 3e-3, batch 512, each epoch on 4096 voxels "
-    "drawn afresh (about a minute on 2 cores); --paper uses the paper's settings "
+    "drawn afresh (about a minute on 2 cores); --phae-paper uses the paper's settings "
     "(65 epochs over every training voxel, lr 1e-4, batch 1536), best on a GPU. Options "
     "given explicitly override either set."
 )
-
-CPU_PHAE = {"max_epochs": 20, "lr": 3e-3, "batch_size": 512, "module__width": 32,
-            "epoch_voxels": 4096}
-"""CPU-friendly PHAE settings, the defaults of ``skperfusion study`` (see cli/study.py)."""
-
-_OPTIONS = {"epochs": "max_epochs", "lr": "lr", "batch_size": "batch_size",
-            "width": "module__width", "epoch_voxels": "epoch_voxels"}
-
 
 def register(subparsers):
     """Add ``train`` to the ``skperfusion`` sub-commands (``subparsers``)."""
     parser = add_command(subparsers, "train", HELP, DETAILS, run,
                          inputs={"cohort_dir": "cohort folder with participants.tsv"},
                          output={"dest": "model", "help": "output model file"})
-    phae = parser.add_argument_group(
-        "PHAE training (defaults: the CPU-friendly settings, or the paper's with --paper)")
-    phae.add_argument("--paper", action="store_true",
-                      help="the paper's settings: 65 epochs over every training voxel, "
-                           "lr 1e-4, batch 1536")
-    phae.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
-                      help=f"training epochs ({CPU_PHAE['max_epochs']}; paper "
-                           f"{PAPER_PHAE['max_epochs']})")
-    phae.add_argument("--lr", type=positive_float, default=argparse.SUPPRESS,
-                      help=f"Adam learning rate ({CPU_PHAE['lr']:g}; paper {PAPER_PHAE['lr']:g})")
-    phae.add_argument("--batch-size", type=positive_int, default=argparse.SUPPRESS,
-                      help=f"voxels per training batch ({CPU_PHAE['batch_size']}; paper "
-                           f"{PAPER_PHAE['batch_size']})")
-    phae.add_argument("--width", type=positive_int, default=argparse.SUPPRESS,
-                      help=f"feature maps of the first encoder block "
-                           f"({CPU_PHAE['module__width']})")
-    phae.add_argument("--epoch-voxels", type=positive_int, default=argparse.SUPPRESS,
-                      help=f"voxels drawn afresh for each epoch ({CPU_PHAE['epoch_voxels']}; "
-                           "paper: every training voxel)")
+    phae = add_phae_arguments(parser)
     phae.add_argument("--max-train-voxels", type=positive_int, default=200_000,
                       help="voxels drawn at random from the pooled brain voxels to train on")
     add_torch_arguments(phae)
@@ -76,24 +51,7 @@ def register(subparsers):
     add_scheduler_argument(parser)
     add_curve_arguments(parser)
     add_link_argument(parser)
-
-
-def phae_settings(args):
-    """PHAE parameters from parsed ``args``: the CPU or paper set, explicit options on top.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-
-    Returns
-    -------
-    params : dict
-        ``PHAEDeconvolver`` parameters.
-    """
-    params = dict(PAPER_PHAE if args.paper else CPU_PHAE)
-    params.update({name: getattr(args, option) for option, name in _OPTIONS.items()
-                   if hasattr(args, option)})
-    return params
+    add_quiet_argument(parser)
 
 
 def run(args):
@@ -106,6 +64,7 @@ def run(args):
     from ..exam.bids import check_timing
     from ..exam_estimators import PerfusionMapper
     from ..study._progress import EpochBar
+    from ..study.report import plural
 
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
     check_torch_device(args.device)
@@ -125,19 +84,23 @@ def run(args):
     try:
         with scheduler(args.scheduler):
             phae = PHAEDeconvolver(**params, device=args.device, random_state=args.seed,
-                                   callbacks=[EpochBar("training the PHAE")])
+                                   callbacks=None if args.quiet
+                                   else [EpochBar("training the PHAE")])
             curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling,
                                   leakage=args.leakage, relaxivity=args.relaxivity)
             mapper = PerfusionMapper(phae, curves=curves, tr=args.tr, n_times=args.n_times,
                                      max_train_voxels=args.max_train_voxels, n_jobs=n_jobs,
                                      random_state=args.seed)
             epoch_voxels = params["epoch_voxels"] or "all"
-            print(f"training a PHAE ({params['max_epochs']} epochs of {epoch_voxels} voxels, "
-                  f"lr {params['lr']:g}, batch {params['batch_size']}) on up to "
-                  f"{args.max_train_voxels} brain voxels of {len(exams)} exams")
+            if not args.quiet:
+                print(f"training a PHAE ({plural(params['max_epochs'], 'epoch')} of "
+                      f"{epoch_voxels} voxels, lr {params['lr']:g}, batch "
+                      f"{params['batch_size']}) on up to {args.max_train_voxels} brain voxels "
+                      f"of {plural(len(exams), 'exam')}")
             mapper.fit(exams)
     finally:
         torch.set_num_threads(threads)
     mapper.deconvolver_.save(args.model)
-    print(f"saved the PHAE ({mapper.n_train_voxels_} voxels, grid {mapper.n_times_} frames x "
-          f"{mapper.tr_:.3g} s) to {args.model} in {time.perf_counter() - started:.0f} s")
+    if not args.quiet:
+        print(f"saved the PHAE ({mapper.n_train_voxels_} voxels, grid {mapper.n_times_} frames "
+              f"x {mapper.tr_:.3g} s) to {args.model} in {time.perf_counter() - started:.0f} s")

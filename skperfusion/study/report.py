@@ -7,8 +7,30 @@ import pandas as pd
 
 from .evaluation import TRUTH
 
-__all__ = ["cv_table", "delong_pairs", "error_table", "noise_auc_table", "render_report",
-           "table1"]
+__all__ = ["cv_table", "delong_pairs", "error_table", "noise_auc_table", "plural",
+           "render_report", "table1"]
+
+
+def plural(count, noun):
+    """``count`` and ``noun``, the noun in the plural unless the count is one.
+
+    Parameters
+    ----------
+    count : int
+    noun : str
+        Singular noun with a regular plural (``+ "s"``).
+
+    Returns
+    -------
+    text : str
+
+    Examples
+    --------
+    >>> from skperfusion.study.report import plural
+    >>> plural(1, "draw"), plural(3, "epoch")
+    ('1 draw', '3 epochs')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _with_ci(value, low, high, scale=1.0, digits=2):
