@@ -426,7 +426,7 @@ def test_the_study_converts_each_exam_once_per_configuration(exams, monkeypatch)
     snrs, n_draws = (30, 10), 2
     results = compute_study(
         exams, methods=("osvd", "tikhonov"), test_size=0.5, snrs=snrs, n_draws=n_draws,
-        n_splits=2, n_repeats=1, n_boot=20, n_workers=1, progress=False,
+        n_splits=2, n_repeats=1, n_boot=20, n_jobs=1, progress=False,
         compare_curves={"van Osch": ExamToCurves(relaxivity="van_osch")})
     test = set(results.tables["ratios"].index)
     # Training or test exam, main configuration: once; test exams also once with the
@@ -437,3 +437,34 @@ def test_the_study_converts_each_exam_once_per_configuration(exams, monkeypatch)
     # The exam-to-curves time is the shared conversion's: the same for every method.
     curve_times = results.tables["table1"]["curves_time_mean"].drop(TRUTH)
     assert curve_times.nunique() == 1 and curve_times.iloc[0] > 0
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"test_size": 1.0}, r"test_size must be a number in \(0, 1\); got 1.0"),
+    ({"n_splits": 1}, "n_splits must be an integer >= 2"),
+    ({"n_draws": 2.5}, "n_draws must be an integer >= 1"),
+    ({"parameter": "rCBF"}, "parameter must be one of"),
+    ({"noise_kind": "poisson"}, "noise_kind must be one of"),
+    ({"snrs": (30, -1)}, "snrs must be a non-empty sequence of SNRs > 0"),
+    ({"n_jobs": 0}, "n_jobs must be None or a non-zero integer"),
+    ({"methods": ("osvd", "nope")}, "unknown deconvolver 'nope'"),
+    ({"method_params": {"osvd": 3}}, "method_params must be a dict of registry name"),
+    ({"curves": "auto"}, r"curves must be exam-to-curves steps"),
+])
+def test_study_config_names_the_bad_setting(settings, match):
+    from skperfusion.study.run import StudyConfig
+
+    with pytest.raises(ValueError, match=match):
+        StudyConfig(**settings)
+
+
+def test_study_config_normalises_method_names_and_overrides():
+    from skperfusion.study.run import StudyConfig
+
+    config = StudyConfig(methods=["oSVD", "phae"], method_params={"PHAE": {"max_epochs": 2}},
+                         snrs=[30, 10])
+    assert config.methods == ("osvd", "phae") and config.snrs == (30, 10)
+    assert config.method_params == {"phae": {"max_epochs": 2}}
+    assert config.labels == {"osvd": "oSVD", "phae": "PHAE"} and config.trainable == {"PHAE"}
+    with pytest.raises(ValueError, match="n_boot must be"):
+        dataclasses.replace(config, n_boot=0)  # overrides are validated too

@@ -3,13 +3,18 @@
 :func:`run_study` reproduces the experiment of Fayolle et al. 2025 (§2.3, §3)
 and goes beyond it (cross-validated grading, DeLong's paired test, noise
 robustness over several noise draws, errors of every map against ground
-truth). :func:`compute_study` computes the tables; :func:`write_study`
-renders the report, CSV tables and PNG figures into one folder.
+truth). Its settings are one validated :class:`StudyConfig`;
+:func:`compute_study` computes the tables stage by stage, as the paper's
+methods read (exam to curves → split → fit → map → Table 1 → cross-validation
+→ noise → map errors); :func:`write_study` renders the report, CSV tables
+and PNG figures into one folder.
 """
 
+import dataclasses
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -20,7 +25,13 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .._io import atomic_write, write_csv
-from ..deconvolution import available_deconvolvers, get_deconvolver, make_deconvolver
+from ..datasets.noise import NOISE_KINDS
+from ..deconvolution import (
+    PERFUSION_MAPS,
+    available_deconvolvers,
+    get_deconvolver,
+    make_deconvolver,
+)
 from ..exam import ExamToCurves, time_grid
 from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades, shared_curves
 from . import figures
@@ -29,7 +40,8 @@ from .cv import cross_validated_grading, summarize_cv
 from .evaluation import TRUTH, grading_table, map_error_table, noise_robustness
 from .report import render_report
 
-__all__ = ["OUTPUT_FILES", "StudyResults", "compute_study", "run_study", "write_study"]
+__all__ = ["OUTPUT_FILES", "StudyConfig", "StudyResults", "compute_study", "run_study",
+           "write_study"]
 
 _TABLES = ("table1", "table1_curves", "table1_cv", "cv_folds", "delong", "noise_robustness",
            "map_errors", "ratios")
@@ -37,6 +49,172 @@ _FIGURES = ("fig3_maps.png", "fig4_ratio_boxplots.png", "roc_curves.png",
             "fig5_auc_vs_snr.png")
 OUTPUT_FILES = ("report.md", *(f"{name}.csv" for name in _TABLES), *_FIGURES)
 """Every file :func:`run_study` writes into its folder (the CLI refuses existing ones)."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The settings of the grading study, validated when created.
+
+    Parameters
+    ----------
+    methods : sequence of str or None, default=None
+        Registry names of the deconvolvers
+        (:func:`~skperfusion.deconvolution.available_deconvolvers`); None
+        uses every registered one.
+    method_params : dict of str to dict or None, default=None
+        Constructor parameters by registry name, e.g. ``{"phae":
+        {"max_epochs": 20}}``; a method's ``random_state`` defaults to the
+        study's.
+    cv_method_params : dict of str to dict or None, default=None
+        Parameters changed for the cross-validation only, by registry name
+        (e.g. fewer training epochs for a method retrained on every fold).
+    curves : ExamToCurves or None, default=None
+        The exam-to-curves step of every method (AIF mask or automatic
+        selection, AIF scaling, relaxivity, leakage correction); None uses
+        :class:`~skperfusion.exam.ExamToCurves` defaults. Its grid is the
+        study's.
+    compare_curves : dict of str to ExamToCurves or None, default=None
+        Other exam-to-curves steps under which Table 1 is repeated with the
+        same fitted deconvolvers (not retrained), e.g. ``{"no leakage
+        correction": ExamToCurves()}`` when ``curves`` corrects leakage.
+    test_size : float, default=0.4
+        Fraction of patients in the test set, in (0, 1).
+    max_train_voxels : int or None, default=200_000
+        Voxels drawn from the training exams to train the trainable methods.
+    parameter : {"CBF", "CBV", "MTT", "Tmax"}, default="CBF"
+        Map whose tumour/NAWM ratio grades the patients.
+    snrs : sequence of float, default=(50, 40, 30, 20, 10)
+        Baseline SNRs of the noise robustness experiment (> 0, dimensionless).
+    n_draws : int, default=10
+        Noise draws per SNR.
+    noise_kind : {"gaussian", "rician"}, default="gaussian"
+        Added noise model.
+    n_splits : int, default=5
+        Folds of the cross-validation (>= 2).
+    n_repeats : int, default=5
+        Repeats of the cross-validation.
+    trainable_repeats : int or None, default=1
+        Repeats of the cross-validation run for the trainable methods (each
+        costs ``n_splits`` trainings); None runs all ``n_repeats``.
+    n_boot : int, default=2000
+        Bootstrap resamples for the confidence intervals.
+    random_state : int, default=0
+        Seed of the split, folds, voxel draw, training, noise and bootstrap.
+    n_jobs : int or None, default=-1
+        Parallel joblib workers of each stage's independent units: the
+        exams converted to curves, the cross-validation folds of the
+        trainable methods, the noise draws (-1: one per CPU core; None: one
+        unless in a :func:`joblib.parallel_config` context). The results do
+        not depend on it.
+    progress : bool, default=True
+        Show one progress bar per stage.
+    source : str or None, default=None
+        Description of the cohort for the report (e.g. its folder).
+
+    Raises
+    ------
+    ValueError
+        Naming the setting, for a value out of its range or an unknown
+        method.
+
+    Examples
+    --------
+    >>> from skperfusion.study.run import StudyConfig
+    >>> config = StudyConfig(methods=("osvd", "tikhonov"), n_draws=3)
+    >>> config.methods, config.n_draws, config.n_jobs
+    (('osvd', 'tikhonov'), 3, -1)
+    >>> StudyConfig(test_size=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: StudyConfig: test_size must be a number in (0, 1); got 1.5.
+    """
+
+    methods: tuple | None = None
+    method_params: dict | None = None
+    cv_method_params: dict | None = None
+    curves: object = None
+    compare_curves: dict | None = None
+    test_size: float = 0.4
+    max_train_voxels: int | None = 200_000
+    parameter: str = "CBF"
+    snrs: tuple = (50, 40, 30, 20, 10)
+    n_draws: int = 10
+    noise_kind: str = "gaussian"
+    n_splits: int = 5
+    n_repeats: int = 5
+    trainable_repeats: int | None = 1
+    n_boot: int = 2000
+    random_state: int = 0
+    n_jobs: int | None = -1
+    progress: bool = True
+    source: str | None = None
+
+    def __post_init__(self):
+        methods = available_deconvolvers() if self.methods is None else self.methods
+        self._require("methods", not isinstance(methods, str) and len(methods) > 0,
+                      "a non-empty sequence of registry names")
+        self._set("methods", tuple(get_deconvolver(name).name for name in methods))
+        for name in ("method_params", "cv_method_params", "compare_curves"):
+            value = {} if getattr(self, name) is None else getattr(self, name)
+            self._require(name, isinstance(value, dict), "a dict")
+            if name != "compare_curves":
+                self._require(name, all(isinstance(v, dict) for v in value.values()),
+                              "a dict of registry name to a dict of parameters")
+                value = {get_deconvolver(key).name: dict(v) for key, v in value.items()}
+            self._set(name, dict(value))
+        self._require("test_size", _is_real(self.test_size) and 0 < self.test_size < 1,
+                      "a number in (0, 1)")
+        for name, minimum in (("n_draws", 1), ("n_splits", 2), ("n_repeats", 1),
+                              ("n_boot", 1)):
+            self._require(name, _is_int(getattr(self, name), minimum),
+                          f"an integer >= {minimum}")
+        for name in ("max_train_voxels", "trainable_repeats"):
+            value = getattr(self, name)
+            self._require(name, value is None or _is_int(value, 1), "None or an integer >= 1")
+        self._require("parameter", self.parameter in PERFUSION_MAPS,
+                      f"one of {PERFUSION_MAPS}")
+        self._require("noise_kind", self.noise_kind in NOISE_KINDS, f"one of {NOISE_KINDS}")
+        self._require("snrs", not isinstance(self.snrs, str) and len(self.snrs) > 0 and all(
+            _is_real(snr) and snr > 0 for snr in self.snrs), "a non-empty sequence of SNRs > 0")
+        self._set("snrs", tuple(self.snrs))
+        self._require("random_state", _is_int(self.random_state, None), "an integer seed")
+        self._require("n_jobs", self.n_jobs is None or (_is_int(self.n_jobs, None)
+                                                        and self.n_jobs != 0),
+                      "None or a non-zero integer")
+        steps = {"curves": [] if self.curves is None else [self.curves],
+                 "compare_curves": list(self.compare_curves.values())}
+        for name, given in steps.items():
+            self._require(name, all(hasattr(step, method) for step in given
+                                    for method in ("transform", "set_params")),
+                          "exam-to-curves steps (ExamToCurves)")
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
+
+    def _require(self, name, condition, expected):
+        if not condition:
+            raise ValueError(f"StudyConfig: {name} must be {expected}; got "
+                             f"{getattr(self, name)!r}.")
+
+    @property
+    def labels(self):
+        """Display labels of the methods, by registry name."""
+        return {name: get_deconvolver(name).label for name in self.methods}
+
+    @property
+    def trainable(self):
+        """Labels of the methods that learn from the training exams."""
+        return {get_deconvolver(name).label for name in self.methods
+                if get_deconvolver(name).trainable}
+
+
+def _is_int(value, minimum):
+    return (isinstance(value, Integral) and not isinstance(value, bool)
+            and (minimum is None or value >= minimum))
+
+
+def _is_real(value):
+    return isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
 
 
 @dataclass
@@ -58,6 +236,8 @@ class StudyResults:
     grades : ndarray of str, default=None
         The grade (``"LGG"`` or ``"HGG"``) of every test exam, in the order
         of the rows of ``tables["ratios"]`` (for the figures).
+    config : StudyConfig or None, default=None
+        The settings the study ran with.
     """
 
     tables: dict
@@ -66,18 +246,20 @@ class StudyResults:
     parameter: str = "CBF"
     has_truth: bool = False
     grades: np.ndarray = field(default=None, repr=False)
+    config: StudyConfig | None = field(default=None, repr=False)
 
 
-def _deconvolvers(methods, method_params, random_state):
-    """New deconvolvers by display label, from registry names and their parameters."""
+def _deconvolvers(config, *, cross_validation=False):
+    """New deconvolvers by display label, from the registry names and their parameters."""
     deconvolvers = {}
-    for name in methods:
-        spec = get_deconvolver(name)
-        estimator = make_deconvolver(spec.name, **method_params.get(spec.name, {}))
-        if ("random_state" in estimator.get_params()
-                and "random_state" not in method_params.get(spec.name, {})):
-            estimator.set_params(random_state=random_state)
-        deconvolvers[spec.label] = estimator
+    for name, label in config.labels.items():
+        params = config.method_params.get(name, {})
+        if cross_validation:
+            params = {**params, **config.cv_method_params.get(name, {})}
+        estimator = make_deconvolver(name, **params)
+        if "random_state" in estimator.get_params() and "random_state" not in params:
+            estimator.set_params(random_state=config.random_state)
+        deconvolvers[label] = estimator
     return deconvolvers
 
 
@@ -96,8 +278,25 @@ def _grid_step(curves, grid):
     return step.set_params(tr=grid[0], n_times=grid[1])
 
 
+def _exam_curves(exams, step, grid, config, what):
+    """Stage 0, exam to curves: every exam converted once, shared by every method."""
+    return shared_curves(exams, {what: _grid_step(step, grid)}, n_jobs=config.n_jobs,
+                         progress=f"converting {what}" if config.progress else None)[what]
+
+
+def _fit(train, grid, config):
+    """Stage 2, fit: one mapper per method, trained on the training exams' curves."""
+    trainable = config.trainable
+    return {label: PerfusionMapper(_with_epoch_bar(estimator, label,
+                                                   config.progress and label in trainable),
+                                   curves=config.curves, tr=grid[0], n_times=grid[1],
+                                   max_train_voxels=config.max_train_voxels,
+                                   random_state=config.random_state).fit(train)
+            for label, estimator in _deconvolvers(config).items()}
+
+
 def _map_exams(mappers, curves, progress, desc):
-    """Maps of every exam's curves (computed once, shared) by every method."""
+    """Stage 3, map: every exam's curves (computed once, shared) by every method."""
     maps = {label: [] for label in mappers}
     for item in tqdm(curves, desc=desc, unit="exam", disable=not progress):
         for label, mapper in mappers.items():
@@ -119,153 +318,164 @@ def _ratios(maps_by_method, parameter):
     return ratios, times, curve_times
 
 
-def _compared_curves(mappers, test, compare_curves, grid, y, options):
+def _table1(maps, test, config):
+    """Stage 4, Table 1: ratios, grading metrics with both times, DeLong's test."""
+    exams = [item.exam for item in test]
+    truth = ({TRUTH: [ExamMaps(exam, exam.ground_truth) for exam in exams]}
+             if all(exam.ground_truth for exam in exams) else {})
+    y = exam_grades(exams)
+    ratios, times, curve_times = _ratios(maps | truth, config.parameter)
+    return {"ratios": ratios.assign(grade=y),
+            "table1": grading_table(ratios, y, times=times, curve_times=curve_times,
+                                    n_boot=config.n_boot, random_state=config.random_state),
+            "delong": delong_table(ratios, y)}
+
+
+def _compared_curves(mappers, test, grid, config):
     """Table 1 of the fitted deconvolvers on the curves of other exam-to-curves steps."""
     tables = []
     exams = [item.exam for item in test]
-    for name, step in compare_curves.items():
-        curves = shared_curves(exams, {name: _grid_step(step, grid)},
-                               progress=f"converting the test exams ({name})"
-                               if options["progress"] else None)[name]
-        maps = _map_exams(mappers, curves, options["progress"],
-                          f"mapping the test exams ({name})")
-        ratios, _, _ = _ratios(maps, options["parameter"])
-        tables.append(grading_table(ratios, y, n_boot=options["n_boot"],
-                                    random_state=options["random_state"]).assign(curves=name))
+    for name, step in config.compare_curves.items():
+        curves = _exam_curves(exams, step, grid, config, f"the test exams ({name})")
+        maps = _map_exams(mappers, curves, config.progress, f"mapping the test exams ({name})")
+        ratios, _, _ = _ratios(maps, config.parameter)
+        tables.append(grading_table(ratios, exam_grades(exams), n_boot=config.n_boot,
+                                    random_state=config.random_state).assign(curves=name))
     if not tables:
         return pd.DataFrame()
     return pd.concat(tables).reset_index().set_index(["curves", "method"])
 
 
-def _cross_validation(curves, deconvolvers, trainable, grid, cv_method_params, options):
-    """Folds and summary of the repeated stratified K-fold grading, on the shared curves."""
-    tuned = {label: (estimator.set_params(**cv_method_params[label])
-                     if label in cv_method_params else estimator)
-             for label, estimator in deconvolvers.items()}
-    mappers = {label: PerfusionMapper(estimator, curves=options["curves"], tr=grid[0],
-                                      n_times=grid[1],
-                                      max_train_voxels=options["max_train_voxels"],
-                                      random_state=options["random_state"])
-               for label, estimator in tuned.items()}
+def _cross_validation(cohort, grid, config):
+    """Stage 5, cross-validation: folds and summary of the repeated stratified K-fold."""
+    mappers = {label: PerfusionMapper(estimator, curves=config.curves, tr=grid[0],
+                                      n_times=grid[1], max_train_voxels=config.max_train_voxels,
+                                      random_state=config.random_state)
+               for label, estimator in _deconvolvers(config, cross_validation=True).items()}
     folds = cross_validated_grading(
-        curves, mappers, trainable=trainable, n_splits=options["n_splits"],
-        n_repeats=options["n_repeats"], trainable_repeats=options["trainable_repeats"],
-        parameter=options["parameter"], random_state=options["random_state"],
-        n_jobs=options["n_workers"], progress=options["progress"])
-    summary = summarize_cv(folds, exam_grades(curves))
-    subjects = np.array([item.exam.subject_id for item in curves], dtype=object)
+        cohort, mappers, trainable=config.trainable, n_splits=config.n_splits,
+        n_repeats=config.n_repeats, trainable_repeats=config.trainable_repeats,
+        parameter=config.parameter, random_state=config.random_state, n_jobs=config.n_jobs,
+        progress=config.progress)
+    summary = summarize_cv(folds, exam_grades(cohort))
+    subjects = np.array([item.exam.subject_id for item in cohort], dtype=object)
     flat = folds.explode(["test", "ratio", "predicted"]).rename(columns={"ratio": "test_ratio"})
     flat.insert(3, "participant_id", subjects[flat.pop("test").to_numpy(dtype=int)])
     return summary, flat.reset_index(drop=True)
 
 
-def compute_study(exams, *, methods=None, method_params=None, cv_method_params=None,
-                  compare_curves=None, test_size=0.4, max_train_voxels=200_000, parameter="CBF",
-                  snrs=(50, 40, 30, 20, 10), n_draws=10, noise_kind="gaussian", n_splits=5,
-                  n_repeats=5, trainable_repeats=1, n_boot=2000, random_state=0,
-                  n_jobs=None, n_workers=-1, progress=True, source=None, curves=None):
-    """Compute every table of the grading study; see :func:`run_study` for the parameters.
+def _noise(test, mappers, config):
+    """Stage 6, noise robustness: AUC per SNR and the noisy maps' errors."""
+    return noise_robustness(test, mappers, config.snrs, n_draws=config.n_draws,
+                            parameter=config.parameter, kind=config.noise_kind,
+                            n_boot=config.n_boot, random_state=config.random_state,
+                            n_jobs=config.n_jobs, progress=config.progress)
+
+
+def compute_study(exams, config=None, **settings):
+    """Compute every table of the grading study; see :func:`run_study`.
+
+    The stages read as the paper's methods: the exams to curves (once per
+    exam, shared by every method, split and fold), split, fit, map, Table 1
+    (and DeLong), the other exam-to-curves steps, cross-validation, noise
+    robustness, map errors.
+
+    Parameters
+    ----------
+    exams : list of Exam
+        The cohort, with grades and tumour/NAWM masks.
+    config : StudyConfig or None, default=None
+        The settings; None uses the defaults.
+    **settings
+        :class:`StudyConfig` fields that override ``config``'s.
 
     Returns
     -------
     results : StudyResults
     """
+    config = StudyConfig(**settings) if config is None else dataclasses.replace(config,
+                                                                                **settings)
     started = datetime.now(UTC)
     grades = exam_grades(exams)
     if np.unique(grades).size < 2:
         raise ValueError(f"The cohort has only {grades[0]} patients; grading needs both LGG "
                          "and HGG.")
-    methods = available_deconvolvers() if methods is None else tuple(methods)
-    method_params = {get_deconvolver(k).name: v for k, v in (method_params or {}).items()}
-    deconvolvers = _deconvolvers(methods, method_params, random_state)
-    trainable = {get_deconvolver(n).label for n in methods if get_deconvolver(n).trainable}
     grid = time_grid(exams)
-    # The curves of every exam, computed once and shared by every method, split and fold.
-    cohort = shared_curves(exams, {"main": _grid_step(curves, grid)}, n_jobs=n_jobs,
-                           progress="converting the exams" if progress else None)["main"]
-    train, test = train_test_split(cohort, test_size=test_size, stratify=grades,
-                                   random_state=random_state)
-    mappers = {label: PerfusionMapper(_with_epoch_bar(estimator, label, progress
-                                                      and label in trainable),
-                                      curves=curves, tr=grid[0], n_times=grid[1],
-                                      max_train_voxels=max_train_voxels, n_jobs=n_jobs,
-                                      random_state=random_state).fit(train)
-               for label, estimator in deconvolvers.items()}
-    maps = _map_exams(mappers, test, progress, "mapping the test exams")
-    has_truth = all(item.exam.ground_truth for item in test)
-    y_test = exam_grades(test)
-    truth = [ExamMaps(item.exam, item.exam.ground_truth) for item in test]
-    ratios, times, curve_times = _ratios(maps | ({TRUTH: truth} if has_truth else {}),
-                                         parameter)
-    tables = {"ratios": ratios.assign(grade=y_test),
-              "table1": grading_table(ratios, y_test, times=times, curve_times=curve_times,
-                                      n_boot=n_boot, random_state=random_state),
-              "delong": delong_table(ratios, y_test)}
-    options = {"max_train_voxels": max_train_voxels, "random_state": random_state,
-               "n_splits": n_splits, "n_repeats": n_repeats,
-               "trainable_repeats": trainable_repeats, "parameter": parameter,
-               "n_jobs": n_jobs, "n_workers": n_workers, "progress": progress, "curves": curves,
-               "n_boot": n_boot}
-    tables["table1_curves"] = _compared_curves(mappers, test, compare_curves or {},
-                                               grid, y_test, options)
-    cv_params = {get_deconvolver(k).label: v for k, v in (cv_method_params or {}).items()}
-    tables["table1_cv"], tables["cv_folds"] = _cross_validation(
-        cohort, _deconvolvers(methods, method_params, random_state), trainable, grid,
-        cv_params, options)
-    tables["noise_robustness"], noisy_errors = noise_robustness(
-        test, mappers, snrs, n_draws=n_draws, parameter=parameter, kind=noise_kind,
-        n_boot=n_boot, random_state=random_state, n_jobs=n_workers, progress=progress)
+    cohort = _exam_curves(exams, config.curves, grid, config, "the exams")
+    train, test = train_test_split(cohort, test_size=config.test_size, stratify=grades,
+                                   random_state=config.random_state)
+    mappers = _fit(train, grid, config)
+    maps = _map_exams(mappers, test, config.progress, "mapping the test exams")
+    tables = _table1(maps, test, config)
+    tables["table1_curves"] = _compared_curves(mappers, test, grid, config)
+    tables["table1_cv"], tables["cv_folds"] = _cross_validation(cohort, grid, config)
+    tables["noise_robustness"], noisy_errors = _noise(test, mappers, config)
+    has_truth = TRUTH in tables["ratios"]
     tables["map_errors"] = (pd.concat([map_error_table(maps), noisy_errors], ignore_index=True)
                             if has_truth else pd.DataFrame())
     example = next(i for i, item in enumerate(test) if item.exam.grade == "HGG")
-    settings = _settings(exams, train, test, deconvolvers, mappers, cv_params, options | {
-        "test_size": test_size, "n_boot": n_boot, "snrs": snrs, "n_draws": n_draws,
-        "noise_kind": noise_kind, "source": source, "started": started, "grid": grid,
-        "trainable": trainable})
+    settings = _settings(exams, (len(train), len(test)), mappers, grid, config, started)
     return StudyResults(tables, settings, {label: items[example] for label, items in
-                                           maps.items()}, parameter, has_truth, y_test)
+                                           maps.items()}, config.parameter, has_truth,
+                        exam_grades(test), config)
 
 
-def _describe(estimator):
+def _describe(estimator, skip=("callbacks", "verbose", "tr")):
     """The parameters of an estimator that differ from its defaults."""
     defaults = type(estimator)().get_params(deep=False)
     changed = {k: v for k, v in estimator.get_params(deep=False).items()
-               if k not in ("callbacks", "verbose", "tr") and repr(v) != repr(defaults.get(k))}
+               if k not in skip and repr(v) != repr(defaults.get(k))}
     return ", ".join(f"{k}={v!r}" for k, v in changed.items()) or "defaults"
 
 
-def _settings(exams, train, test, deconvolvers, mappers, cv_params, o):
+def _curve_settings(config):
+    """The exam-to-curves settings, for the report: the main step and the compared ones."""
+    def describe(step):
+        params = (step or ExamToCurves()).get_params(deep=False)
+        return ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in ("tr", "n_times"))
+
+    compared = "".join(f"; Table 1 repeated with {name}: {describe(step)}"
+                       for name, step in config.compare_curves.items())
+    return (f"{describe(config.curves)} (each exam converted once, its curves shared by every "
+            f"method, split and fold){compared}")
+
+
+def _settings(exams, sizes, mappers, grid, config, started):
     """The settings section of the report: what is needed to rerun the study."""
     grades = exam_grades(exams)
+    trainable = config.trainable
     trained = ", ".join(f"{label} on {mappers[label].n_train_voxels_} voxels"
-                        for label in mappers if label in o["trainable"]) or "none"
-    cv_trainable = (f"; trainable methods ({', '.join(sorted(o['trainable']))}) retrained on "
-                    f"every training fold of the first {o['trainable_repeats']} repeat(s)"
-                    if o["trainable"] else "")
+                        for label in mappers if label in trainable) or "none"
+    cv_trainable = (f"; trainable methods ({', '.join(sorted(trainable))}) retrained on "
+                    f"every training fold of the first {config.trainable_repeats} repeat(s)"
+                    if trainable else "")
+    cv_params = "".join(f"; {config.labels[name]} in the folds with {params}"
+                        for name, params in config.cv_method_params.items()
+                        if name in config.labels)
     return {
-        "cohort": o["source"] or f"{len(exams)} exams given in memory",
+        "cohort": config.source or f"{len(exams)} exams given in memory",
         "patients": f"{len(exams)} ({(grades == 'LGG').sum()} LGG, {(grades == 'HGG').sum()} HGG)",
-        "split": f"train {len(train)} / test {len(test)} (stratified by grade, "
-                 f"test_size={o['test_size']})",
-        "seed": o["random_state"],
-        "time grid": f"TR {o['grid'][0]:.4g} s x {o['grid'][1]} frames (the cohort's smallest "
+        "split": f"train {sizes[0]} / test {sizes[1]} (stratified by grade, "
+                 f"test_size={config.test_size})",
+        "seed": config.random_state,
+        "time grid": f"TR {grid[0]:.4g} s x {grid[1]} frames (the cohort's smallest "
                      "TR and shortest acquisition; every exam resampled onto it)",
-        "methods": "; ".join(f"{label} ({_describe(est)})" for label, est in deconvolvers.items()),
+        "exam to curves": _curve_settings(config),
+        "methods": "; ".join(f"{label} ({_describe(mapper.deconvolver_)})"
+                             for label, mapper in mappers.items()),
         "trained on the training exams": trained,
-        "cross-validation": f"{o['n_repeats']} x {o['n_splits']}-fold stratified by grade over "
-                            f"all {len(exams)} patients{cv_trainable}"
-                            + "".join(f"; {label} in the folds with {params}"
-                                      for label, params in cv_params.items()),
-        "graded parameter": f"tumour/NAWM {o['parameter']} ratio, HGG above the cut-off",
-        "bootstrap": f"{o['n_boot']} stratified resamples of the test patients, percentile "
+        "cross-validation": f"{config.n_repeats} x {config.n_splits}-fold stratified by grade "
+                            f"over all {len(exams)} patients{cv_trainable}{cv_params}",
+        "graded parameter": f"tumour/NAWM {config.parameter} ratio, HGG above the cut-off",
+        "bootstrap": f"{config.n_boot} stratified resamples of the test patients, percentile "
                      "95% CI",
-        "noise": f"{o['noise_kind']}, baseline SNR {', '.join(str(s) for s in o['snrs'])}, "
-                 f"{o['n_draws']} draws each, added to the acquired signal, AIF recomputed "
-                 "from the degraded signal",
+        "noise": f"{config.noise_kind}, baseline SNR "
+                 f"{', '.join(str(s) for s in config.snrs)}, {config.n_draws} draws each, "
+                 "added to the acquired signal, AIF recomputed from the degraded signal",
         "software": f"skperfusion {__version__}, scikit-learn {sklearn.__version__}, Python "
                     f"{platform.python_version()}",
-        "started": o["started"].strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "wall time": f"{(datetime.now(UTC) - o['started']).total_seconds():.0f} s (before "
+        "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "wall time": f"{(datetime.now(UTC) - started).total_seconds():.0f} s (before "
                      "writing)",
     }
 
@@ -299,28 +509,30 @@ def write_study(results, out_dir):
     atomic_write(writers, out_dir)
 
 
-def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_params=None,
-              compare_curves=None, test_size=0.4, max_train_voxels=200_000, parameter="CBF",
-              snrs=(50, 40, 30, 20, 10), n_draws=10, noise_kind="gaussian", n_splits=5,
-              n_repeats=5, trainable_repeats=1, n_boot=2000, random_state=0, n_jobs=None,
-              n_workers=-1, progress=True, source=None, curves=None):
+def run_study(exams, out_dir, config=None, **settings):
     """Run the grading study and write its report, tables and figures.
 
+    0. Every exam goes through the exam-to-curves step once (``curves``: AIF,
+       conversion, relaxivity, leakage correction, resampling onto the
+       cohort's time grid); its curves are shared by every method, split and
+       fold.
     1. Patients are split, stratified by grade, into a training set (used
        only to train the trainable methods, e.g. the PHAE) and a test set,
        as in the paper (39 / 25 patients there).
     2. Maps of the test exams with every method, on one time grid.
     3. Table 1 on the test patients: tumour/NAWM ratio AUC, Youden cut-off,
        sensitivity, specificity (bootstrap 95% intervals), accuracy,
-       Mann-Whitney U p-value, inference time per patient; with ground truth
-       the true ratios as a reference row. DeLong's test for every pair of
-       methods on the same test patients.
+       Mann-Whitney U p-value, inference (deconvolution) time and
+       exam-to-curves time per patient; with ground truth the true ratios as
+       a reference row. DeLong's test for every pair of methods on the same
+       test patients.
     4. Cross-validated Table 1: repeated stratified K-fold over all
        patients, trainable methods and the cut-off fitted on the training
        folds only, so sensitivity, specificity and accuracy are out of
        sample (:func:`~skperfusion.study.cv.cross_validated_grading`).
     5. Noise robustness (Fig. 5): AUC per method at each SNR of added noise
-       over ``n_draws`` noise draws, next to the true-ratio AUC.
+       over ``n_draws`` noise draws, next to the true-ratio AUC; each noisy
+       exam converted once for every method.
     6. With ground truth, voxel-wise CBF, rCBF, CBV, MTT and Tmax errors
        per region, on the acquired exams and at each SNR.
     7. Figures, CSV tables and ``report.md``, written atomically together.
@@ -331,57 +543,11 @@ def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_par
         The cohort, with grades and tumour/NAWM masks.
     out_dir : str or path-like
         Output folder (created).
-    methods : sequence of str or None, default=None
-        Registry names of the deconvolvers
-        (:func:`~skperfusion.deconvolution.available_deconvolvers`); None
-        uses every registered one.
-    method_params : dict of str to dict or None, default=None
-        Constructor parameters by registry name, e.g. ``{"phae":
-        {"max_epochs": 20}}``; a method's ``random_state`` defaults to the
-        study's.
-    cv_method_params : dict of str to dict or None, default=None
-        Parameters changed for the cross-validation only, by registry name
-        (e.g. fewer training epochs for a method retrained on every fold).
-    compare_curves : dict of str to ExamToCurves or None, default=None
-        Other exam-to-curves steps under which Table 1 is repeated with the
-        same fitted deconvolvers (not retrained), e.g. ``{"no leakage
-        correction": ExamToCurves()}`` when ``curves`` corrects leakage.
-    test_size : float, default=0.4
-        Fraction of patients in the test set.
-    max_train_voxels : int or None, default=200_000
-        Voxels drawn from the training exams to train the trainable methods.
-    parameter : str, default="CBF"
-        Map whose tumour/NAWM ratio grades the patients.
-    snrs : sequence of float, default=(50, 40, 30, 20, 10)
-        Baseline SNRs of the noise robustness experiment.
-    n_draws : int, default=10
-        Noise draws per SNR.
-    noise_kind : {"gaussian", "rician"}, default="gaussian"
-        Added noise model.
-    n_splits, n_repeats : int, default=5
-        Folds and repeats of the cross-validation.
-    trainable_repeats : int or None, default=1
-        Repeats of the cross-validation run for the trainable methods (each
-        costs ``n_splits`` trainings); None runs all ``n_repeats``.
-    n_boot : int, default=2000
-        Bootstrap resamples for the confidence intervals.
-    random_state : int, default=0
-        Seed of the split, folds, voxel draw, training, noise and bootstrap.
-    n_jobs : int or None, default=None
-        Exams processed in parallel (joblib).
-    n_workers : int or None, default=-1
-        Cross-validation folds of the trainable methods and noise draws
-        processed in parallel (joblib processes; -1: one per CPU core), the
-        dominant costs of the study on a CPU. The results do not depend on
-        it.
-    progress : bool, default=True
-        Show one progress bar per phase.
-    source : str or None, default=None
-        Description of the cohort for the report (e.g. its folder).
-    curves : ExamToCurves or None, default=None
-        The exam-to-curves step of every method (AIF mask or automatic
-        selection, VOF scaling, leakage correction); None uses
-        :class:`~skperfusion.exam.ExamToCurves` defaults.
+    config : StudyConfig or None, default=None
+        The settings; None uses the defaults.
+    **settings
+        :class:`StudyConfig` fields that override ``config``'s, e.g.
+        ``methods=("osvd", "phae")``.
 
     Returns
     -------
@@ -394,12 +560,6 @@ def run_study(exams, out_dir, *, methods=None, method_params=None, cv_method_par
         and ``"ratios"`` (test patients × methods), as written to
         ``<name>.csv``.
     """
-    results = compute_study(
-        exams, methods=methods, method_params=method_params, cv_method_params=cv_method_params,
-        compare_curves=compare_curves, test_size=test_size, max_train_voxels=max_train_voxels,
-        parameter=parameter, snrs=snrs,
-        n_draws=n_draws, noise_kind=noise_kind, n_splits=n_splits, n_repeats=n_repeats,
-        trainable_repeats=trainable_repeats, n_boot=n_boot, random_state=random_state,
-        n_jobs=n_jobs, n_workers=n_workers, progress=progress, source=source, curves=curves)
+    results = compute_study(exams, config, **settings)
     write_study(results, out_dir)
     return results.tables
