@@ -1,7 +1,6 @@
 """Shared base of the voxel-level deconvolvers."""
 
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -11,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._warnings import warn
 from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
 
@@ -122,9 +122,9 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
 
         maps = np.concatenate(list(self._map_chunks(X, deconvolve)))
         if without_aif:
-            warnings.warn(f"{sum(without_aif)} of {len(maps)} sample(s) have an AIF with no "
-                          f"positive value (a zero AIF); {type(self).__name__} gives them NaN "
-                          "maps (CBF is undefined, not 0).", UserWarning, stacklevel=3)
+            warn(f"{sum(without_aif)} of {len(maps)} sample(s) have an AIF with no "
+                 f"positive value (a zero AIF); {type(self).__name__} gives them NaN "
+                 "maps (CBF is undefined, not 0).", UserWarning)
         return maps
 
     def _map_chunks(self, X, function):

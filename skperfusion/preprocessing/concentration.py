@@ -4,7 +4,6 @@
 with ``S0`` the mean of the pre-bolus baseline frames of that channel.
 """
 
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -14,6 +13,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from .._warnings import warn
 from ..curves import AIF, shared_aif, validate_curves
 from ..physics import aif_peak_scale
 
@@ -108,10 +108,10 @@ def _degenerate_samples(signals):
     degenerate = ~np.all(signals > 0, axis=(1, 2))
     n_bad = int(np.count_nonzero(degenerate))
     if n_bad:
-        warnings.warn(f"{n_bad} of {len(signals)} sample(s) (first: sample "
-                      f"{int(np.argmax(degenerate))}) have a zero or negative signal, whose "
-                      "logarithm is undefined; their concentrations are NaN.",
-                      DegenerateVoxelWarning, stacklevel=4)
+        warn(f"{n_bad} of {len(signals)} sample(s) (first: sample "
+             f"{int(np.argmax(degenerate))}) have a zero or negative signal, whose "
+             "logarithm is undefined; their concentrations are NaN.",
+             DegenerateVoxelWarning)
     return degenerate
 
 
@@ -120,10 +120,10 @@ def _warn_without_bolus(no_bolus, degenerate, n_frames):
     no_bolus = no_bolus & ~degenerate
     n_none = int(np.count_nonzero(no_bolus))
     if n_none and n_frames > MIN_BASELINE_FRAMES:
-        warnings.warn(f"no bolus arrival found in the arterial signal of {n_none} of "
-                      f"{len(no_bolus)} sample(s): the whole series is taken as baseline, so "
-                      "their concentrations are noise around 0 (is the contrast injection in "
-                      "this series?).", UserWarning, stacklevel=4)
+        warn(f"no bolus arrival found in the arterial signal of {n_none} of "
+             f"{len(no_bolus)} sample(s): the whole series is taken as baseline, so "
+             "their concentrations are noise around 0 (is the contrast injection in "
+             "this series?).", UserWarning)
 
 
 class ConcentrationTransformer(TransformerMixin, BaseEstimator):
@@ -264,10 +264,10 @@ class ConcentrationTransformer(TransformerMixin, BaseEstimator):
         signals = signals[:, :, self.n_skip:]
         n_samples, _, n_frames = signals.shape
         if n_frames <= MIN_BASELINE_FRAMES:
-            warnings.warn(f"only {n_frames} frame(s) are left after the {self.n_skip} skipped "
-                          "one(s): too few to tell a bolus from the baseline, so the "
-                          "concentrations (and any map from them) are meaningless.",
-                          UserWarning, stacklevel=3)
+            warn(f"only {n_frames} frame(s) are left after the {self.n_skip} skipped "
+                 "one(s): too few to tell a bolus from the baseline, so the "
+                 "concentrations (and any map from them) are meaningless.",
+                 UserWarning)
         degenerate = _degenerate_samples(signals)
         if degenerate.any():
             # Stand-in values keep the other samples' arithmetic (and a shared AIF) intact.

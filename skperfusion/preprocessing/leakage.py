@@ -7,7 +7,6 @@ adds a T2* effect of its own (``ΔR2*`` rises); both bias CBV and CBF. See
 :mod:`skperfusion.physics.leakage`.
 """
 
-import warnings
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -17,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from .._warnings import warn
 from ..curves import AIF, TISSUE, validate_curves
 from ..physics.leakage import (
     bsw_design_matrix,
@@ -260,16 +260,16 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
                 "no non-enhancing voxels found: no curve returns to the normal post-bolus "
                 f"level within n_sd={self.n_sd} baseline sd; fit on whole-brain voxels.")
         if n_reference < MIN_REFERENCE_VOXELS:
-            warnings.warn(f"only {n_reference} non-enhancing voxel(s) make the leakage "
-                          "reference curve; it will be noisy.", LeakageWarning, stacklevel=3)
+            warn(f"only {n_reference} non-enhancing voxel(s) make the leakage "
+                 "reference curve; it will be noisy.", LeakageWarning)
         curve = tissue[reference].mean(axis=0)
         noise = curve[:n_baseline].std(ddof=1)
         if not curve.max() > BOLUS_SD * noise:
-            warnings.warn(
+            warn(
                 f"the leakage reference curve (mean of {n_reference} voxels) peaks at "
                 f"{curve.max():.3g}, not above {BOLUS_SD:g} times its baseline sd "
                 f"({noise:.3g}): it looks like noise, and so will the correction.",
-                LeakageWarning, stacklevel=3)
+                LeakageWarning)
         singular = np.linalg.svd(bsw_design_matrix(curve, self.tr), compute_uv=False)
         if not singular[-1] > 1e-8 * singular[0]:
             return self._uncorrectable(tissue, finite, "the reference curve is zero or "
@@ -282,9 +282,9 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         return self
 
     def _uncorrectable(self, tissue, finite, reason):
-        warnings.warn(f"{reason}: these data cannot carry a leakage correction; transform "
-                      "returns the curves unchanged and the leakage parameters are NaN.",
-                      LeakageWarning, stacklevel=4)
+        warn(f"{reason}: these data cannot carry a leakage correction; transform "
+             "returns the curves unchanged and the leakage parameters are NaN.",
+             LeakageWarning)
         self.reference_curve_ = tissue[finite].mean(axis=0)
         self.reference_voxels_ = finite
         self.correctable_ = False
@@ -304,12 +304,12 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         if tail.sum() < 3:
             tail = usable & (lags >= usable.sum() - max(3, int(np.ceil(self.tail_fraction
                                                                        * usable.sum()))))
-            warnings.warn(
+            warn(
                 f"the series ({n_times} frames of {self.tr:g} s, AIF peak at frame "
                 f"{aif_peak}) ends before the residue lag tail_start={self.tail_start:g} s "
                 f"plus 3 frames; the exchange term is fitted on lags {int(np.argmax(tail))}"
                 f"-{int(usable.sum()) - 1} instead, where the vascular residue may not have "
-                "decayed.", LeakageWarning, stacklevel=3)
+                "decayed.", LeakageWarning)
         return tail
 
     def transform(self, X):
@@ -390,9 +390,8 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
             leakage[rows], k2[rows], kep[rows] = self._exchange_group(tissue[rows], curve,
                                                                       lags, kep_grid)
         if flat:
-            warnings.warn(f"{flat} sample(s) have an all-zero AIF: no exchange term can be "
-                          "fitted; their curves and parameters are NaN.", LeakageWarning,
-                          stacklevel=4)
+            warn(f"{flat} sample(s) have an all-zero AIF: no exchange term can be "
+                 "fitted; their curves and parameters are NaN.", LeakageWarning)
         return leakage, {"K2": k2, "kep": kep}
 
     def _exchange_group(self, tissue, aif, lags, kep_grid):
@@ -454,9 +453,9 @@ def _non_enhancing(tissue, finite, n_baseline, n_tail, n_sd):
     tail = curves[:, -n_tail:].mean(axis=1)
     bolus = peak > BOLUS_SD * sd
     if not bolus.any():
-        warnings.warn(f"no voxel shows a bolus (a ΔR2* peak above {BOLUS_SD:g} baseline sd): "
-                      "the data look like noise; every finite voxel is a reference candidate.",
-                      LeakageWarning, stacklevel=4)
+        warn(f"no voxel shows a bolus (a ΔR2* peak above {BOLUS_SD:g} baseline sd): "
+             "the data look like noise; every finite voxel is a reference candidate.",
+             LeakageWarning)
         bolus = np.ones_like(bolus)
     ratio = np.median(tail[bolus] / np.where(peak[bolus] > 0, peak[bolus], np.inf))
     deviation = np.abs(tail - ratio * peak)

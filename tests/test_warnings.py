@@ -1,0 +1,56 @@
+"""The library's warnings point at the caller's line, name the subject, and come once per call."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+
+from skperfusion import ConcentrationTransformer, OSVDDeconvolver, PerfusionMapper
+from skperfusion._warnings import warn
+from skperfusion.datasets import simulate_exam
+from skperfusion.preprocessing.concentration import DegenerateVoxelWarning
+
+
+def _signals_with_a_zero_sample():
+    """Signals ``S = 100 exp(-0.03 C)`` of 4 voxels, one with a zero sample (no logarithm)."""
+    t = np.arange(40.0)
+    bolus = np.where(t >= 10, (t - 10) ** 2 * np.exp(-(t - 10) / 1.5), 0.0)
+    curves = np.stack([np.stack([0.2 * bolus, bolus])] * 4)
+    signals = 100 * np.exp(-0.03 * curves)
+    signals[2, 0, 20] = 0.0
+    return signals
+
+
+def test_warning_points_at_the_callers_line_through_sklearn_wrappers():
+    signals = _signals_with_a_zero_sample()
+    # fit_transform runs through scikit-learn's TransformerMixin and set_output wrappers,
+    # the pipeline through Pipeline's: neither is where the user's code is.
+    for call in (ConcentrationTransformer(te=0.03).fit_transform,
+                 make_pipeline(ConcentrationTransformer(te=0.03)).fit_transform):
+        with pytest.warns(DegenerateVoxelWarning, match="1 of 4 sample") as record:
+            call(signals)
+        assert [item.filename for item in record] == [__file__]
+
+
+def test_subject_is_named_and_no_subject_leaves_the_message():
+    with pytest.warns(UserWarning, match=r"^subject sub-007: no bolus$") as record:
+        warn("no bolus", subject="sub-007")
+    assert record[0].filename == __file__
+    with pytest.warns(RuntimeWarning, match=r"^no bolus$"):
+        warn("no bolus", RuntimeWarning)
+
+
+def test_an_exam_warning_names_the_subject_once_at_the_callers_line():
+    exam = simulate_exam("sub-042", "HGG", shape=(8, 8, 2), random_state=0)
+    voxel = tuple(np.argwhere(exam.masks["brain"])[0])
+    exam.signal[(*voxel, exam.n_skip + 3)] = 0.0
+    mapper = PerfusionMapper(OSVDDeconvolver()).fit([exam])
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        mapper.transform([exam])
+    degenerate = [item for item in shown if item.category is DegenerateVoxelWarning]
+    assert len(degenerate) == 1
+    assert str(degenerate[0].message).startswith("subject sub-042: 1 of ")
+    # Every warning of the call points at this file, none at scikit-learn or joblib.
+    assert {item.filename for item in shown} == {__file__}
