@@ -501,6 +501,15 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
                                 else pd.DataFrame())
 
 
+def _read_aif_mask(step):
+    """The exam-to-curves step reading the ``aif`` mask where it selected arteries itself.
+
+    The degraded exams carry the clean exam's arteries as their ``aif`` mask
+    (:func:`degrade_exam`): the selection is not re-run on the noise.
+    """
+    return clone(step).set_params(aif="mask") if step.get_params()["aif"] == "auto" else step
+
+
 def _noise_draw(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class, counts,
                 regions):
     """One noise draw at one SNR: AUC and resampled AUCs per method, and the map errors.
@@ -514,8 +523,8 @@ def _noise_draw(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class,
     curves = {}
     for mask in dict.fromkeys(mapper.mask for mapper in mappers.values()):
         curves |= shared_curves(degraded, {
-            method: clone(mapper.curves_).set_params(aif="mask")
-            for method, mapper in mappers.items() if mapper.mask == mask}, mask=mask)
+            method: _read_aif_mask(mapper.curves_) for method, mapper in mappers.items()
+            if mapper.mask == mask}, mask=mask)
     maps = {method: mapper.transform(curves[method]) for method, mapper in mappers.items()}
     aucs = {method: _auc_and_resamples(ratio.transform(items).ravel(), y, higher_class, counts)
             for method, items in maps.items()}
