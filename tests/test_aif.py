@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from skperfusion.aif import select_arterial_voxels, vof_scale
+from skperfusion.aif import (
+    recover_first_pass,
+    saturated_samples,
+    select_aif,
+    select_arterial_voxels,
+    vof_scale,
+)
+from skperfusion.aif.selection import MIN_PEAK_RATIO, PEAK_SNR
 from skperfusion.datasets import simulate_exam
 from skperfusion.datasets.cohort import LABELS
 from skperfusion.datasets.curves import gamma_variate, simulate_concentration
@@ -48,20 +55,116 @@ def test_no_arterial_candidates_is_a_clear_error():
         ExamToCurves(aif="auto").transform(flat)
 
 
-def test_selection_leaves_out_saturated_and_noisy_voxels():
+def test_selection_leaves_out_noisy_voxels_and_keeps_several():
     t = np.arange(40.0)
     artery = gamma_variate(t, t0=8.0, peak=60.0)
     tissue = 0.05 * np.convolve(artery, np.exp(-t / 4))[:40]
     scale = np.random.default_rng(0).uniform(0.5, 1.5, (60, 1))
     curves = np.vstack([np.tile(artery, (6, 1)), scale * tissue])
-    min_fraction = np.full(66, 0.5)
-    min_fraction[:3] = 0.001  # three arteries at the noise floor
-    chosen, _ = select_arterial_voxels(curves, 1.0, min_fraction=min_fraction)
-    np.testing.assert_array_equal(np.flatnonzero(chosen), [3, 4, 5])
     noisy = np.full(66, 0.0)
     noisy[3:6] = 20.0  # peak below 5 baseline sd
     chosen, _ = select_arterial_voxels(curves, 1.0, baseline_sd=noisy)
     np.testing.assert_array_equal(np.flatnonzero(chosen), [0, 1, 2])
+    # Two arteries only: the cluster is completed to three voxels by shape, never one.
+    chosen, _ = select_arterial_voxels(curves[4:], 1.0)
+    assert chosen.sum() == 3 and chosen[:2].all()
+
+
+def test_saturated_samples_are_those_at_the_noise_floor():
+    te, sd = 0.04, np.array([0.5, 0.05])
+    ratio = np.array([[1.0, 0.5, 0.015, 0.06, 0.3], [1.0, 0.5, 0.015, 0.06, 0.3]])
+    # Floors: max(0.02, 3.5 · 0.04 · sd) = 0.07 for the noisy voxel, 0.02 for the clean one.
+    np.testing.assert_array_equal(saturated_samples(-np.log(ratio) / te, sd, te),
+                                  [[False, False, True, True, False],
+                                   [False, False, True, False, False]])
+
+
+@pytest.mark.parametrize("tr", [1.0, 1.5, 2.0])
+@pytest.mark.parametrize("level", [50.0, 70.0])
+def test_recover_first_pass_restores_a_clipped_gamma_variate(tr, level):
+    # Noise-free gamma variates (t0 on and off the grid) clipped below their peak
+    # of 100: with two rising samples or more the log-linear fit is exact (t0 to
+    # TR/48), so the recovered curve is the true one; with fewer the upslope is
+    # free and the curve is left clipped.
+    t = np.arange(60) * tr
+    true = np.stack([gamma_variate(t, t0=t0, alpha=a, beta=b, peak=100.0) for t0, a, b in
+                     [(10.0, 3.0, 1.5), (10.3, 2.5, 1.2), (11.1, 4.0, 1.0), (9.6, 3.5, 2.0)]])
+    clipped = np.minimum(true, level)
+    sd = np.full(len(true), 0.1)
+    saturated = clipped >= level
+    n_rising = np.sum((clipped > PEAK_SNR * sd[:, None]) & (np.cumsum(saturated, 1) == 0), 1)
+    recovered, fitted = recover_first_pass(clipped, saturated, tr, sd)
+    np.testing.assert_array_equal(fitted, n_rising >= 2)
+    np.testing.assert_allclose(recovered[fitted], true[fitted], atol=1.0)
+    np.testing.assert_array_equal(recovered[~fitted], clipped[~fitted])
+    untouched, _ = recover_first_pass(clipped, np.zeros_like(saturated), tr, sd)
+    np.testing.assert_array_equal(untouched, clipped)
+
+
+@pytest.fixture(scope="module")
+def saturated_exams():
+    return [simulate_exam(f"sub-sat{seed}", "HGG", shape=(16, 16, 3), snr=100.0,
+                          random_state=seed, return_labels=True,
+                          hard_cases=["saturation", "delayed_territory"]) for seed in range(3)]
+
+
+@pytest.mark.slow
+def test_saturated_arteries_are_chosen_and_arrive_before_the_tissue(saturated_exams):
+    for exam, labels in saturated_exams:
+        # Every artery saturates (S/S0 < 0.02 at SNR 100, where the old rule left
+        # none of them and chose cortex, arriving after most of the brain).
+        aif = ExamToCurves(aif="auto").transform(exam).aif
+        arterial = labels == LABELS["artery"]
+        assert aif.voxels.sum() >= 3 and not (aif.voxels & ~arterial).any()
+        quality = aif.quality
+        assert quality.n_saturated == aif.voxels.sum() >= quality.n_recovered
+        assert aif.saturated_samples.any() and quality.earlier_fraction <= 0.1
+        assert quality.peak_ratio > MIN_PEAK_RATIO and 0 < quality.score <= 1
+        assert abs(_ratio(exam, "auto") / _ratio(exam, "mask") - 1) < 0.10
+
+
+def test_first_choice_arriving_late_is_chosen_again_among_the_earliest():
+    t = np.arange(60.0)
+    artery = gamma_variate(t, t0=8.0, peak=20.0)
+    tissue = np.convolve(artery, 0.03 * np.exp(-t / 4))[:60]
+    vein = gamma_variate(t, t0=14.0, beta=2.5, peak=60.0)
+    scale = np.random.default_rng(0).uniform(0.5, 1.5, (100, 1))
+    # Fifteen veins peak highest: the top-10 % candidates are all veins, late.
+    curves = np.vstack([np.tile(artery, (3, 1)), np.tile(vein, (15, 1)), scale * tissue])
+    selection = select_aif(curves, 1.0, 0.03, np.full(len(curves), 0.01))
+    assert selection.quality.reselected and selection.voxels[:3].all()
+    assert selection.voxels.sum() == 3 and selection.quality.earlier_fraction <= 0.1
+
+
+def test_exam_without_arteries_is_refused_naming_the_subject():
+    exam = simulate_exam("sub-noartery", shape=(16, 16, 3), random_state=0,
+                         hard_cases=["no_arteries"])
+    with pytest.raises(ValueError, match=r"subject sub-noartery: no arterial AIF: .*peak only"):
+        ExamToCurves(aif="auto").transform(exam)
+
+
+def test_aif_table_round_trip_and_errors(simulated, tmp_path):
+    exam, _ = simulated
+    written = ExamToCurves().transform(exam)
+    table = tmp_path / "aif.tsv"
+    np.savetxt(table, np.column_stack([written.aif.times, written.aif.curve]), delimiter="\t",
+               header="time_s\tconcentration", comments="")
+    given = ExamToCurves(aif=table).transform(exam)
+    np.testing.assert_allclose(given.X[:, 1], written.X[:, 1], rtol=1e-6)
+    # Without arterial voxels the tissue baseline is detected on the mean brain
+    # signal, whose bolus comes a little later: one frame of the rise or so.
+    difference = np.abs(given.X[:, 0] - written.X[:, 0]).max()
+    assert difference < 0.02 * np.abs(written.X[:, 0]).max()
+    assert given.aif.source == str(table) and not given.aif.voxels.any()
+    bad = tmp_path / "bad.tsv"
+    for text, message in [("0\t1\n1\t2\n", "at least 3 rows"), ("0\t1\n2\t2\n1\t0\n",
+                                                                   "strictly increase"),
+                          ("0\t0\n1\tx\n2\t0\n", "two numbers")]:
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=rf"subject sub-001: AIF table {bad}: .*{message}"):
+            ExamToCurves(aif=bad).transform(exam)
+    with pytest.raises(ValueError, match="does not exist"):
+        ExamToCurves(aif=tmp_path / "missing.tsv").transform(exam)
 
 
 def _venous_exam(blood_fraction=0.25, vein=True):
@@ -195,6 +298,7 @@ def test_relaxivity_converts_tissue_linearly_and_blood_quadratically():
     np.testing.assert_array_equal(absolute.aif.curve, absolute.X[0, 1])
 
 
+@pytest.mark.slow
 def test_maps_cli_relaxivity_gives_absolute_cbv_and_no_png_by_default(tmp_path):
     from skperfusion.cli import main
     from skperfusion.exam import write_exam

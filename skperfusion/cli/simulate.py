@@ -56,8 +56,8 @@ def register(subparsers):
                         help="a hard case of real acquisitions, repeatable: arteries that "
                              "saturate at the bolus peak (TE 45 ms, high dose), a posterior "
                              "lobe delayed by 4 s and dispersed by 2 s more, arterial voxels "
-                             "of 30 %% blood or of 5-10 %% (no usable artery), or strong tumour leakage (Ktrans 0.15/min); low "
-                             "SNR is --snr")
+                             "of 30 %% blood or of 5-10 %% (no usable artery), or strong "
+                             "tumour leakage (Ktrans 0.15/min); low SNR is --snr")
 
 
 # The simulator draws series of 60-120 frames. One subject's peak memory is

@@ -106,6 +106,7 @@ HARD_CASES = {
     "saturation": {"parameters": {"te": 0.045, "aif_peak": 10.0, "partial_volume": 1.0}},
     "delayed_territory": {"parameters": {"territory_delay": 4.0, "territory_dispersion": 2.0}},
     "partial_volume": {"parameters": {"partial_volume": 0.3}},
+    "no_arteries": {"parameters": {"partial_volume": 0.0}},
     "strong_leakage": {"leakage": {"ktrans_tumor": 0.15, "ve_tumor": 0.4}},
 }
 """Hard cases of real acquisitions, as overrides of the drawn parameters.
@@ -120,6 +121,8 @@ HARD_CASES = {
   moyamoya disease (Calamante et al. 2000);
 - ``"partial_volume"``: arterial voxels hold 30 % blood (20–40 %), the rest
   grey-matter signal (van Osch et al. 2001);
+- ``"no_arteries"``: the arterial voxels hold 5–10 % blood, hardly more than
+  cortex: an exam with no usable artery (the ``aif`` mask still marks them);
 - ``"strong_leakage"``: tumour Ktrans 0.15 1/min and ve 0.4, leakage on.
 
 Low SNR is the ``snr`` parameter itself (e.g. 10–15)."""

@@ -25,6 +25,7 @@ exam); :meth:`ExamToCurves.transform_chunks` gives the same curves a block of
 voxels at a time (bounded memory).
 """
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 
 from .._options import AIF_SCALINGS, AIF_STRATEGIES, LEAKAGE_METHODS, RELAXIVITY_MODELS
 from .._warnings import warn
-from ..aif import select_arterial_voxels, select_venous_voxels, vof_scale, voxel_concentrations
+from ..aif import read_aif_table, select_aif, select_venous_voxels, vof_scale, voxel_concentrations
 from ..physics.relaxivity import blood_concentration, tissue_concentration
 from ..preprocessing import (
     ConcentrationTransformer,
@@ -152,6 +153,15 @@ class ExamAIF:
     unit : {"1/s", "mM"}, default="1/s"
         Unit of ``curve``: ``ΔR2*`` in 1/s, or blood concentration in mM
         with ``relaxivity="van_osch"``.
+    quality : AIFQuality or None, default=None
+        Plausibility figures of an automatic selection
+        (:class:`skperfusion.aif.AIFQuality`: voxels, peak over the tissue's,
+        arrival before the tissue, saturated and recovered voxels, score).
+    saturated_samples : ndarray of bool, shape (n_frames,) or None, default=None
+        Kept frames of the exam at which a chosen arterial voxel saturated
+        (automatic selection), whose first pass was recovered.
+    source : str, default="mask"
+        ``"mask"``, ``"auto"`` or the path of the AIF table the curve was read from.
     """
 
     curve: np.ndarray = field(repr=False)
@@ -162,6 +172,9 @@ class ExamAIF:
     scale: float = 1.0
     venous_voxels: np.ndarray | None = field(default=None, repr=False)
     unit: str = "1/s"
+    quality: object = None
+    saturated_samples: np.ndarray | None = field(default=None, repr=False)
+    source: str = "mask"
 
     @property
     def times(self):
@@ -266,11 +279,16 @@ class ExamToCurves(BaseEstimator):
 
     Parameters
     ----------
-    aif : {"mask", "auto"}, default="mask"
-        Where the arterial voxels come from: the exam's ``aif`` mask, or
-        automatic selection among the brain voxels
-        (:func:`skperfusion.aif.select_arterial_voxels`, Mouridsen et al.
-        2006, on the longest echo).
+    aif : {"mask", "auto"} or path-like, default="mask"
+        Where the AIF comes from: the mean signal of the exam's ``aif``
+        mask; automatic selection among the brain voxels
+        (:func:`skperfusion.aif.select_aif`, Mouridsen et al. 2006, on the
+        longest echo), whose saturated arteries have their first pass
+        recovered, the AIF then being their mean recovered curve; or a
+        table of the AIF curve (:func:`skperfusion.aif.read_aif_table`:
+        ``time_s`` from the first kept frame and ``concentration`` in the
+        unit of the curves, e.g. an ``aif.tsv`` written before), read
+        onto the exam's frames.
     aif_scaling : {"none", "vof"}, default="none"
         AIF partial-volume scaling: ``"vof"`` multiplies the AIF by
         ``∫VOF / ∫AIF`` (:func:`skperfusion.aif.vof_scale`), the venous
@@ -324,7 +342,7 @@ class ExamToCurves(BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "aif": [StrOptions(set(AIF_STRATEGIES))],
+        "aif": [StrOptions(set(AIF_STRATEGIES)), str, os.PathLike],
         "aif_scaling": [StrOptions(set(AIF_SCALINGS))],
         "leakage": [StrOptions(set(LEAKAGE_METHODS))],
         "relaxivity": [StrOptions(set(RELAXIVITY_MODELS))],
@@ -443,8 +461,7 @@ class ExamToCurves(BaseEstimator):
             tissue[bad] = stand_in
             X = _convert(self, exam, tissue, reference.signal)
             X[bad] = np.nan
-            if reference.scale != 1:
-                X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
+            _aif_channel(X, reference)
             X, leakage = _leakage_stage(self, corrector, X)
             X = _resample_stage(self, exam, X)
             seconds, started = time.perf_counter() - started, None
@@ -491,7 +508,7 @@ def _convert(step, exam, signals, aif_signal, *, blood=False):
 
 
 def _aif_voxels(step, exam):
-    """Arterial voxels; for automatic selection also the candidates and their curves."""
+    """Arterial voxels; for automatic selection also the candidates and the AIFSelection."""
     if step.aif == "mask":
         if "aif" not in exam.masks:
             raise ValueError(f"subject {exam.subject_id}: no aif mask; give aif_mask.nii.gz "
@@ -499,13 +516,14 @@ def _aif_voxels(step, exam):
                              "--aif auto).")
         return exam.masks["aif"], None, None
     brain = exam.mask("brain")
-    curves, baseline_sd, min_fraction = _brain_concentrations(exam, brain)
+    if step.aif != "auto":  # a table of the curve: no voxels
+        return np.zeros(brain.shape, dtype=bool), None, None
+    curves, baseline_sd, _ = _brain_concentrations(exam, brain)
     try:
-        arterial, candidates = select_arterial_voxels(
-            curves, exam.tr, baseline_sd=baseline_sd, min_fraction=min_fraction)
+        selection = select_aif(curves, exam.tr, exam.echo_times[-1], baseline_sd)
     except ValueError as exc:
         raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
-    return _scatter(arterial, brain), _scatter(candidates, brain), curves[candidates]
+    return _scatter(selection.voxels, brain), _scatter(selection.candidates, brain), selection
 
 
 def _venous_voxels(exam, aif_signal):
@@ -532,12 +550,32 @@ class _Reference:
     signal: np.ndarray
     scale: float
     aif: ExamAIF
+    curve: np.ndarray | None = None  # the AIF on the kept frames when not from ``signal``
+
+
+def _aif_channel(X, reference):
+    """The AIF channel of converted curves: the recovered or given curve, then the scale."""
+    if reference.curve is not None:
+        X[:, 1] = reference.curve
+    if reference.scale != 1:
+        X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
+
+
+def _given_curve(step, exam, n_frames):
+    """The AIF of ``aif``: a table of the curve read onto the exam's kept frames."""
+    try:
+        times, values = read_aif_table(step.aif)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"subject {exam.subject_id}: {exc}") from exc
+    return np.interp(np.arange(n_frames) * exam.tr, times, values, left=0.0, right=0.0)
 
 
 def _aif_stage(step, exam):
     """AIF stage: voxels (``aif``), mean signal, venous scaling (``aif_scaling``), ExamAIF."""
-    aif_voxels, candidates, candidate_curves = _aif_voxels(step, exam)
-    aif = exam.signal[aif_voxels].mean(axis=0)
+    aif_voxels, candidates, selection = _aif_voxels(step, exam)
+    given = step.aif not in ("mask", "auto")
+    # A given curve has no voxels: the mean brain signal stands in for the conversion.
+    aif = exam.signal[exam.mask("brain") if given else aif_voxels].mean(axis=0)
     if np.any(aif <= 0) or np.any(np.ptp(aif, axis=0) == 0):
         raise ValueError(f"subject {exam.subject_id}: the mean arterial signal is flat or "
                          "non-positive; check the aif mask.")
@@ -547,7 +585,18 @@ def _aif_stage(step, exam):
         # The VOF goes through the conversion as one more "tissue" row, with the AIF.
         rows = np.concatenate([rows, exam.signal[venous].mean(axis=0)[None]])
     curves = _convert(step, exam, rows, aif, blood=True)
-    curve, scale = curves[0, 1], 1.0
+    curve, scale, override, saturated = curves[0, 1], 1.0, None, None
+    candidate_curves = None if selection is None else selection.curves[selection.candidates]
+    if selection is not None and selection.quality.n_saturated:
+        # Saturated arteries: the mean of their recovered curves, not of their clipped signals.
+        override = selection.curve
+        saturated = selection.saturated_samples
+    elif given:
+        override = _given_curve(step, exam, curve.size)
+    if override is not None:
+        if step.relaxivity == "van_osch" and not given:
+            override = blood_concentration(override)
+        curve = override = override.astype(curve.dtype)
     if venous is not None:
         try:
             scale = vof_scale(curve, curves[1, 0], exam.tr)
@@ -559,9 +608,11 @@ def _aif_stage(step, exam):
     if candidate_curves is not None:
         candidate_curves = _resample_stage(step, exam, candidate_curves)
     unit = "mM" if step.relaxivity == "van_osch" else "1/s"
+    source = step.aif if step.aif in ("mask", "auto") else str(step.aif)
     aif_info = ExamAIF(curve, _grid(step, exam)[0], aif_voxels, candidates, candidate_curves,
-                       scale, venous, unit)
-    return _Reference(aif, scale, aif_info)
+                       scale, venous, unit, None if selection is None else selection.quality,
+                       saturated, source)
+    return _Reference(aif, scale, aif_info, override)
 
 
 def _leakage_stage(step, corrector, X):
@@ -602,8 +653,7 @@ def _leakage_corrector(step, exam, reference):
             if not len(tissue):
                 raise ValueError("no brain voxel has a positive signal.")
             X = _convert(step, exam, tissue, reference.signal)
-            if reference.scale != 1:
-                X[:, 1] *= np.asarray(reference.scale, dtype=X.dtype)
+            _aif_channel(X, reference)
             corrector = LeakageCorrector(method=step.leakage, tr=exam.tr).fit(X)
             problem = None
         except ValueError as error:
