@@ -73,6 +73,7 @@ def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
     assert np.isfinite(cbf[perfused]).mean() > 0.99 and np.nanmedian(cbf[perfused]) > 0
 
 
+@pytest.mark.slow
 def test_train_then_maps_with_phae(cohort, tmp_path):
     model = tmp_path / "phae.pt"
     assert main(["train", str(cohort), str(model), "--phae-epochs", "1", "--max-train-voxels",

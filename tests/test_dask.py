@@ -22,6 +22,8 @@ def _ratios(exams, n_jobs):
     return mapped, ROIRatio().fit(mapped).transform(mapped)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_cohort_maps_on_a_local_cluster_equal_the_serial_run(exams):
     serial_maps, serial = _ratios(exams, None)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -24,6 +24,8 @@ DOCS = ROOT / "docs"
 API_SOURCE = DOCS / "api.rst"
 # Generated folders hold Sphinx output, not sources.
 _GENERATED = {"_build", "auto_examples", "generated"}
+# Pages whose snippets train a PHAE: in the slow tier.
+_SLOW_PAGES = {"phae_training.rst"}
 
 
 def _public_modules():
@@ -83,7 +85,9 @@ def _pages_with_snippets():
         if not _GENERATED & set(path.relative_to(DOCS).parts)
         and ">>>" in path.read_text(encoding="utf-8")
     ]
-    return [pytest.param(path, id=str(path.relative_to(DOCS))) for path in pages]
+    return [pytest.param(path, id=str(path.relative_to(DOCS)),
+                         marks=[pytest.mark.slow] if path.name in _SLOW_PAGES else [])
+            for path in pages]
 
 
 @pytest.mark.parametrize("page", _pages_with_snippets())

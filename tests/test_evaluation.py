@@ -173,6 +173,7 @@ def test_degraded_exam_has_the_requested_baseline_snr(exams):
     assert not np.allclose(degraded.signal[exam.masks["aif"]].mean(axis=0), arterial_signal)
 
 
+@pytest.mark.slow
 def test_noise_robustness_table(exams):
     mapper = PerfusionMapper(OSVDDeconvolver()).fit(exams)
     table, errors = noise_robustness(exams, {"oSVD": mapper}, snrs=(30, 10), n_draws=2,
@@ -332,6 +333,7 @@ def _cv_mappers(exams):
                                     random_state=0)}
 
 
+@pytest.mark.slow
 def test_cross_validation_never_lets_the_test_fold_reach_training(exams):
     # Two folds given explicitly: changing the held-out patients' grades and
     # signals leaves the cut-offs learned on the training folds unchanged,

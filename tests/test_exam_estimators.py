@@ -160,6 +160,7 @@ def test_pipeline_tables_are_named_under_set_output(exams):
     assert set(pipe.predict(exams)) <= {"LGG", "HGG"}
 
 
+@pytest.mark.slow
 def test_grid_search_compares_deconvolvers_by_cross_validated_auc(exams):
     y = exam_grades(exams)
     cv = StratifiedKFold(n_splits=2, shuffle=True, random_state=0)

@@ -292,16 +292,19 @@ def single_echo_errors():
     return {method: {k: np.abs(v) for k, v in error.items()} for method, error in errors.items()}
 
 
+@pytest.mark.slow
 def test_uncorrected_single_echo_ratios_are_far_off(single_echo_errors):
     # T1 leakage lifts the tumour signal: CBV far below the truth (often negative).
     assert single_echo_errors["none"]["CBV"].min() > 0.5
 
 
+@pytest.mark.slow
 def test_bidirectional_brings_single_echo_ratios_within_20_percent(single_echo_errors):
     errors = single_echo_errors["bidirectional"]
     assert errors["CBV"].mean() < 0.2 and errors["CBF"].mean() < 0.2
 
 
+@pytest.mark.slow
 def test_bsw_corrects_most_of_the_single_echo_leakage(single_echo_errors):
     bsw, none = single_echo_errors["bsw"], single_echo_errors["none"]
     assert bsw["CBF"].mean() < 0.2
@@ -311,16 +314,19 @@ def test_bsw_corrects_most_of_the_single_echo_leakage(single_echo_errors):
     assert bsw["CBV"].mean() < none["CBV"].mean() / 4
 
 
+@pytest.mark.slow
 def test_bidirectional_at_least_as_good_as_bsw_when_transit_differs(single_echo_errors):
     bsw, bidirectional = single_echo_errors["bsw"], single_echo_errors["bidirectional"]
     assert bidirectional["CBV"].mean() <= bsw["CBV"].mean()
     assert bidirectional["CBF"].mean() <= bsw["CBF"].mean()
 
 
+@pytest.mark.slow
 def test_bidirectional_leaves_non_leaky_nawm_unchanged(single_echo_errors):
     assert single_echo_errors["bidirectional"]["NAWM"].mean() < 0.02
 
 
+@pytest.mark.slow
 def test_dual_echo_with_bsw_end_to_end(tmp_path):
     from skperfusion.cli import main
     from skperfusion.datasets import simulate_cohort, simulate_exam

@@ -166,6 +166,7 @@ def test_exam_validates_echo_times(te, message):
         Exam(exam.signal, te=te, tr=1.0, affine=np.eye(4), masks=exam.masks)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:only 2 non-enhancing voxel")
 def test_maps_cli_uses_every_echo_and_writes_the_leakage_map(tmp_path):
     import nibabel as nib

@@ -31,6 +31,7 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+@pytest.mark.slow
 def test_odd_column_check_substitutes():
     # The properties of the expected failures, on valid (even-width) curves.
     rng = np.random.default_rng(0)
@@ -66,6 +67,7 @@ def test_recovers_its_own_family_noise_free(family, tr, params):
         np.testing.assert_allclose(maps[:, 1], cbf * mtt / 60, rtol=0.02)   # eq. 2 areas
 
 
+@pytest.mark.slow
 def test_auto_picks_the_generating_family():
     rng = np.random.default_rng(2)
     cbf, mtt, delay = _truth(6, rng)
@@ -78,6 +80,7 @@ def test_auto_picks_the_generating_family():
     np.testing.assert_allclose(maps[:, 2], np.tile(mtt, 2), rtol=0.03)
 
 
+@pytest.mark.slow
 def test_beats_osvd_on_mixed_families_at_snr_30():
     # The requirement: MTT better than oSVD's by a fifth, relative
     # CBF (each divided by its median ratio to the truth: the signal-to-

@@ -150,6 +150,7 @@ def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path
     assert _temporaries(out) == []
 
 
+@pytest.mark.slow
 def test_overwritten_maps_do_not_mix_two_runs(cohort, tmp_path):
     out = tmp_path / "maps"
     assert main(["maps", str(cohort / "sub-002"), str(out)]) == 0
@@ -255,6 +256,8 @@ def test_the_output_is_given_once(cohort, tmp_path, capsys):
     assert "OUT_DIR (or --out PATH) is required" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
     out = tmp_path / "maps"
     out.mkdir()
@@ -308,6 +311,7 @@ def test_two_concurrent_maps_runs_into_one_folder_one_wins(cohort, tmp_path):
     assert _temporaries(out) == []
 
 
+@pytest.mark.slow
 def test_maps_mask_selects_the_mapped_voxels(cohort, tmp_path, capsys):
     exam = cohort / "sub-001"
     assert main(["maps", str(exam), str(tmp_path / "brain")]) == 0
@@ -381,6 +385,7 @@ def test_a_mask_on_another_grid_is_refused_naming_both_affines(cohort, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_maps_and_the_aif_mask_keep_the_input_header_codes(cohort, tmp_path):
     exam = tmp_path / "sub-001"
     shutil.copytree(cohort / "sub-001", exam)
@@ -457,6 +462,7 @@ def _edit_signal(folder, edit):
     nib.save(nib.Nifti1Image(data, image.affine, image.header), folder / "dsc.nii.gz")
 
 
+@pytest.mark.slow
 def test_one_zero_sample_gives_nan_for_that_voxel_only(cohort, tmp_path):
     exam = tmp_path / "sub-001"
     shutil.copytree(cohort / "sub-001", exam)
@@ -655,6 +661,8 @@ def test_an_exam_shorter_than_the_grid_warns_with_the_numbers(cohort):
 
 # --- Ctrl-C on real processes -----------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):
     model = tmp_path / "phae.pt"
     status, output = _interrupt_when(
@@ -665,6 +673,8 @@ def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(cohort, tmp_path):
     out = tmp_path / "study"
     before = _digest(cohort)
@@ -675,6 +685,8 @@ def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(cohort, tmp_path):
     assert _digest(cohort) == before and _temporaries(tmp_path, cohort) == []
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_simulate_leaves_no_cohort(tmp_path, signum, status):
     out = tmp_path / "cohort"
@@ -685,6 +697,8 @@ def test_a_stopped_simulate_leaves_no_cohort(tmp_path, signum, status):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_interrupted_demo_study_can_be_rerun(tmp_path, capsys):
     out = tmp_path / "study"
     status, output = _interrupt_when(
