@@ -298,8 +298,8 @@ def _method_record(method, deconvolver, model):
 
 
 def _aif_record(aif, curves):
-    source = ("aif_mask.nii.gz" if curves.aif == "mask"
-              else "selected automatically among the brain voxels")
+    source = {"mask": "aif_mask.nii.gz", "auto": "selected automatically among the brain "
+              "voxels"}.get(str(curves.aif), f"curve read from {curves.aif}")
     peak = int(np.argmax(aif.curve))
     return {"Source": source, "Voxels": int(aif.voxels.sum()), "Scale": float(aif.scale),
             "Unit": aif.unit, "Peak": float(aif.curve[peak]),

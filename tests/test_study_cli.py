@@ -1,6 +1,7 @@
 """``skperfusion study``: a tiny end-to-end demo run and its bad-input errors."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert "report in" in capsys.readouterr().out
     written = {p.name for p in out.iterdir()}
     assert written == {"demo_cohort", *OUTPUT_FILES}
-    assert {"table1_cv.csv", "delong.csv", "cv_folds.csv"} <= written
+    assert {"table1_cv.csv", "auc_comparison.csv", "cv_folds.csv", "study.json"} <= written
     table1 = pd.read_csv(out / "table1.csv", index_col="method")
     assert table1.index.tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
     assert (table1["auc_low"] <= table1["auc"]).all()
@@ -46,8 +47,14 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert (counts["size"] == 10).all() and (counts["nunique"] == 10).all()
     cv = pd.read_csv(out / "table1_cv.csv", index_col="method")
     assert cv["n_repeats"].to_dict() == {"oSVD": 2, "Tikhonov": 2, "PHAE": 1}
-    delong = pd.read_csv(out / "delong.csv")
-    assert len(delong) == 6 and delong["p"].between(0, 1).all()
+    # 4 test patients: the exact permutation test, not DeLong's; no p below 2 / 2^4.
+    comparison = pd.read_csv(out / "auc_comparison.csv")
+    assert len(comparison) == 6 and set(comparison["test"]) == {"permutation (exact)"}
+    assert comparison["p"].between(2 / 2 ** 4, 1).all()
+    study = json.loads((out / "study.json").read_text())
+    assert set(study["tables"]) >= {"table1", "auc_comparison", "ratios", "noise_robustness"}
+    assert [row["method"] for row in study["tables"]["table1"]] == table1.index.tolist()
+    assert study["settings"]["command"].startswith("skperfusion study --demo")
     noise = pd.read_csv(out / "noise_robustness.csv")
     assert noise["method"].tolist() == ["oSVD", "Tikhonov", "PHAE", "ground truth"]
     assert noise["n_draws"].tolist() == [2, 2, 2, 0]
@@ -55,7 +62,9 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert errors["snr"].tolist() == ["acquired"] * 9 + ["20"] * 9
     assert {"CBV_bias_pct", "Tmax_bias_s", "rCBF_abs_error_pct"} <= set(errors.columns)
     report = (out / "report.md").read_text()
-    for text in ("## Table 1", "| PHAE ", "## Cross-validated grading", "## DeLong's test",
+    for text in ("## Summary", "**Ceiling**", "Caveats:", "none is significant",
+                 "## Table 1", "| PHAE ", "## Cross-validated grading", "## Paired comparison",
+                 "paired permutation test", "2 independent noise draws", "leakage",
                  "## Noise robustness", "fig5_auc_vs_snr.png", "rCBF abs. error (%)",
                  "Tmax bias (s)", "- **seed**: 0"):
         assert text in report

@@ -211,7 +211,8 @@ def run(args):
         n_splits=args.cv_splits, n_repeats=args.cv_repeats,
         trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
         random_state=args.seed, n_jobs=n_jobs, source=source, curves=curves["main"],
-        compare_curves=compare if leakage != "none" else None, progress=not args.quiet)
+        compare_curves=compare if leakage != "none" else None, progress=not args.quiet,
+        command=getattr(args, "command_line", None))
     try:
         with scheduler(args.scheduler):
             tables = run_study(exams, out, config)

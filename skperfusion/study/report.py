@@ -1,14 +1,16 @@
 """Markdown tables of the grading study, formatted like the paper's Table 1."""
 
+import json
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from .comparison import MIN_DELONG_PER_CLASS
 from .evaluation import TRUTH
 
 __all__ = ["cv_table", "delong_pairs", "error_table", "noise_auc_table", "plural",
-           "render_report", "table1"]
+           "render_report", "study_json", "summary", "table1"]
 
 
 def plural(count, noun):
@@ -31,6 +33,11 @@ def plural(count, noun):
     ('1 draw', '3 epochs')
     """
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _markdown(frame, index=True):
+    """A table as markdown, cells as written (a bias keeps its "+" sign)."""
+    return frame.to_markdown(index=index, disable_numparse=True)
 
 
 def _with_ci(value, low, high, scale=1.0, digits=2):
@@ -161,31 +168,32 @@ def cv_table(table):
 
 
 def delong_pairs(table):
-    """DeLong's test table from :func:`~skperfusion.study.comparison.delong_table`.
+    """The paired comparison table from :func:`~skperfusion.study.comparison.auc_comparison_table`.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of ``delong_table``.
+        Output of ``auc_comparison_table`` (or ``delong_table``).
 
     Returns
     -------
     formatted : pandas.DataFrame of str
-        One row per pair: the two AUCs, their difference with its standard
-        error, and the two-sided p-value.
+        One row per pair: the two AUCs, their difference (with its standard
+        error where the test gives one), the two-sided p-value and the test.
     """
     return pd.DataFrame({
         "Comparison": table["method_a"] + " vs " + table["method_b"],
         "AUC": [f"{a:.2f} vs {b:.2f}" for a, b in table[["auc_a", "auc_b"]].values],
-        "Difference (SE)": [f"{d:+.3f} ({se:.3f})" for d, se in
-                            table[["difference", "se"]].values],
+        "Difference (SE)": [f"{d:+.3f}" + ("" if np.isnan(se) else f" ({se:.3f})")
+                            for d, se in table[["difference", "se"]].values],
         "p": [f"{p:.2g}" for p in table["p"]],
+        "Test": table.get("test", pd.Series("DeLong", index=table.index)),
     })
 
 
 def _grading_section(tables, has_truth, figure_names):
     lines = ["## Table 1 — diagnostic performance of the CBF ratio on the test set", "",
-             table1(tables["table1"]).to_markdown(), "",
+             _markdown(table1(tables["table1"])), "",
              "AUC, cut-off, sensitivity and specificity intervals: 95% stratified bootstrap "
              "over the test patients. Cut-off, sensitivity, specificity and accuracy are those "
              "of the Youden-optimal cut-off on the test patients themselves, as in the paper "
@@ -201,25 +209,40 @@ def _grading_section(tables, has_truth, figure_names):
         frame.index = [f"{method} ({step})" for step, method in frame.index]
         compared = table1(frame)
         lines += ["### Table 1 with other exam-to-curves steps", "",
-                  compared.drop(columns=[c for c in compared if c.startswith("Inference")])
-                  .to_markdown(), "",
+                  _markdown(compared.drop(columns=[c for c in compared
+                                                   if c.startswith("Inference")])), "",
                   "The same fitted methods (not retrained) on the test exams converted by "
                   "another exam-to-curves step (e.g. without leakage correction).", ""]
-    lines += [f"![Fig. 4]({figure_names[1]})", "", f"![ROC curves]({figure_names[2]})", "",
-              "## DeLong's test — paired comparison of the AUCs on the test set", "",
-              delong_pairs(tables["delong"]).to_markdown(index=False)
-              if len(tables["delong"]) else "One method only: no pair to compare.", "",
-              "Two-sided p-values of DeLong's test for correlated ROC curves (the methods "
-              "grade the same patients; Sun & Xu's fast algorithm), not corrected for "
-              "multiple comparisons.", ""]
-    return lines
+    lines += [f"![Fig. 4]({figure_names[1]})", "", f"![ROC curves]({figure_names[2]})", ""]
+    return lines + _comparison_section(tables["auc_comparison"], tables["ratios"]["grade"])
+
+
+def _comparison_section(comparison, grades):
+    counts = grades.value_counts()
+    lines = ["## Paired comparison of the AUCs on the test set", ""]
+    if not len(comparison):
+        return [*lines, "One method only: no pair to compare.", ""]
+    lines += [_markdown(delong_pairs(comparison), index=False), ""]
+    if set(comparison["test"]) == {"DeLong"}:
+        return [*lines, "Two-sided p-values of DeLong's test for correlated ROC curves (the "
+                "methods grade the same patients; Sun & Xu's fast algorithm), not corrected "
+                "for multiple comparisons.", ""]
+    floor = 2 / 2 ** len(grades)
+    return [*lines, f"With {counts.get('LGG', 0)} LGG and {counts.get('HGG', 0)} HGG test "
+            f"patients (fewer than {MIN_DELONG_PER_CLASS} of a grade), DeLong's asymptotic "
+            "test is out of its range (its p-values would go below what these patients can "
+            "show): two-sided p-values of the paired permutation test of Venkatraman and "
+            "Begg (1996) instead, the two methods' ranks of a patient swapped at random"
+            + (f" (all {2 ** len(grades)} swaps enumerated; no p-value can be below "
+               f"{floor:.2g})" if "exact" in comparison["test"].iloc[0] else
+               " (10,000 random swaps)") + "; not corrected for multiple comparisons.", ""]
 
 
 def _cv_section(tables):
     folds = tables["cv_folds"]
     n_patients = folds["participant_id"].nunique()
     return ["## Cross-validated grading", "",
-            cv_table(tables["table1_cv"]).to_markdown(), "",
+            _markdown(cv_table(tables["table1_cv"])), "",
             f"Repeated stratified K-fold over all {n_patients} patients: in each fold the "
             "trainable methods are trained, and the Youden cut-off is chosen, on the training "
             "folds only; sensitivity, specificity and accuracy are those of the pooled "
@@ -234,9 +257,9 @@ def _noise_section(tables, figure_names):
     noise = tables["noise_robustness"]
     n_draws = int(noise.loc[noise["method"] != TRUTH, "n_draws"].max())
     return ["## Noise robustness — AUC by baseline SNR of the added noise", "",
-            noise_auc_table(noise).to_markdown(), "",
-            f"Each SNR: {n_draws} independent noise draws of every test exam, the same for "
-            "every method; the AUC is the mean over the draws, in parentheses the 95% "
+            _markdown(noise_auc_table(noise)), "",
+            f"Each SNR: {plural(n_draws, 'independent noise draw')} of every test exam, the "
+            "same for every method; the AUC is the mean over the draws, in parentheses the 95% "
             "interval of the AUCs of the same stratified bootstrap resamples pooled over the "
             "draws (noise and patient sampling). Noise is added to the acquired signal, so "
             "the effective SNR is slightly below the nominal one.", "",
@@ -248,9 +271,9 @@ def _errors_section(tables):
     acquired = errors[errors["SNR"] == "acquired"].drop(columns="SNR")
     noisy = errors[(errors["SNR"] != "acquired") & (errors["Region"] == "brain")]
     return ["## Voxel-wise map errors against ground truth", "",
-            "### Acquired exams, per region", "", acquired.to_markdown(index=False), "",
+            "### Acquired exams, per region", "", _markdown(acquired, index=False), "",
             "### With added noise, whole brain (every region in map_errors.csv)", "",
-            noisy.drop(columns="Region").to_markdown(index=False), "",
+            _markdown(noisy.drop(columns="Region"), index=False), "",
             "Median signed (bias) and absolute errors over the voxels of the test exams: "
             "relative errors (%) for CBF, CBV, MTT and rCBF (CBF divided by each exam's NAWM "
             "mean) over the voxels with a positive true value, differences in seconds for "
@@ -258,7 +281,111 @@ def _errors_section(tables):
             "errors that no deconvolver can undo (arterial partial volume, different arterial "
             "and tissue relaxivities in the simulator); rCBF and MTT do not. The true Tmax is "
             "the residue's arrival delay, dispersion excluded: a dispersed bolus peaks later, "
-            "so part of a positive Tmax bias is dispersion, not error of the method.", ""]
+            "so part of a positive Tmax bias is dispersion, not error of the method.", "",
+            *_same_cbv_note(tables["map_errors"])]
+
+
+def _same_cbv_note(errors):
+    """Why the CBV error is the same for every method, when it is."""
+    rows = errors[errors["method"] != TRUTH]
+    if "CBV_bias_pct" not in rows or rows["method"].nunique() < 2:
+        return []
+    spread = rows.groupby(["snr", "region"])["CBV_bias_pct"].agg(lambda v: np.ptp(v))
+    if not np.allclose(spread.fillna(0), 0, atol=1e-6):
+        return []
+    return ["The CBV error is the same for every method: each computes CBV as the ratio of "
+            "the areas under the tissue and arterial curves (eq. 2, brain density and "
+            "haematocrit corrected), where no deconvolution enters; the methods differ in "
+            "CBF and in MTT = CBV/CBF.", ""]
+
+
+def _auc_list(table, digits=2):
+    return ", ".join(f"{method} {value:.{digits}f}" for method, value in table["auc"].items()
+                     if method != TRUTH)
+
+
+def summary(settings, tables, has_truth):
+    """The summary that opens the report: n, what is apparent, the ceiling, the differences.
+
+    Parameters
+    ----------
+    settings : dict of str to str
+        The study's settings (``"patients"`` read).
+    tables : dict of str to pandas.DataFrame
+        The study's tables.
+    has_truth : bool
+        Whether the cohort has ground truth (the ceiling).
+
+    Returns
+    -------
+    lines : list of str
+        Markdown lines: a bullet list, then the caveats.
+    """
+    grades = tables["ratios"]["grade"]
+    counts = grades.value_counts()
+    n_lgg, n_hgg = int(counts.get("LGG", 0)), int(counts.get("HGG", 0))
+    table1_ = tables["table1"]
+    lines = ["## Summary", "",
+             f"- **Patients**: {settings.get('patients', 'n/a')}; test set "
+             f"{plural(n_lgg + n_hgg, 'patient')} ({n_lgg} LGG, {n_hgg} HGG).",
+             f"- **Test AUC** (Table 1, apparent: cut-offs chosen on the test patients "
+             f"themselves): {_auc_list(table1_)}.",
+             f"- **Cross-validated AUC** (out of sample, over all patients): "
+             f"{_auc_list(tables['table1_cv'])}."]
+    if has_truth and TRUTH in table1_.index:
+        lines.append(f"- **Ceiling**: the simulator's true CBF ratios reach AUC "
+                     f"{table1_.loc[TRUTH, 'auc']:.2f} on these test patients; no method can "
+                     "do better there.")
+    comparison = tables["auc_comparison"]
+    if len(comparison):
+        tests = " / ".join(dict.fromkeys(comparison["test"]))
+        significant = comparison[comparison["p"] < 0.05]
+        lines.append("- **Differences between methods** (" + tests + ", p < 0.05, "
+                     "uncorrected): " + ("; ".join(
+                         f"{row.method_a} vs {row.method_b} (AUC {row.auc_a:.2f} vs "
+                         f"{row.auc_b:.2f}, p = {row.p:.2g})"
+                         for row in significant.itertuples()) if len(significant) else
+                         "none is significant."))
+    caveats = []
+    if min(n_lgg, n_hgg) < MIN_DELONG_PER_CLASS:
+        caveats.append(f"with {n_lgg} LGG and {n_hgg} HGG test patients each patient moves "
+                       f"sensitivity by {100 / max(n_hgg, 1):.0f} and specificity by "
+                       f"{100 / max(n_lgg, 1):.0f} percentage points, and the AUC intervals "
+                       "are wide; DeLong's asymptotic test is replaced by an exact "
+                       "permutation test")
+    caveats.append("Table 1's cut-offs, sensitivities and specificities are fitted on the "
+                   "patients they are measured on (as in the paper): read the cross-validated "
+                   "table for out-of-sample values")
+    if not tables["table1_curves"].empty:
+        caveats.append("the maps are leakage-corrected; Table 1 is repeated without the "
+                       "correction below")
+    lines += ["", "Caveats: " + "; ".join(caveats) + ".", ""]
+    return lines
+
+
+def study_json(settings, tables):
+    """Every table of a study and its settings as one JSON document.
+
+    Parameters
+    ----------
+    settings : dict of str to str
+        The settings section.
+    tables : dict of str to pandas.DataFrame
+        The study's tables.
+
+    Returns
+    -------
+    text : str
+        ``{"settings": {...}, "tables": {name: [row, ...]}}``, each row a
+        record with the table's index columns first; NaN as null.
+    """
+    records = {}
+    for name, table in tables.items():
+        named = any(level is not None for level in table.index.names)
+        frame = table.reset_index() if named else table
+        records[name] = json.loads(frame.to_json(orient="records"))
+    return json.dumps({"settings": {k: str(v) for k, v in settings.items()},
+                       "tables": records}, indent=1) + "\n"
 
 
 def render_report(settings, tables, has_truth, figure_names):
@@ -278,10 +405,13 @@ def render_report(settings, tables, has_truth, figure_names):
     Returns
     -------
     report : str
-        Markdown, the sections in the paper's order (maps, grading, noise)
-        followed by the analyses beyond the paper.
+        Markdown: the summary with its caveats (:func:`summary`), the
+        settings, then the sections in the paper's order (maps, grading,
+        noise) followed by the analyses beyond the paper.
     """
-    lines = ["# Glioma grading study (Fayolle et al. 2025, §2.3 and §3)", "", "## Settings", ""]
+    lines = ["# Glioma grading study (Fayolle et al. 2025, §2.3 and §3)", ""]
+    lines += summary(settings, tables, has_truth)
+    lines += ["## Settings", ""]
     lines += [f"- **{key}**: {value}" for key, value in settings.items()]
     lines += ["", "## Maps", "", f"![Fig. 3]({figure_names[0]})", ""]
     lines += _grading_section(tables, has_truth, figure_names)

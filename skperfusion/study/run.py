@@ -1,7 +1,7 @@
 """The whole grading study on a cohort: split, train, map, evaluate, report.
 
 :func:`run_study` reproduces the experiment of Fayolle et al. 2025 (§2.3, §3)
-and goes beyond it (cross-validated grading, DeLong's paired test, noise
+and goes beyond it (cross-validated grading, a paired test of the AUCs, noise
 robustness over several noise draws, errors of every map against ground
 truth). Its settings are one validated :class:`StudyConfig`;
 :func:`compute_study` computes the tables stage by stage, as the paper's
@@ -18,12 +18,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-import sklearn
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from .. import __version__
 from .._io import atomic_write, write_csv
 from ..datasets.noise import NOISE_KINDS
 from ..deconvolution import (
@@ -32,22 +30,24 @@ from ..deconvolution import (
     get_deconvolver,
     make_deconvolver,
 )
+from ..derivatives import software_versions
 from ..exam import ExamToCurves, time_grid
 from ..exam_estimators import ExamMaps, PerfusionMapper, ROIRatio, exam_grades, shared_curves
 from . import figures
-from .comparison import delong_table
+from .comparison import auc_comparison_table
 from .cv import cross_validated_grading, summarize_cv
 from .evaluation import TRUTH, grading_table, map_error_table, noise_robustness
-from .report import render_report
+from .feasibility import check_study_design
+from .report import render_report, study_json
 
 __all__ = ["OUTPUT_FILES", "StudyConfig", "StudyResults", "compute_study", "run_study",
            "write_study"]
 
-_TABLES = ("table1", "table1_curves", "table1_cv", "cv_folds", "delong", "noise_robustness",
+_TABLES = ("table1", "table1_curves", "table1_cv", "cv_folds", "auc_comparison", "noise_robustness",
            "map_errors", "ratios")
 _FIGURES = ("fig3_maps.png", "fig4_ratio_boxplots.png", "roc_curves.png",
             "fig5_auc_vs_snr.png")
-OUTPUT_FILES = ("report.md", *(f"{name}.csv" for name in _TABLES), *_FIGURES)
+OUTPUT_FILES = ("report.md", "study.json", *(f"{name}.csv" for name in _TABLES), *_FIGURES)
 """Every file :func:`run_study` writes into its folder (the CLI refuses existing ones)."""
 
 
@@ -110,6 +110,8 @@ class StudyConfig:
         Show one progress bar per stage.
     source : str or None, default=None
         Description of the cohort for the report (e.g. its folder).
+    command : str or None, default=None
+        The command line that ran the study, for the report.
 
     Raises
     ------
@@ -148,6 +150,7 @@ class StudyConfig:
     n_jobs: int | None = -1
     progress: bool = True
     source: str | None = None
+    command: str | None = None
 
     def __post_init__(self):
         methods = available_deconvolvers() if self.methods is None else self.methods
@@ -319,7 +322,7 @@ def _ratios(maps_by_method, parameter):
 
 
 def _table1(maps, test, config):
-    """Stage 4, Table 1: ratios, grading metrics with both times, DeLong's test."""
+    """Stage 4, Table 1: ratios, grading metrics with both times, the paired AUC test."""
     exams = [item.exam for item in test]
     truth = ({TRUTH: [ExamMaps(exam, exam.ground_truth) for exam in exams]}
              if all(exam.ground_truth for exam in exams) else {})
@@ -328,7 +331,8 @@ def _table1(maps, test, config):
     return {"ratios": ratios.assign(grade=y),
             "table1": grading_table(ratios, y, times=times, curve_times=curve_times,
                                     n_boot=config.n_boot, random_state=config.random_state),
-            "delong": delong_table(ratios, y)}
+            "auc_comparison": auc_comparison_table(ratios, y,
+                                                   random_state=config.random_state)}
 
 
 def _compared_curves(mappers, test, grid, config):
@@ -377,7 +381,7 @@ def compute_study(exams, config=None, **settings):
 
     The stages read as the paper's methods: the exams to curves (once per
     exam, shared by every method, split and fold), split, fit, map, Table 1
-    (and DeLong), the other exam-to-curves steps, cross-validation, noise
+    (and the paired AUC test), the other exam-to-curves steps, cross-validation, noise
     robustness, map errors.
 
     Parameters
@@ -397,9 +401,9 @@ def compute_study(exams, config=None, **settings):
                                                                                 **settings)
     started = datetime.now(UTC)
     grades = exam_grades(exams)
-    if np.unique(grades).size < 2:
-        raise ValueError(f"The cohort has only {grades[0]} patients; grading needs both LGG "
-                         "and HGG.")
+    check_study_design(grades, test_size=config.test_size, n_splits=config.n_splits,
+                       snrs=config.snrs, n_draws=config.n_draws,
+                       random_state=config.random_state)
     grid = time_grid(exams)
     cohort = _exam_curves(exams, config.curves, grid, config, "the exams")
     train, test = train_test_split(cohort, test_size=config.test_size, stratify=grades,
@@ -472,8 +476,10 @@ def _settings(exams, sizes, mappers, grid, config, started):
         "noise": f"{config.noise_kind}, baseline SNR "
                  f"{', '.join(str(s) for s in config.snrs)}, {config.n_draws} draws each, "
                  "added to the acquired signal, AIF recomputed from the degraded signal",
-        "software": f"skperfusion {__version__}, scikit-learn {sklearn.__version__}, Python "
-                    f"{platform.python_version()}",
+        "command": config.command or "Python API (no command line)",
+        "software": ", ".join(f"{name} {version}" for name, version in
+                              software_versions().items())
+                    + f", Python {platform.python_version()}",
         "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "wall time": f"{(datetime.now(UTC) - started).total_seconds():.0f} s (before "
                      "writing)",
@@ -493,11 +499,12 @@ def write_study(results, out_dir):
     tables = results.tables
     y = results.grades
     plots = dict(zip(_FIGURES, (
-        figures.plot_map_comparison(results.example),
+        figures.plot_map_comparison(results.example,
+                                    curves=_leakage_title(results.config.curves)),
         figures.plot_ratio_boxplots(tables["ratios"].drop(columns="grade"), y,
                                     tables["table1"]["cutoff"], parameter=results.parameter),
         figures.plot_roc_curves(tables["ratios"].drop(columns="grade"), y),
-        figures.plot_auc_vs_snr(tables["noise_robustness"]),
+        figures.plot_auc_vs_snr(tables["noise_robustness"], acquired=tables["table1"]),
     ), strict=True))
     report = render_report(results.settings, tables, results.has_truth, _FIGURES)
     indexed = ("table1", "table1_curves", "table1_cv", "ratios")
@@ -506,7 +513,15 @@ def write_study(results, out_dir):
     writers.update({name: (lambda temp, f=figure: f.savefig(temp, dpi=120))
                     for name, figure in plots.items()})
     writers["report.md"] = lambda temp: temp.write_text(report, encoding="utf-8")
+    summary = study_json(results.settings, tables)
+    writers["study.json"] = lambda temp: temp.write_text(summary, encoding="utf-8")
     atomic_write(writers, out_dir)
+
+
+def _leakage_title(curves):
+    """Whether the maps are leakage-corrected, for Fig. 3's title."""
+    leakage = (curves or ExamToCurves()).leakage
+    return "no leakage correction" if leakage == "none" else f"leakage-corrected ({leakage})"
 
 
 def run_study(exams, out_dir, config=None, **settings):
@@ -524,8 +539,9 @@ def run_study(exams, out_dir, config=None, **settings):
        sensitivity, specificity (bootstrap 95% intervals), accuracy,
        Mann-Whitney U p-value, inference (deconvolution) time and
        exam-to-curves time per patient; with ground truth the true ratios as
-       a reference row. DeLong's test for every pair of methods on the same
-       test patients.
+       a reference row. A paired test for every pair of methods on the same
+       test patients: DeLong's from 20 patients of each grade, the exact
+       permutation test below (:func:`~skperfusion.study.comparison.auc_comparison_table`).
     4. Cross-validated Table 1: repeated stratified K-fold over all
        patients, trainable methods and the cut-off fitted on the training
        folds only, so sensitivity, specificity and accuracy are out of
@@ -535,7 +551,8 @@ def run_study(exams, out_dir, config=None, **settings):
        exam converted once for every method.
     6. With ground truth, voxel-wise CBF, rCBF, CBV, MTT and Tmax errors
        per region, on the acquired exams and at each SNR.
-    7. Figures, CSV tables and ``report.md``, written atomically together.
+    7. Figures, CSV tables, ``report.md`` and ``study.json`` (the settings
+       and every table), written atomically together.
 
     Parameters
     ----------
@@ -555,7 +572,7 @@ def run_study(exams, out_dir, config=None, **settings):
         ``"table1"``, ``"table1_curves"`` (Table 1 under ``compare_curves``,
         indexed by step name and method; empty without), ``"table1_cv"`` (cross-validated, see
         :func:`~skperfusion.study.cv.summarize_cv`), ``"cv_folds"`` (one row
-        per method, fold and test patient), ``"delong"``,
+        per method, fold and test patient), ``"auc_comparison"``,
         ``"noise_robustness"``, ``"map_errors"`` (empty without ground truth)
         and ``"ratios"`` (test patients × methods), as written to
         ``<name>.csv``.
