@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 __all__ = ["RESERVED_PREFIX", "atomic_directory", "atomic_write", "check_inside",
-           "check_outputs", "check_path_component", "csv_safe", "remove_stale_temporaries",
-           "write_csv"]
+           "check_outputs", "check_path_component", "committed", "csv_safe",
+           "remove_stale_temporaries", "write_csv"]
 
 RESERVED_PREFIX = ".skperfusion-"
 """Start of the names skperfusion keeps for itself (temporaries, backups, lock, manifests)."""
@@ -50,6 +50,16 @@ _LOCK = ".skperfusion-lock"
 _LOCK_WAIT_S = 60.0
 # Longest file name most file systems take (NAME_MAX), in bytes.
 _NAME_MAX = 255
+# Folders being written by atomic_write (one entry per call, any thread), and
+# temporary folders of atomic_directory that failed: no write may enter those,
+# so that worker threads still running after an interrupt cannot recreate them.
+_ACTIVITY = threading.Condition()
+_WRITING = []
+_CLOSED = set()
+# How long a failed atomic_directory waits for writes under way in its folder.
+_DRAIN_S = 60.0
+# Every file and folder put in place by this process, in order (see committed()).
+_COMMITTED = []
 _OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-([0-9a-f]{{8}})-"
                     "[0-9a-f]{8}-")
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
@@ -178,6 +188,55 @@ def _undo(placed, backups):
         final.unlink(missing_ok=True)
     for backup, final in backups:
         os.replace(backup, final)
+
+
+def committed(since=0):
+    """The outputs this process has put in place, complete, that still exist.
+
+    Parameters
+    ----------
+    since : int, default=0
+        Skip the first ``since`` commits (``len(committed())`` taken before).
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        Files written by :func:`atomic_write` and folders by
+        :func:`atomic_directory` (those inside a folder that was later
+        removed, such as a cohort's temporary folder, no longer exist).
+    """
+    return [path for path in _COMMITTED[since:] if path.exists()]
+
+
+def _inside(path, folder):
+    return path == folder or folder in path.parents
+
+
+@contextlib.contextmanager
+def _writing(out_dir):
+    """Register a write into ``out_dir``; refused inside a closed temporary folder."""
+    out_dir = Path(os.path.abspath(out_dir))
+    with _ACTIVITY:
+        closed = next((folder for folder in _CLOSED if _inside(out_dir, folder)), None)
+        if closed is not None:
+            raise FileNotFoundError(f"cannot write into {out_dir}: the run was stopped and its "
+                                    f"temporary folder {closed} removed.")
+        _WRITING.append(out_dir)
+    try:
+        yield
+    finally:
+        with _ACTIVITY:
+            _WRITING.remove(out_dir)
+            _ACTIVITY.notify_all()
+
+
+def _close(folder):
+    """Refuse new writes under ``folder``, then wait for those under way to end."""
+    folder = Path(os.path.abspath(folder))
+    with _ACTIVITY:
+        _CLOSED.add(folder)
+        _ACTIVITY.wait_for(lambda: not any(_inside(path, folder) for path in _WRITING),
+                           timeout=_DRAIN_S)
 
 
 def _make_folder(folder):
@@ -318,6 +377,12 @@ def atomic_write(writers, out_dir, *, remove=(), overwrite=True):
     removed = [out_dir / name for name in remove]
     for final in [*finals, *removed]:
         _check_target(final)
+    with _writing(out_dir):
+        return _write_set(writers, out_dir, finals, removed, overwrite)
+
+
+def _write_set(writers, out_dir, finals, removed, overwrite):
+    """:func:`atomic_write` once its checks passed: stage, claim, commit."""
     created = _make_folder(out_dir)
     mode = 0o666 & ~_umask()
     staged, placed = [], []
@@ -341,6 +406,7 @@ def atomic_write(writers, out_dir, *, remove=(), overwrite=True):
                 # Undo the set: the stop is delivered when the signals are released.
                 _undo(placed, backups)
                 placed, backups = [], []
+            _COMMITTED.extend(placed)
         for backup, _ in backups:
             backup.unlink(missing_ok=True)
     finally:
@@ -451,9 +517,15 @@ def atomic_directory(target, *, overwrite=False, manifest=None):
                 if backup is not None:
                     os.replace(backup, target)
                 backup, done = None, False
+            else:
+                _COMMITTED.append(target)
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
     finally:
+        if not done:
+            # Worker threads of the block (joblib's threading backend) may still be
+            # writing into it after an interrupt: shut them out first.
+            _close(temp)
         shutil.rmtree(temp, ignore_errors=True)
         if not done:
             _remove_if_empty(created)

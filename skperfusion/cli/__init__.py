@@ -3,18 +3,21 @@
 Every sub-command validates its inputs; a bad input ends with exit code 2
 and a one-line message on stderr, never a traceback. Ctrl-C (SIGINT) ends
 it with exit code 130 and SIGTERM with 143, in both cases after the
-command's temporary files are removed and without any output written
-(see ``docs/user_guide/data_safety.rst``).
+command's temporary files are removed and without any partial output; once
+the command has finished, they are ignored (see
+``docs/user_guide/data_safety.rst``).
 """
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import sys
 import threading
 
 from .. import __version__
+from .._io import committed
 from . import import_dicom, maps, simulate, study, train
 from ._args import resolve_output
 
@@ -66,6 +69,21 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._intermixing = False
 
 
+def _exit_now(status):
+    """End the process at once, after an interrupt whose clean-up is done.
+
+    Worker threads of the command (joblib's threading backend) may still be
+    in the middle of a task; the interpreter's shutdown would wait for some
+    of them and kill others inside C++ code ("terminate called without an
+    active exception", exit by SIGABRT). Their output cannot land (the
+    temporary folders are closed to writes and removed), so nothing is lost
+    by not waiting.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def build_parser():
     """Build the argument parser with every sub-command registered.
 
@@ -96,30 +114,49 @@ def main(argv=None):
     Parameters
     ----------
     argv : list of str or None, default=None
-        Arguments without the program name; default ``sys.argv[1:]``.
+        Arguments without the program name; default ``sys.argv[1:]``, the
+        ``skperfusion`` program itself: then, once the command succeeded,
+        SIGINT and SIGTERM are ignored until the process ends, so that a
+        Ctrl-C during the interpreter's shutdown cannot turn a complete run
+        into a failed one.
 
     Returns
     -------
     status : int
         0 on success, 2 on bad input, 130 when interrupted (Ctrl-C), 143 when
-        terminated (SIGTERM).
+        terminated (SIGTERM). An interrupted command has written nothing
+        partial: only the outputs it had completed before the signal (the
+        message names them; usually none) exist.
     """
     parser = build_parser()
+    program = argv is None
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     args = parser.parse_args(argv)
     # Recorded in the outputs (sidecars, report), so that a run can be repeated.
     args.command_line = shlex.join(["skperfusion", *argv])
     resolve_output(parser, args)
+    commits = len(committed())
     try:
+        finished = program and threading.current_thread() is threading.main_thread()
         with _sigterm_as_interrupt():
             args.func(args)
+            if finished:
+                # Done: from here on a stop signal could only lie about the outcome.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if finished:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except _USER_ERRORS as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"skperfusion {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         stopped = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        print(f"skperfusion {args.command}: {stopped}; no partial output was written.",
-              file=sys.stderr)
-        return 143 if isinstance(exc, _Terminated) else 130
+        done = committed(commits)
+        written = (f"{', '.join(map(str, done))} had been written, complete; nothing else was"
+                   if done else "no partial output was")
+        print(f"skperfusion {args.command}: {stopped}; {written} written.", file=sys.stderr)
+        status = 143 if isinstance(exc, _Terminated) else 130
+        if program:
+            _exit_now(status)
+        return status
     return 0
