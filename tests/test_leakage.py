@@ -53,9 +53,11 @@ def test_bsw_fit_recovers_exact_coefficients_in_one_solve():
     assert (k2_se < 1e-6).all()  # exact fits
     noisy = truth @ design.T + np.random.default_rng(0).normal(0, 0.1, (3, N_TIMES))
     k2_se = bsw_fit(noisy, design)[2]
-    # Ordinary least squares: se = σ sqrt((AᵀA)⁻¹)₂₂ with σ = 0.1.
-    expected = 0.1 * np.sqrt(np.linalg.inv(design.T @ design)[1, 1])
-    np.testing.assert_allclose(k2_se, expected, rtol=0.35)
+    # Ordinary least squares, by the textbook: se = σ̂ sqrt((AᵀA)⁻¹)₂₂ with σ̂² the
+    # residual sum of squares of numpy's lstsq over n - 2 degrees of freedom.
+    _, rss, _, _ = np.linalg.lstsq(design, noisy.T, rcond=None)
+    expected = np.sqrt(rss / (N_TIMES - 2) * np.linalg.inv(design.T @ design)[1, 1])
+    np.testing.assert_allclose(k2_se, expected, rtol=1e-6)
 
 
 def test_exchange_fit_recovers_amplitude_and_rate():
