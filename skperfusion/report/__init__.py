@@ -153,9 +153,9 @@ def exam_report(exam_maps, sidecar, *, desc, session=None, fits=None):
     sections += ["<h2>Maps</h2>",
                  "<p>One colour scale per map, shared by its slices: the 2nd-98th "
                  "percentiles of the perfused voxels (CBF at least a tenth of its 98th "
-                 "percentile, so that CSF and noise do not set the scale; K2 symmetric about "
-                 "0). Tumour (red) and NAWM (cyan) masks outlined where the exam has "
-                 "them.</p>",
+                 "percentile, so that CSF and noise do not set the scale), the AIF and VOF "
+                 "vessels left out; K2 symmetric about 0. Tumour (red) and NAWM (cyan) "
+                 "masks outlined where the exam has them.</p>",
                  _png(maps_figure(exam_maps))]
     if "K2" in exam_maps.maps:
         leakage = html.escape(str(sidecar["ExamToCurves"].get("leakage")))

@@ -162,11 +162,17 @@ def maps_figure(exam_maps, *, n_slices=_MAX_SLICES):
     figure : matplotlib.figure.Figure
         One row per map, one column per slice; each row shares the colour
         scale of :func:`robust_limits` over the perfused voxels
-        (:func:`perfused_voxels`) of the whole volume.
+        (:func:`perfused_voxels`) of the whole volume, the AIF and VOF
+        vessels left out.
     """
     exam = exam_maps.exam
     mapped = exam.mask(exam_maps.mask)
-    scaled = perfused_voxels(exam_maps.maps.get("CBF"), mapped)
+    vessels = np.zeros(mapped.shape, bool)
+    for name in ("aif", "vof"):  # arteries and veins would set the CBF and CBV scales
+        vessels |= exam.masks.get(name, vessels)
+    if exam_maps.aif is not None:
+        vessels |= exam_maps.aif.voxels
+    scaled = perfused_voxels(exam_maps.maps.get("CBF"), mapped & ~vessels)
     names = [name for name in _ORDER if name in exam_maps.maps
              and np.isfinite(exam_maps.maps[name]).any()]
     slices = _slices(mapped, n_slices)

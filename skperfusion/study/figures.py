@@ -62,10 +62,10 @@ def plot_map_comparison(maps_by_method, *, parameters=("rCBF", "MTT"), slice_ind
     """Maps of one exam side by side, one column per method (Fig. 3).
 
     Every panel of a row shares one colour scale, the 2nd-98th percentiles
-    of the row's normal tissue (perfused brain voxels outside the tumour,
-    :func:`~skperfusion.report.figures.perfused_voxels`, on the shown
-    slice of every method), so methods compare by eye and leaky tumour
-    voxels (often negative) or CSF do not set it; relative
+    of the row's normal tissue (perfused brain voxels outside the tumour and
+    the AIF and VOF vessels, :func:`~skperfusion.report.figures.perfused_voxels`,
+    on the shown slice of every method), so methods compare by eye and leaky
+    tumour voxels (often negative), arteries or CSF do not set it; relative
     maps (``"rCBF"``: CBF divided by the exam's mean NAWM CBF) are free of
     the global scale errors that make absolute CBF differ between methods
     and from the truth. The tumour and NAWM ROIs are outlined (legend below).
@@ -96,7 +96,11 @@ def plot_map_comparison(maps_by_method, *, parameters=("rCBF", "MTT"), slice_ind
         slice_index = int(np.argmax(exam.mask("tumor").sum(axis=(0, 1)))) \
             if "tumor" in exam.masks else exam.shape[2] // 2
     brain = exam.mask("brain")[..., slice_index]
-    normal = brain & ~exam.masks.get("tumor", np.zeros(exam.shape, bool))[..., slice_index]
+    # Normal tissue: neither tumour nor the vessels of the AIF and VOF (arterial rCBF ~ 15).
+    vessels = np.zeros(exam.shape, bool)
+    for name in ("tumor", "aif", "vof"):
+        vessels |= exam.masks.get(name, vessels)
+    normal = brain & ~vessels[..., slice_index]
     figure = Figure(figsize=(2.3 * len(columns) + 0.8, 2.3 * len(parameters) + 0.5),
                     layout="constrained")
     axes = figure.subplots(len(parameters), len(columns), squeeze=False)
@@ -187,8 +191,9 @@ def plot_ratio_boxplots(ratios, grades, cutoffs=None, *, parameter="CBF",
     ax.set_xticks(range(len(methods)), methods)
     ax.tick_params(axis="x", which="major", length=0, pad=30)
     ax.set_ylabel(f"tumour / NAWM {parameter} ratio")
-    ax.set_title(f"Test set ({grades.size} patients): one point per patient; box (quartiles) "
-                 f"from {MIN_BOX_POINTS} patients of a grade, else a line at the median")
+    ax.set_title(f"Test set ({grades.size} patients): one point per patient\nbox (quartiles) "
+                 f"from {MIN_BOX_POINTS} patients of a grade on, else a line at the median",
+                 fontsize="medium")
     if cutoffs is not None:
         figure.legend(fontsize="small", title="Youden cut-off (dashed)", title_fontsize="small",
                       loc="outside right upper")

@@ -338,7 +338,9 @@ def summary(settings, tables, has_truth):
                      "do better there.")
     comparison = tables["auc_comparison"]
     if len(comparison):
-        tests = " / ".join(dict.fromkeys(comparison["test"]))
+        names = {"DeLong": "DeLong's test", "permutation (exact)": "exact permutation test",
+                 "permutation (Monte Carlo)": "permutation test"}
+        tests = " / ".join(names.get(test, test) for test in dict.fromkeys(comparison["test"]))
         significant = comparison[comparison["p"] < 0.05]
         lines.append("- **Differences between methods** (" + tests + ", p < 0.05, "
                      "uncorrected): " + ("; ".join(
