@@ -25,9 +25,9 @@ _LAZY = {
 }
 
 __all__ = ["PERFUSION_MAPS", "BaseDeconvolver", "FitBoundsWarning", "OSVDDeconvolver",
-           "PHAEDeconvolver",
-           "ParametricDeconvolver", "TikhonovDeconvolver", "available_deconvolvers",
-           "get_deconvolver", "make_deconvolver", "oscillation_index", "register_deconvolver"]
+           "PHAEDeconvolver", "ParametricDeconvolver", "TikhonovDeconvolver",
+           "available_deconvolvers", "get_deconvolver",
+           "make_deconvolver", "oscillation_index", "register_deconvolver"]
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

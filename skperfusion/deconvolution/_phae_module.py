@@ -31,6 +31,10 @@ DECODER_FAMILIES = tuple(name for name, family in RESIDUE_FAMILIES.items()
 gradient descent can use: the differentiable ones (the boxcar's step is not)."""
 
 
+_INITIAL_DELAY_FRACTION = 0.05
+"""Encoded delay at initialisation, as a fraction of ``max_delay`` (0.5 s by default)."""
+
+
 def normalize_by_aif_peak(curves):
     """Divide both channels of every sample by the peak of its AIF.
 
@@ -127,7 +131,11 @@ class PHAEModule(nn.Module):
     - ``MTT = exp(log mtt_min + sigmoid(z) · log(mtt_max / mtt_min))``: smooth,
       positive, bounded, and as sensitive to relative changes at 1 s as at
       10 s;
-    - ``delay = max_delay · sigmoid(z')`` when ``learn_delay``.
+    - ``delay = max_delay · sigmoid(z')`` when ``learn_delay``, starting
+      near 0.5 s (the bias of ``z'`` initialised to 5 % of ``max_delay``):
+      started at ``max_delay / 2``, the encoder settled on long delays with
+      short MTTs, which fit low-CBF curves almost as well (NAWM MTT -60 %
+      with a gamma decoder on simulated exams, +15 % from near zero).
 
     :meth:`reconstruct` rebuilds the tissue curve from them (eqs. 2-6):
     ``CBV`` by eq. 2 from the input curves, ``CBF = CBV / MTT`` (eq. 3), the
@@ -181,6 +189,12 @@ class PHAEModule(nn.Module):
         self.residue_parameters = ({"shape": float(gamma_shape)}
                                    if "shape" in RESIDUE_FAMILIES[family].parameters else {})
         self.encoder = PHAEEncoder(width, 2 if learn_delay else 1, negative_slope)
+        if learn_delay:
+            # Training starts near zero delay rather than at max_delay / 2: from
+            # a long delay, a short MTT fits as well and the encoder stays there.
+            with torch.no_grad():
+                self.encoder.head.bias[1] = math.log(_INITIAL_DELAY_FRACTION
+                                                     / (1 - _INITIAL_DELAY_FRACTION))
 
     def forward(self, curves):
         """Encode raw curves into MTT (and bolus delay).

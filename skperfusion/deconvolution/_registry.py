@@ -5,7 +5,7 @@ then available as ``skperfusion maps --method NAME``, in the study and in
 :class:`~skperfusion.exam_estimators.PerfusionMapper` without further edits.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 
 __all__ = ["DeconvolverSpec", "available_deconvolvers", "get_deconvolver",
@@ -31,23 +31,37 @@ class DeconvolverSpec:
         class method ``load(path)``: ``skperfusion train`` writes the model,
         ``skperfusion maps --method NAME --model FILE`` reads it back, while
         an untrained method is built with its defaults and the exam's TR.
+    params : dict, default={}
+        Constructor parameters that make this method out of the class (a
+        variant of another registered method, e.g. ``"phae-gamma"``: the
+        PHAE with a gamma residue and a learned delay).
+    variant : bool, default=False
+        Whether it is an option beyond the default methods: listed by
+        :func:`available_deconvolvers` only on request, so that the study
+        and the command line's method lists leave it out unless asked.
     """
 
     name: str
     label: str
     target: str
     trainable: bool = False
+    params: dict = field(default_factory=dict)
+    variant: bool = False
 
     def load(self):
         """Import and return the estimator class."""
         module, _, attribute = self.target.partition(":")
         return getattr(import_module(module), attribute)
 
+    def make(self, **params):
+        """A new, unfitted estimator: the class with ``self.params`` updated by ``params``."""
+        return self.load()(**{**self.params, **params})
+
 
 _REGISTRY: dict[str, DeconvolverSpec] = {}
 
 
-def register_deconvolver(name, label, target, *, trainable=False):
+def register_deconvolver(name, label, target, *, trainable=False, params=None, variant=False):
     """Register a deconvolver class under a name.
 
     Parameters
@@ -60,6 +74,10 @@ def register_deconvolver(name, label, target, *, trainable=False):
         ``"package.module:ClassName"``, imported lazily.
     trainable : bool, default=False
         True when ``fit`` trains the estimator on the curves.
+    params : dict or None, default=None
+        Constructor parameters of this method (a variant of a class).
+    variant : bool, default=False
+        True for an option beyond the default methods, see :class:`DeconvolverSpec`.
 
     Returns
     -------
@@ -67,19 +85,34 @@ def register_deconvolver(name, label, target, *, trainable=False):
     """
     if not name or name != name.lower():
         raise ValueError(f"deconvolver names are non-empty and lower case; got {name!r}.")
-    spec = DeconvolverSpec(name, label, target, trainable)
+    spec = DeconvolverSpec(name, label, target, trainable, dict(params or {}), variant)
     _REGISTRY[name] = spec
     return spec
 
 
-def available_deconvolvers():
+def available_deconvolvers(variants=False):
     """Names of the registered deconvolvers, in registration order.
+
+    Parameters
+    ----------
+    variants : bool, default=False
+        Also list the variants (options beyond the default methods, e.g.
+        ``"phae-gamma"``); :func:`get_deconvolver` and
+        :func:`make_deconvolver` know them either way.
 
     Returns
     -------
     names : tuple of str
+
+    Examples
+    --------
+    >>> from skperfusion.deconvolution import available_deconvolvers
+    >>> available_deconvolvers()
+    ('osvd', 'tikhonov', 'phae', 'parametric')
+    >>> available_deconvolvers(variants=True)[-1]
+    'phae-gamma'
     """
-    return tuple(_REGISTRY)
+    return tuple(name for name, spec in _REGISTRY.items() if variants or not spec.variant)
 
 
 def get_deconvolver(name):
@@ -126,7 +159,7 @@ def make_deconvolver(name, **params):
     >>> make_deconvolver("osvd", tr=1.5).tr
     1.5
     """
-    return get_deconvolver(name).load()(**params)
+    return get_deconvolver(name).make(**params)
 
 
 register_deconvolver("osvd", "oSVD", "skperfusion.deconvolution.svd:OSVDDeconvolver")
@@ -136,3 +169,6 @@ register_deconvolver("phae", "PHAE", "skperfusion.deconvolution.phae:PHAEDeconvo
                      trainable=True)
 register_deconvolver("parametric", "Parametric",
                      "skperfusion.deconvolution.parametric:ParametricDeconvolver")
+register_deconvolver("phae-gamma", "PHAE-gamma", "skperfusion.deconvolution.phae:PHAEDeconvolver",
+                     trainable=True, params={"family": "gamma", "learn_delay": True},
+                     variant=True)
