@@ -76,7 +76,8 @@ for name, result in curves.items():
 # ----------
 # ``K2`` (1/s) is positive where the leakage is T1-dominant and 0 where no
 # leakage stands out from the noise; ``skperfusion maps --leakage bsw`` writes
-# it as ``K2.nii.gz``. The true Ktrans map of the simulator is beside it.
+# it as the ``k2`` map (``sub-<id>_desc-<method>_k2.nii.gz``). The true Ktrans
+# map of the simulator is beside it.
 k2 = leaky.to_volume(curves["bsw"].k2)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
 images = [(k2[..., 0], "BSW K2 (1/s)", "RdBu_r"),

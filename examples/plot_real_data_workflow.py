@@ -70,9 +70,9 @@ exam = load_exam(exam_dir, require_aif=False)
 # :class:`~skperfusion.exam.ExamToCurves` with ``aif="auto"`` picks arterial
 # voxels after Mouridsen et al. (2006): large, smooth first passes, clustered
 # by curve shape, the earliest cluster kept, partial-volumed, saturated and
-# noisy voxels left out. ``skperfusion maps --aif auto`` writes
-# ``aif.tsv`` and ``aif_mask.nii.gz``, and with ``--aif-plot`` this figure
-# as ``aif.png``: look at it before trusting the maps.
+# noisy voxels left out. ``skperfusion maps --aif auto`` writes the AIF
+# (``sub-<id>_desc-<method>_aif.tsv`` and ``_aifmask.nii.gz``) and shows it in
+# the exam's HTML QC report: look at it before trusting the maps.
 curves = ExamToCurves(aif="auto").transform(exam)
 arteries = labels == LABELS["artery"]
 chosen = curves.aif.voxels
