@@ -135,7 +135,7 @@ def shared_curves(exams, steps, *, mask="brain", n_jobs=None, progress=None):
     >>> from skperfusion.datasets import simulate_exam
     >>> from skperfusion.exam import ExamToCurves
     >>> from skperfusion.exam_estimators import shared_curves
-    >>> exams = [simulate_exam(shape=(4, 4, 1), random_state=k) for k in range(2)]
+    >>> exams = [simulate_exam(shape=(8, 8, 1), random_state=k) for k in range(2)]
     >>> curves = shared_curves(exams, {"oSVD": ExamToCurves(), "PHAE": ExamToCurves()})
     >>> curves["oSVD"] is curves["PHAE"], len(curves["oSVD"])
     (True, 2)

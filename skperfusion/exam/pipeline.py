@@ -119,7 +119,7 @@ def time_grid(exams, tr=None):
     --------
     >>> from skperfusion.datasets import simulate_exam
     >>> from skperfusion.exam import time_grid
-    >>> exam = simulate_exam(shape=(4, 4, 1), random_state=0)
+    >>> exam = simulate_exam(shape=(8, 8, 1), random_state=0)
     >>> time_grid([exam]) == (exam.tr, exam.n_times - exam.n_skip)
     True
     """
