@@ -241,7 +241,8 @@ def test_maps_cli_writes_auto_aif_files_and_relative_maps(simulated, tmp_path):
     out = out / "sub-001" / "perf"
     names = {p.name.removeprefix("sub-001_desc-osvd_") for p in out.iterdir()}
     assert names == {f"{m}.{e}" for m in ("cbf", "cbv", "mtt", "tmax", "rcbf", "rcbv")
-                     for e in ("nii.gz", "json")} | {"aifmask.nii.gz", "aif.tsv", "aif.png"}
+                     for e in ("nii.gz", "json")} | {"aifmask.nii.gz", "aif.tsv", "aif.png",
+                                                     "qc.json"}
     out = {name: out / f"sub-001_desc-osvd_{name}" for name in
            ("aif.tsv", "aifmask.nii.gz", "rcbf.nii.gz", "aif.png")}
     table = np.loadtxt(out["aif.tsv"], skiprows=1)

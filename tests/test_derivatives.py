@@ -58,8 +58,9 @@ def test_cohort_maps_form_a_derivatives_dataset(mapped):
         assert {"numpy", "torch", "skorch", "scikit-learn"} <= set(sidecar["SoftwareVersions"])
         assert any(source.endswith("dsc.nii.gz") for source in sidecar["Sources"])
         assert sidecar["CommandLine"].startswith("skperfusion maps ")
+    # Every JSON file but the QC record (qc.json) is a map's sidecar.
     units = {p.name.split("_")[-1]: json.loads(p.read_text())["Units"]
-             for p in mapped.glob("sub-001/perf/*.json")}
+             for p in mapped.glob("sub-001/perf/*.json") if not p.name.endswith("_qc.json")}
     assert units == {"cbf.json": "ml/100g/min", "cbv.json": "ml/100g", "mtt.json": "s",
                      "tmax.json": "s", "rcbf.json": "dimensionless",
                      "rcbv.json": "dimensionless", "k2.json": "1/s"}

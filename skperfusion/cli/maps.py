@@ -1,6 +1,8 @@
 """``skperfusion maps``: perfusion maps of an exam or a cohort, as BIDS derivatives."""
 
+import argparse
 import re
+import sys
 from pathlib import Path
 
 from .._options import (
@@ -90,6 +92,14 @@ def _append_help(parser, dest, text):
     action.help += text
 
 
+def _aif_source(text):
+    """``--aif``: a strategy name, or an existing AIF table file."""
+    if text in AIF_STRATEGIES or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'mask', 'auto' or an AIF table file (time in s, "
+                                     f"concentration); {text!r} is neither.")
+
+
 def add_curve_arguments(parser, aif_default="mask"):
     """Add the exam-to-curves options ``--aif``, ``--aif-scaling``, ``--leakage``, ``--relaxivity``.
 
@@ -100,9 +110,13 @@ def add_curve_arguments(parser, aif_default="mask"):
     aif_default : {"mask", "auto"} or None, default="mask"
         Default of ``--aif``; None lets the command choose per exam.
     """
-    parser.add_argument("--aif", choices=AIF_STRATEGIES, default=aif_default,
-                        help="arterial voxels: 'mask' (aif_mask.nii.gz) or 'auto' (selected "
-                             "automatically among the brain voxels, Mouridsen et al. 2006)"
+    parser.add_argument("--aif", type=_aif_source, default=aif_default,
+                        metavar="{mask,auto,FILE.tsv}",
+                        help="the AIF: 'mask' (aif_mask.nii.gz), 'auto' (selected "
+                             "automatically among the brain voxels, Mouridsen et al. 2006, "
+                             "saturated arteries recovered) or a table of the curve (two "
+                             "columns: time in s from the first kept frame, concentration, "
+                             "e.g. an aif.tsv written before)"
                              + ("; default 'mask' where aif_mask.nii.gz exists"
                                 if aif_default is None else ""))
     parser.add_argument("--aif-scaling", choices=AIF_SCALINGS, default="none",
@@ -291,15 +305,18 @@ def _map_exam(folder, subject, session, args, out_dir):
                                                if args.mask != "tumor" else {})},
                       result.seconds, result.mask, result.aif)
     desc = args.desc or args.method
+    qc = _quality_control(exam, result, mapper, args)
     _, writers, sidecar = derivative_writers(
         result, mapper, method=args.method, desc=desc, session=session,
         sources=[*_sources(folder), *([args.model] if args.model else [])], model=args.model,
-        command=getattr(args, "command_line", None), aif_plot=args.aif_plot)
+        qc=qc.to_dict(), command=getattr(args, "command_line", None), aif_plot=args.aif_plot)
+    writers.update(_qc_writers(exam, qc, desc, session))
     # With --overwrite, files of the earlier run that this one lacks (e.g. k2) go too.
     # Without --overwrite the names are claimed again at commit time: of two runs into
     # one folder, the later fails instead of replacing the earlier's set.
     paths = atomic_write(writers, out_dir / subject_folder(subject, session),
-                         remove=possible_outputs(subject, desc, session=session),
+                         remove=[*possible_outputs(subject, desc, session=session),
+                                 *_qc_outputs(subject, desc, session)],
                          overwrite=args.overwrite)
     report = None
     if not args.no_report:
@@ -308,6 +325,42 @@ def _map_exam(folder, subject, session, args, out_dir):
         report = report_file_name(subject, desc, session=session)
     return {"file": report, "subject": subject, "session": session, "method": desc,
             "flags": count_flags(sidecar["QC"]), "written": len(paths)}
+
+
+def _quality_control(exam, result, mapper, args):
+    """The QC record of an exam's maps (:func:`skperfusion.qc.exam_qc`); its summary on stderr."""
+    from ..deconvolution import ParametricDeconvolver
+    from ..qc import exam_qc
+
+    record = exam_qc(exam, result.aif, result.maps, mask=exam.mask(args.mask),
+                     leakage=args.leakage, relaxivity=args.relaxivity,
+                     aif_scaling=args.aif_scaling,
+                     bounded_fit=isinstance(mapper.deconvolver_, ParametricDeconvolver))
+    if not args.quiet:
+        print(record.summary(), file=sys.stderr)
+    return record
+
+
+def _qc_outputs(subject, desc, session):
+    """Names of the QC record and of a computed brain mask."""
+    from ..derivatives import map_file_name
+
+    return [map_file_name(subject, "qc", desc, session=session, extension=".json"),
+            map_file_name(subject, "brainmask", desc, session=session)]
+
+
+def _qc_writers(exam, record, desc, session):
+    """Writers of ``qc.json`` and, when it was computed, of the brain mask."""
+    import nibabel as nib
+
+    from ..exam.nifti import mask_image
+
+    qc_name, mask_name = _qc_outputs(exam.subject_id, desc, session)
+    writers = {qc_name: lambda temp: temp.write_text(record.to_json(), encoding="utf-8")}
+    if exam.extra.get("brain_mask") == "computed":
+        image = mask_image(exam.masks["brain"], exam)
+        writers[mask_name] = lambda temp: nib.save(image, temp)
+    return writers
 
 
 def _label(text):
@@ -325,7 +378,8 @@ def _planned_outputs(exams, args, out_dir):
     outputs = []
     for _, subject, session in exams:
         folder = out_dir / subject_folder(subject, session)
-        outputs += [folder / name for name in possible_outputs(subject, desc, session=session)]
+        outputs += [folder / name for name in [*possible_outputs(subject, desc, session=session),
+                                               *_qc_outputs(subject, desc, session)]]
         if not args.no_report:
             outputs.append(out_dir / report_file_name(subject, desc, session=session))
     return outputs

@@ -37,6 +37,7 @@ from .bids import (
     read_sidecar,
     sidecar_text,
 )
+from .brain_mask import compute_brain_mask
 from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import map_image, mask_image, nifti_writer, read_nifti
 
@@ -232,7 +233,10 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
     require_rois : bool, default=True
         Require the ``tumor`` and ``nawm`` masks; when False they are loaded
         if present (maps need only ``brain``, and ``aif`` unless it is
-        selected automatically).
+        selected automatically). Without ``brain_mask.nii.gz`` the brain
+        mask is computed from the baseline images
+        (:func:`~skperfusion.exam.brain_mask.compute_brain_mask`) and
+        ``extra["brain_mask"]`` is ``"computed"``.
     require_aif : bool, default=True
         Require ``aif_mask.nii.gz``; False when the AIF is selected
         automatically (``ExamToCurves(aif="auto")``, ``--aif auto``). It is
@@ -283,7 +287,7 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
     masks = {}
     for name in MASK_NAMES:
         path = folder / _mask_file(name)
-        optional = name == "vof" or (name in _ROI_MASKS and not require_rois) or (
+        optional = name in ("vof", "brain") or (name in _ROI_MASKS and not require_rois) or (
             name == "aif" and not require_aif)
         if optional and not path.exists():
             continue
@@ -299,6 +303,9 @@ def load_exam(folder, subject_id=None, *, grade=None, extra=None, require_rois=T
         if not np.any(data):
             raise ValueError(f"{who}: {name} mask {path} is empty.")
         masks[name] = data != 0
+    if "brain" not in masks:  # computed from the baseline images, and said so in extra
+        masks["brain"] = compute_brain_mask(signal, n_skip)
+        extra = {**(extra or {}), "brain_mask": "computed"}
     ground_truth = {}
     for name in GROUND_TRUTH_NAMES:
         path = folder / _gt_file(name)
