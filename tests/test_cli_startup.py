@@ -16,6 +16,7 @@ def _loaded_after(code):
     return result.stdout.splitlines()[-1].split()[1:]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("code", [
     "import skperfusion.cli",
     "from skperfusion.cli import build_parser; build_parser()",
@@ -29,6 +30,7 @@ def test_help_imports_no_heavy_library(code):
     assert _loaded_after(code) == []
 
 
+@pytest.mark.subprocess
 def test_package_import_is_lazy_but_complete():
     assert _loaded_after("import skperfusion, skperfusion.deconvolution as d\n"
                          "assert d.available_deconvolvers()") == []

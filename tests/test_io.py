@@ -143,6 +143,7 @@ def test_a_stop_signal_during_the_renames_undoes_the_set(tmp_path, monkeypatch):
     assert _contents(tmp_path) == old
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(sys.platform == "win32", reason="process ids are not probed on Windows")
 def test_stale_temporaries_of_dead_runs_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -288,6 +289,7 @@ def test_without_overwrite_a_name_taken_meanwhile_fails_the_whole_set(tmp_path):
     assert _contents(tmp_path) == {"b.txt": "another run's"}
 
 
+@pytest.mark.subprocess
 def test_a_lock_of_a_dead_run_is_broken_and_a_live_one_waited_for(tmp_path, monkeypatch):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
