@@ -331,6 +331,8 @@ def test_exam_to_curves_is_a_scikit_learn_style_step():
         curves.to_volume(np.arange(5.0))
     assert curves.tr == 0.5 and curves.aif.voxels[0, 0, 0] and curves.k2 is None
     with pytest.raises(InvalidParameterError, match="aif"):
+        ExamToCurves(aif=3).transform(exam)
+    with pytest.raises(ValueError, match="sub-hand: AIF table guess does not exist"):
         ExamToCurves(aif="guess").transform(exam)
     del exam.masks["aif"]
     with pytest.raises(ValueError, match=r"sub-hand: no aif mask.*aif='auto'"):
