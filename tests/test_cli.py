@@ -50,6 +50,7 @@ def test_simulate_writes_a_loadable_cohort(cohort, capsys):
     assert load_exam(cohort / "sub-002").ground_truth is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["osvd", "tikhonov"])
 def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
     out = tmp_path / method

@@ -364,6 +364,7 @@ def test_cross_validation_never_lets_the_test_fold_reach_training(exams):
             != second.loc[(second["method"] == method) & (second["fold"] == 1), "cutoff"].item()
 
 
+@pytest.mark.slow
 def test_repeated_folds_and_their_summary(exams):
     from sklearn.model_selection import RepeatedStratifiedKFold
 

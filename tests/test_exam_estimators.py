@@ -131,6 +131,7 @@ def test_parallel_mapping_matches_sequential(exams):
         np.testing.assert_array_equal(a.maps["CBF"], b.maps["CBF"])
 
 
+@pytest.mark.slow
 def test_trained_phae_mapper_pickles(exams):
     mapper = PerfusionMapper(PHAEDeconvolver(**SMALL_PHAE), max_train_voxels=300,
                              random_state=0).fit(exams[:4])

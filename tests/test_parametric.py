@@ -153,6 +153,7 @@ def test_fits_ending_on_a_bound_are_flagged():
         assert np.isfinite(estimator.transform(X[:1])).all()
 
 
+@pytest.mark.slow
 def test_registry_and_estimator_initialisation():
     rng = np.random.default_rng(4)
     cbf, mtt, delay = _truth(5, rng)
@@ -169,6 +170,7 @@ def test_registry_and_estimator_initialisation():
     assert ParametricDeconvolver(init=fitted).fit(X).init_ is fitted
 
 
+@pytest.mark.slow
 def test_per_sample_aifs_match_shared():
     rng = np.random.default_rng(5)
     cbf, mtt, delay = _truth(4, rng)

@@ -334,6 +334,7 @@ def test_reproducible_and_global_rng_untouched(small_model):
     assert not np.allclose(other.transform(X)[:, 2], model.transform(X)[:, 2])
 
 
+@pytest.mark.slow
 def test_epoch_voxels_early_stopping_and_split(small_model):
     _, X = small_model
     model = PHAEDeconvolver(tr=TR, max_epochs=3, batch_size=50, epoch_voxels=120,

@@ -134,6 +134,7 @@ def test_train_refuses_an_existing_model_without_overwrite(cohort, tmp_path, cap
     assert model.read_bytes() == b"an earlier model"
 
 
+@pytest.mark.slow
 def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path, capsys):
     out = tmp_path / "maps"
     assert main(["maps", str(cohort / "sub-002"), "--out", str(out)]) == 0
@@ -490,7 +491,9 @@ def test_one_zero_sample_gives_nan_for_that_voxel_only(cohort, tmp_path):
                                    equal_nan=True)
 
 
-@pytest.mark.parametrize("name", available_deconvolvers())
+@pytest.mark.parametrize("name", [  # the parametric fit is the slow one
+    pytest.param(name, marks=pytest.mark.slow) if name == "parametric" else name
+    for name in available_deconvolvers()])
 def test_a_zero_aif_gives_nan_maps_in_every_deconvolver(name):
     from skperfusion.datasets import gamma_variate
 
@@ -560,6 +563,7 @@ def test_implausible_or_broken_sidecars_are_one_line_errors_naming_the_file(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_unusual_timing_is_accepted_when_asked_for(cohort, tmp_path):
     exam = tmp_path / "sub-001"
     shutil.copytree(cohort / "sub-001", exam)
@@ -607,6 +611,7 @@ def test_bad_participant_tables_name_the_row(cohort, tmp_path, capsys, rows, nee
              *needles)
 
 
+@pytest.mark.slow
 def test_nan_samples_make_those_voxels_nan_counted(cohort, tmp_path):
     exam = tmp_path / "sub-001"
     shutil.copytree(cohort / "sub-001", exam)
