@@ -140,12 +140,12 @@ def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path
     assert main(["maps", str(cohort / "sub-002"), "--out", str(out)]) == 0
     capsys.readouterr()
     before = _digest(out)
-    _refused(capsys, ["maps", cohort / "sub-002", out], out / "CBF.nii.gz", "--overwrite")
-    (out / "CBV.nii.gz").unlink()
-    (out / "CBV.nii.gz").mkdir()
-    _refused(capsys, ["maps", cohort / "sub-002", out, "--overwrite"], out / "CBV.nii.gz",
-             "is a folder")
-    assert _digest(out) == {k: v for k, v in before.items() if not k.startswith("CBV")}
+    cbf, cbv = _output(out, "cbf"), _output(out, "cbv")
+    _refused(capsys, ["maps", cohort / "sub-002", out], cbf, "--overwrite")
+    cbv.unlink()
+    cbv.mkdir()
+    _refused(capsys, ["maps", cohort / "sub-002", out, "--overwrite"], cbv, "is a folder")
+    assert _digest(out) == {k: v for k, v in before.items() if not k.endswith("_cbv.nii.gz")}
     assert _temporaries(out) == []
 
 
@@ -153,34 +153,35 @@ def test_maps_refuses_existing_maps_and_a_folder_in_their_place(cohort, tmp_path
 def test_overwritten_maps_do_not_mix_two_runs(cohort, tmp_path):
     out = tmp_path / "maps"
     assert main(["maps", str(cohort / "sub-002"), str(out)]) == 0
-    assert (out / "rCBF.nii.gz").is_file()
+    assert _output(out, "rcbf").is_file()
     exam = tmp_path / "sub-002"
     shutil.copytree(cohort / "sub-002", exam)
     (exam / "nawm_mask.nii.gz").unlink()  # no rCBF / rCBV for this one
     assert main(["maps", str(exam), str(out), "--overwrite"]) == 0
-    names = {p.name for p in out.iterdir()}
-    assert "rCBF.nii.gz" not in names and "rCBV.nii.gz" not in names
-    assert "CBF.nii.gz" in names and _temporaries(out) == []
+    names = {p.name.split("_")[-1] for p in out.rglob("*") if p.is_file()}
+    assert "rcbf.nii.gz" not in names and "rcbv.nii.gz" not in names
+    assert "cbf.nii.gz" in names and _temporaries(out) == []
 
 
 def test_maps_refuses_to_write_over_its_exam(cohort, tmp_path, capsys):
     exam = tmp_path / "sub-copy"
     shutil.copytree(cohort / "sub-001", exam)
     before = _digest(exam)
-    _refused(capsys, ["maps", exam, exam, "--prefix", "gt_", "--overwrite"], exam,
-             "exam folder")
+    _refused(capsys, ["maps", exam, exam, "--overwrite"], exam,
+             "inside an exam or cohort folder")
     # A link to the exam's own ground truth, elsewhere, is an input too.
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "gt_CBF.nii.gz").symlink_to(exam / "gt_CBF.nii.gz")
-    _refused(capsys, ["maps", exam, out, "--prefix", "gt_", "--overwrite"],
-             out / "gt_CBF.nii.gz", "input of this run")
+    link = out / "sub-copy" / "perf" / "sub-copy_desc-gt_cbf.nii.gz"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(exam / "gt_CBF.nii.gz")
+    _refused(capsys, ["maps", exam, out, "--desc", "gt", "--overwrite"], link,
+             "input of this run")
     assert _digest(exam) == before
 
 
-def test_maps_prefix_must_stay_in_the_output_folder(cohort, tmp_path, capsys):
+def test_maps_desc_must_stay_in_the_output_folder(cohort, tmp_path, capsys):
     out = tmp_path / "out"
-    _refused(capsys, ["maps", cohort / "sub-001", out, "--prefix", "../x_"], "--prefix",
+    _refused(capsys, ["maps", cohort / "sub-001", out, "--desc", "../x_"], "--desc",
              "../x_")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -304,8 +305,9 @@ def test_two_concurrent_maps_runs_into_one_folder_one_wins(cohort, tmp_path):
     assert len(winners) == 1, results
     (loser,) = set(results) - set(winners)
     status, error = results[loser]
-    assert status == 2 and len(error.strip().splitlines()) == 1, error
-    assert str(out) in error and "--overwrite" in error, error
+    line = error.strip().splitlines()[-1]  # after the QC notes both runs print
+    assert status == 2 and line.startswith("skperfusion maps: error: "), error
+    assert str(out) in line and "--overwrite" in line, error
     assert _maps_digest(out) == expected[winners[0]]
     assert _temporaries(out) == []
 
@@ -678,7 +680,11 @@ def test_ctrl_c_during_training_exits_130_and_saves_no_model(cohort, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(cohort, tmp_path):
+def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(tmp_path):
+    # A cohort the study can run on (2 patients of each grade in the test split).
+    cohort = tmp_path / "cohort"
+    assert main(["simulate", str(cohort), "--n-subjects", "10", "--lgg-fraction", "0.5",
+                 "--shape", "8", "8", "2", "--seed", "3"]) == 0
     out = tmp_path / "study"
     before = _digest(cohort)
     status, output = _interrupt_when(
