@@ -37,6 +37,13 @@ def test_report_is_self_contained_and_shows_aif_maps_flags_and_fits(tmp_path):
         return {"flags": {"aif_late": False, "leakage_uncorrected": True},
                 "aif_saturated_samples": saturated.tolist()}
 
+    report, _, _ = _report(tmp_path / "checks", qc={"flags": {"aif_late": True}, "checks": {
+        "aif_late": {"raised": True, "value": 0.25, "threshold": 0.1,
+                     "message": "25 % of the brain boluses arrive before the AIF"}}})
+    page = report.read_text(encoding="utf-8")
+    assert ('<tr><td>aif_late</td><td class="flag">raised</td><td>0.25</td><td>0.1</td>'
+            "<td>25 % of the brain boluses arrive before the AIF</td></tr>") in page
+
     report, _, _ = _report(tmp_path, leakage="bsw", qc=qc)
     assert report.name == "sub-007_desc-osvd_report.html" and report.parent == tmp_path
     page = report.read_text(encoding="utf-8")

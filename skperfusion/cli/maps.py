@@ -123,9 +123,12 @@ def add_curve_arguments(parser, aif_default="mask"):
                         help="AIF partial-volume scaling: 'vof' rescales the AIF to the area "
                              "of the venous output function (vof_mask.nii.gz, or late, "
                              "large-area voxels selected automatically)")
-    parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="none",
+    parser.add_argument("--leakage", choices=LEAKAGE_METHODS, default="bidirectional",
                         help="contrast-leakage correction of the concentration curves (bsw: "
-                             "Boxerman et al. 2006; bidirectional: Bjørnerud et al. 2011)")
+                             "Boxerman et al. 2006; bidirectional: Bjørnerud et al. 2011, the "
+                             "default: on simulated leaky gliomas it removed the -16 %% "
+                             "tumour/NAWM CBF ratio bias and the negative tumour CBV, and "
+                             "moved non-leaky exams by under 2 %%; 'none' to skip it)")
     parser.add_argument("--relaxivity", choices=RELAXIVITY_MODELS, default="none",
                         help="'none': tissue and AIF both as ΔR2* (1/s; relative maps and "
                              "ratios are right, absolute CBF/CBV are not); 'van_osch': tissue "
@@ -363,12 +366,6 @@ def _qc_writers(exam, record, desc, session):
     return writers
 
 
-def _label(text):
-    from ..derivatives import bids_label
-
-    return bids_label(text, what="--desc")
-
-
 def _planned_outputs(exams, args, out_dir):
     """Every file the run may write, to refuse existing ones before any work."""
     from ..derivatives import possible_outputs, subject_folder
@@ -396,7 +393,9 @@ def run(args):
 
     out_dir = Path(args.out_dir)
     input_dir = Path(args.input_dir)
-    _label(args.desc or args.method)
+    if args.desc is not None and not re.fullmatch(r"[0-9A-Za-z]+", args.desc):
+        raise ValueError(f"--desc {args.desc!r} must be letters and digits only (a BIDS label, "
+                         "the desc-<label> of every output name).")
     if out_dir.resolve() == input_dir.resolve() or input_dir.resolve() in out_dir.resolve().parents:
         raise ValueError(f"refusing to write the maps into the input folder {input_dir}: "
                          "outputs never go inside an exam or cohort folder; choose another "

@@ -68,13 +68,28 @@ def _rows(items):
         for key, value in items) + "</table>"
 
 
+def _number(value):
+    return "" if value is None else f"{value:.3g}"
+
+
 def _flags(qc):
     """The QC record: its flags first (raised ones highlighted), then its other fields."""
     if not qc:
         return "<p>No QC record for this exam.</p>"
     flags = qc.get("flags") if isinstance(qc, dict) else None
+    checks = qc.get("checks") if isinstance(qc, dict) else None
     parts = []
-    if isinstance(flags, dict):
+    if isinstance(checks, dict):  # skperfusion.qc.QCRecord.to_dict: one row per check
+        parts.append("<table><tr><th>flag</th><th></th><th>value</th><th>threshold</th>"
+                     "<th>message</th></tr>" + "".join(
+                         f'<tr><td>{html.escape(str(name))}</td>'
+                         f'<td class="{"flag" if check.get("raised") else "ok"}">'
+                         f'{"raised" if check.get("raised") else "ok"}</td>'
+                         f'<td>{_number(check.get("value"))}</td>'
+                         f'<td>{_number(check.get("threshold"))}</td>'
+                         f'<td>{html.escape(str(check.get("message") or ""))}</td></tr>'
+                         for name, check in checks.items()) + "</table>")
+    elif isinstance(flags, dict):
         parts.append("<ul>" + "".join(
             f'<li class="{"flag" if raised else "ok"}">{html.escape(str(name))}: '
             f'{"raised" if raised else "not raised"}</li>'
@@ -83,7 +98,8 @@ def _flags(qc):
         parts.append("<ul>" + "".join(f'<li class="flag">{html.escape(str(flag))}</li>'
                                       for flag in flags) + "</ul>" if flags else
                      '<p class="ok">No QC flag raised.</p>')
-    others = {k: v for k, v in qc.items() if k != "flags"}
+    others = {k: v for k, v in qc.items()
+              if k not in ("flags", "checks", "aif_saturated_samples")}
     if others:
         parts.append(f"<pre>{html.escape(json.dumps(others, indent=2))}</pre>")
     return "".join(parts)
