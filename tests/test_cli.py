@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import skperfusion
 from skperfusion.cli import main
 from skperfusion.deconvolution import OSVDDeconvolver
 from skperfusion.derivatives import map_file_name, subject_folder
@@ -54,7 +55,8 @@ def test_simulate_writes_a_loadable_cohort(cohort, capsys):
 @pytest.mark.parametrize("method", ["osvd", "tikhonov"])
 def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
     out = tmp_path / method
-    assert main(["maps", str(cohort / "sub-001"), str(out), "--method", method]) == 0
+    assert main(["maps", str(cohort / "sub-001"), str(out), "--method", method,
+                 "--leakage", "none"]) == 0
     dsc = nib.load(cohort / "sub-001" / "dsc.nii.gz")
     exam = load_exam(cohort / "sub-001")
     brain = exam.masks["brain"]
@@ -162,3 +164,44 @@ def test_interrupted_maps_leave_no_partial_output(cohort, tmp_path, monkeypatch,
     assert len(calls) == 2  # the first map was fully written to its temp file
     assert not out.exists()  # nor the folder this run would have created
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _options(parser):
+    """Every option string of a parser, with its action."""
+    return {option: action for action in parser._actions for option in action.option_strings}
+
+
+def test_one_consistent_command_line(capsys):
+    import argparse
+
+    from skperfusion.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in commands.items():
+        options = _options(command)
+        for option, action in options.items():
+            assert action.help, f"{name} {option} has no help"
+        assert "--quiet" in options and "--out" in options and "--overwrite" in options, name
+        text = command.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    for name in ("maps", "train", "study"):
+        assert "--device" in _options(commands[name]), name
+    phae = {option for option in _options(commands["train"]) if option.startswith("--phae-")}
+    assert phae == {option for option in _options(commands["study"])
+                    if option.startswith("--phae-")} - {"--phae-cv-epochs"}
+    assert len(phae) == 6
+    assert "K2" not in _options(commands["train"])["--leakage"].help
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skperfusion {skperfusion.__version__}"
+
+
+def test_quiet_prints_nothing(cohort, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["maps", str(cohort / "sub-001"), str(tmp_path / "out"), "--quiet",
+                 "--no-report"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -1,6 +1,6 @@
 """``skperfusion import-dicom``: a DSC DICOM series into the exam layout."""
 
-from ._args import add_command
+from ._args import add_command, add_quiet_argument
 
 HELP = "convert a DSC DICOM series (single- or multi-echo) into an exam folder with dcm2niix"
 DETAILS = (
@@ -27,6 +27,7 @@ def register(subparsers):
     parser.add_argument("--allow-unusual-timing", action="store_true",
                         help="accept echo times outside 1-120 ms and repetition times outside "
                              "0.3-5 s (refused by default: almost always a unit error)")
+    add_quiet_argument(parser)
 
 
 def run(args):
@@ -40,4 +41,5 @@ def run(args):
                              allow_unusual_timing=args.allow_unusual_timing)
     except ImportError as exc:  # the optional dcm2niix: a user error, not a crash
         raise ValueError(str(exc)) from exc
-    print(f"wrote {', '.join(path.name for path in paths)} to {args.exam_dir}")
+    if not args.quiet:
+        print(f"wrote {', '.join(path.name for path in paths)} to {args.exam_dir}")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from .._io import RESERVED_PREFIX, atomic_directory, check_outputs
-from ._args import add_command, positive_float, positive_int
+from ._args import add_command, add_quiet_argument, positive_float, positive_int
 
 HELP = "simulate a glioma DSC cohort (the on-disk cohort layout) with ground-truth maps"
 DETAILS = (
@@ -58,6 +58,7 @@ def register(subparsers):
                              "lobe delayed by 4 s and dispersed by 2 s more, arterial voxels "
                              "of 30 %% blood or of 5-10 %% (no usable artery), or strong "
                              "tumour leakage (Ktrans 0.15/min); low SNR is --snr")
+    add_quiet_argument(parser)
 
 
 # The simulator draws series of 60-120 frames. One subject's peak memory is
@@ -120,11 +121,13 @@ def run(args):
     with atomic_directory(args.out_dir, overwrite=args.overwrite, manifest=MANIFEST) as folder:
         table = simulate_cohort(folder, args.n_subjects, lgg_fraction=args.lgg_fraction,
                                 shape=tuple(args.shape), snr=args.snr, noise=args.noise,
-                                random_state=args.seed, n_jobs=args.n_jobs, progress=True,
+                                random_state=args.seed, n_jobs=args.n_jobs,
+                                progress=not args.quiet,
                                 leakage=args.leakage, echo_times=args.echo_times,
                                 preload=args.preload, hard_cases=args.hard_cases)
     counts = table["grade"].value_counts()
     snr = "inf" if math.isinf(args.snr) else f"{args.snr:g}"
     leakage = "leaky tumours" if args.leakage else "no leakage"
-    print(f"wrote {len(table)} subjects ({counts.get('LGG', 0)} LGG, {counts.get('HGG', 0)} "
-          f"HGG, SNR {snr}, {leakage}) to {args.out_dir}")
+    if not args.quiet:
+        print(f"wrote {len(table)} subjects ({counts.get('LGG', 0)} LGG, "
+              f"{counts.get('HGG', 0)} HGG, SNR {snr}, {leakage}) to {args.out_dir}")
