@@ -38,7 +38,7 @@ from .comparison import auc_comparison_table
 from .cv import cross_validated_grading, summarize_cv
 from .evaluation import TRUTH, grading_table, map_error_table, noise_robustness
 from .feasibility import check_study_design
-from .report import render_report, study_json
+from .report import plural, render_report, study_json
 
 __all__ = ["OUTPUT_FILES", "StudyConfig", "StudyResults", "compute_study", "run_study",
            "write_study"]
@@ -450,9 +450,10 @@ def _settings(exams, sizes, mappers, grid, config, started):
     trainable = config.trainable
     trained = ", ".join(f"{label} on {mappers[label].n_train_voxels_} voxels"
                         for label in mappers if label in trainable) or "none"
+    repeats = ("every repeat" if config.trainable_repeats is None
+               else f"the first {plural(config.trainable_repeats, 'repeat')}")
     cv_trainable = (f"; trainable methods ({', '.join(sorted(trainable))}) retrained on "
-                    f"every training fold of the first {config.trainable_repeats} repeat(s)"
-                    if trainable else "")
+                    f"every training fold of {repeats}" if trainable else "")
     cv_params = "".join(f"; {config.labels[name]} in the folds with {params}"
                         for name, params in config.cv_method_params.items()
                         if name in config.labels)
@@ -474,8 +475,9 @@ def _settings(exams, sizes, mappers, grid, config, started):
         "bootstrap": f"{config.n_boot} stratified resamples of the test patients, percentile "
                      "95% CI",
         "noise": f"{config.noise_kind}, baseline SNR "
-                 f"{', '.join(str(s) for s in config.snrs)}, {config.n_draws} draws each, "
-                 "added to the acquired signal, AIF recomputed from the degraded signal",
+                 f"{', '.join(str(s) for s in config.snrs)}, "
+                 f"{plural(config.n_draws, 'draw')} each, added to the acquired signal, AIF "
+                 "recomputed from the degraded signal",
         "command": config.command or "Python API (no command line)",
         "software": ", ".join(f"{name} {version}" for name, version in
                               software_versions().items())
