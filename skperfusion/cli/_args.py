@@ -107,6 +107,23 @@ def add_link_argument(parser):
                              "the cohort folder (refused by default)")
 
 
+def add_parallel_arguments(parser, what):
+    """Add ``--n-jobs`` (what runs in parallel) and ``--scheduler`` (a dask cluster).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    what : str
+        What runs in parallel, e.g. ``"exams of a cohort mapped"``.
+    """
+    from ._scheduler import add_scheduler_argument
+
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help=f"{what} in parallel (joblib; default -1 with --scheduler: every "
+                             "worker of the cluster)")
+    add_scheduler_argument(parser)
+
+
 def add_quiet_argument(parser):
     """Add ``--quiet``: no progress bars and no summary line (errors still go to stderr)."""
     parser.add_argument("--quiet", action="store_true",

@@ -12,8 +12,14 @@ from .._options import (
     RELAXIVITY_MODELS,
 )
 from ..deconvolution._registry import available_deconvolvers, get_deconvolver
-from ._args import add_command, add_link_argument, add_quiet_argument, positive_int
-from ._scheduler import add_scheduler_argument, scheduler
+from ._args import (
+    add_command,
+    add_link_argument,
+    add_parallel_arguments,
+    add_quiet_argument,
+    positive_int,
+)
+from ._scheduler import scheduler
 
 HELP = "compute CBF/CBV/MTT/Tmax maps of an exam or a cohort with any registered deconvolver"
 DETAILS = (
@@ -79,10 +85,7 @@ def register(subparsers):
     parser.add_argument("--aif-plot", action="store_true",
                         help="also write _aif.png per exam, the AIF (with the candidates of "
                              "--aif auto)")
-    parser.add_argument("--n-jobs", type=int, default=None,
-                        help="exams of a cohort mapped in parallel (joblib; default -1 with "
-                             "--scheduler: every worker of the cluster)")
-    add_scheduler_argument(parser)
+    add_parallel_arguments(parser, "exams of a cohort mapped")
     add_link_argument(parser)
     add_quiet_argument(parser)
 

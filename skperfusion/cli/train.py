@@ -5,6 +5,7 @@ import time
 from ._args import (
     add_command,
     add_link_argument,
+    add_parallel_arguments,
     add_phae_arguments,
     add_quiet_argument,
     add_torch_arguments,
@@ -13,7 +14,7 @@ from ._args import (
     positive_float,
     positive_int,
 )
-from ._scheduler import add_scheduler_argument, scheduler
+from ._scheduler import scheduler
 from .maps import add_curve_arguments
 
 HELP = "train a physics-informed autoencoder (PHAE) on a cohort folder and save it"
@@ -45,10 +46,7 @@ def register(subparsers):
     parser.add_argument("--n-times", type=positive_int, default=None,
                         help="frames of the common grid (default: the shortest exam)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--n-jobs", type=int, default=None,
-                        help="exams converted to curves in parallel (joblib; default -1 "
-                             "with --scheduler: every worker of the cluster)")
-    add_scheduler_argument(parser)
+    add_parallel_arguments(parser, "exams converted to curves")
     add_curve_arguments(parser)
     add_link_argument(parser)
     add_quiet_argument(parser)
