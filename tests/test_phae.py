@@ -341,9 +341,6 @@ def test_epoch_voxels_early_stopping_and_split(small_model):
                             module__width=4, random_state=0).fit(X)
     assert [len(row["batches"]) for row in model.history_] == [3, 3, 3]
     assert sum(b["train_batch_size"] for b in model.history_[-1]["batches"]) == 120
-    with pytest.warns(FutureWarning, match="max_train_voxels.*deprecated; use epoch_voxels"):
-        old = clone(model).set_params(epoch_voxels=None, max_train_voxels=120).fit(X)
-    np.testing.assert_array_equal(old.transform(X), model.transform(X))
     stopped = PHAEDeconvolver(
         tr=TR, max_epochs=20, batch_size=64, module__width=4, random_state=0,
         callbacks=[EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)],

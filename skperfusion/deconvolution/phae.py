@@ -16,13 +16,12 @@ import inspect
 import io
 import signal
 import threading
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import Callback, ProgressBar
@@ -41,10 +40,6 @@ __all__ = ["PHAEDeconvolver"]
 _MODULE_PARAMS = ("tr", "kh", "rho", "family", "gamma_shape", "learn_delay", "mtt_min",
                   "mtt_max", "max_delay")
 """Estimator parameters handed to :class:`PHAEModule`; never ``module__`` ones."""
-
-_RENAMED = {"residue": "family", "max_train_voxels": "epoch_voxels"}
-"""Deprecated parameter names (0.1) and their new names."""
-
 
 def _resident_curves(dataset):
     """The curves tensor of a skorch dataset or of a ``Subset`` of one (a validation split)."""
@@ -108,16 +103,6 @@ class _RecalibrateBatchNorm(Callback):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         update_bn(net.get_iterator(net.get_dataset(X), training=True), net.module_,
                   device=net.device)
-
-
-def _renamed(params):
-    """``params`` with the values of deprecated names moved to their new names."""
-    for old, new in _RENAMED.items():
-        if (value := params.pop(old)) != "deprecated":
-            warnings.warn(f"PHAEDeconvolver({old}=...) is deprecated; use {new}=...",
-                          FutureWarning, stacklevel=5)
-            params[new] = value
-    return params
 
 
 def _local_torch_rng(device):
@@ -284,8 +269,6 @@ class PHAEDeconvolver(BaseDeconvolver):
         Seeds the initialisation and batch order; the global torch RNG is untouched.
     verbose : int, default=0
         0 is silent; 1 prints skorch's per-epoch table and a progress bar.
-    residue, max_train_voxels : deprecated
-        Old names of ``family`` and ``epoch_voxels``.
     **kwargs
         skorch-style routed parameters, see above.
 
@@ -344,9 +327,6 @@ class PHAEDeconvolver(BaseDeconvolver):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "residue": [StrOptions(set(DECODER_FAMILIES)), Hidden(StrOptions({"deprecated"}))],
-        "max_train_voxels": [Interval(Integral, 1, None, closed="left"), None,
-                             Hidden(StrOptions({"deprecated"}))],
         "module__width": [Interval(Integral, 1, MAX_WIDTH, closed="both")],
         "module__negative_slope": [Interval(Real, 0, None, closed="left")],
     }
@@ -355,15 +335,13 @@ class PHAEDeconvolver(BaseDeconvolver):
                  chunk_size=256, family="lorentzian", gamma_shape=2.0, learn_delay=False,
                  max_delay=10.0, mtt_min=0.5, mtt_max=30.0, max_epochs=65, lr=1e-4,
                  batch_size=1536, epoch_voxels=None, train_split=None, callbacks=None,
-                 device="cpu", random_state=None, verbose=0, residue="deprecated",
-                 max_train_voxels="deprecated", **kwargs):
+                 device="cpu", random_state=None, verbose=0, **kwargs):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
         self.family, self.gamma_shape, self.learn_delay = family, gamma_shape, learn_delay
         self.max_delay, self.mtt_min, self.mtt_max = max_delay, mtt_min, mtt_max
         self.max_epochs, self.lr, self.batch_size = max_epochs, lr, batch_size
         self.epoch_voxels, self.train_split, self.callbacks = epoch_voxels, train_split, callbacks
         self.device, self.random_state, self.verbose = device, random_state, verbose
-        self.residue, self.max_train_voxels = residue, max_train_voxels
         self._routed_params = kwargs  # private: sklearn sees only constructor arguments
 
     def get_params(self, deep=True):
@@ -405,7 +383,7 @@ class PHAEDeconvolver(BaseDeconvolver):
         return hasattr(self, "net_")
 
     def _make_net(self):
-        return _PHAENet.from_params(_renamed(self.get_params()), self._routed_params)
+        return _PHAENet.from_params(self.get_params(), self._routed_params)
 
     def _fit_curves(self, tissue, aif):
         # A failed or interrupted (re)fit leaves the estimator unfitted.
