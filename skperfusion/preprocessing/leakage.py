@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from .._options import LEAKAGE_METHODS
 from .._warnings import warn
 from ..curves import AIF, TISSUE, validate_curves
 from ..physics.leakage import (
@@ -29,8 +30,9 @@ from .concentration import detect_baseline_frames
 
 __all__ = ["CORRECTION_METHODS", "LeakageCorrector", "LeakageWarning"]
 
-CORRECTION_METHODS = ("bsw", "bidirectional")
-"""Correction methods of :class:`LeakageCorrector`."""
+CORRECTION_METHODS = tuple(method for method in LEAKAGE_METHODS if method != "none")
+"""Correction methods of :class:`LeakageCorrector`: the exam pipeline's ``leakage``
+options (``skperfusion._options.LEAKAGE_METHODS``) but ``"none"``."""
 
 BOLUS_SD = 5.0
 """A voxel has a bolus where its ΔR2* peak exceeds this many baseline sd."""
