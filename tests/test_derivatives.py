@@ -69,6 +69,18 @@ def test_cohort_maps_form_a_derivatives_dataset(mapped):
 
 
 @pytest.mark.slow
+def test_pybids_indexes_the_derivatives_with_their_metadata(mapped):
+    bids = pytest.importorskip("bids", reason="pybids is not installed (the test extra has it)")
+    layout = bids.BIDSLayout(mapped, validate=True, is_derivative=True)
+    assert layout.get_subjects() == ["001", "003"]
+    cbf = layout.get(suffix="cbf", desc="osvd", extension=".nii.gz")
+    assert len(cbf) == 2
+    assert all(image.get_metadata()["Units"] == "ml/100g/min" for image in cbf)
+    suffixes = set(layout.get(return_type="id", target="suffix", extension=".nii.gz"))
+    assert suffixes == {"cbf", "cbv", "mtt", "tmax", "rcbf", "rcbv", "k2", "aifmask"}
+
+
+@pytest.mark.slow
 def test_rerun_from_a_sidecar_gives_identical_maps(cohort, mapped):
     folder = mapped / subject_folder("sub-003")
     sidecar = folder / map_file_name("sub-003", "CBF", "osvd", extension=".json")
