@@ -439,6 +439,9 @@ class AIFQuality:
     reselected : bool
         Whether the first choice arrived too late and the AIF was chosen
         again among the earliest voxels.
+
+    Attributes
+    ----------
     score : float
         In [0, 1]: the product of ``min(1, n_voxels / MIN_AIF_VOXELS)``,
         ``min(1, peak_ratio / (2 · MIN_PEAK_RATIO))`` and
