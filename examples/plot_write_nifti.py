@@ -18,6 +18,7 @@ compute its maps and save them.
 # :func:`~skperfusion.exam.load_exam` reads: ``dsc.nii.gz`` (4-D signal),
 # ``dsc.json`` (TE and TR in seconds) and one ``<name>_mask.nii.gz`` per
 # mask (simulated exams add ``gt_<map>.nii.gz`` ground truth).
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,7 +29,9 @@ import numpy as np
 
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import OSVDDeconvolver
+from skperfusion.derivatives import write_derivatives
 from skperfusion.exam import ExamToCurves, load_exam, save_maps, write_exam
+from skperfusion.exam_estimators import PerfusionMapper
 
 workdir = Path(tempfile.mkdtemp())
 write_exam(simulate_exam("sub-001", grade="LGG", random_state=3), workdir / "sub-001")
@@ -71,6 +74,23 @@ for ax, name in zip(axes, maps, strict=True):
 plt.show()
 
 # %%
-# The command line does the same in one call:
-# ``skperfusion maps sub-001 maps --method osvd``.
+# As BIDS derivatives, with provenance
+# ------------------------------------
+# :func:`~skperfusion.derivatives.write_derivatives` writes the maps of a
+# :class:`~skperfusion.exam_estimators.PerfusionMapper` the way
+# ``skperfusion maps`` does: BIDS-derivative names
+# (``sub-001/perf/sub-001_desc-osvd_cbf.nii.gz``), a JSON sidecar per map
+# (units, method and parameters, exam-to-curves settings, AIF, input files,
+# versions), ``dataset_description.json`` and an HTML QC report.
+mapper = PerfusionMapper(OSVDDeconvolver()).fit([exam])
+paths = write_derivatives(mapper.transform([exam])[0], workdir / "derivatives", mapper)
+names = [str(path.relative_to(workdir / "derivatives")) for path in paths]
+print(len(names), "files:", names[0], names[1], "...", *names[-3:])
+sidecar = json.loads((workdir / "derivatives" / "sub-001" / "perf"
+                      / "sub-001_desc-osvd_cbf.json").read_text())
+print(sidecar["Units"], "|", sidecar["Method"]["Label"], "|", sidecar["ExamToCurves"])
+
+# %%
+# The command line does the same in one call, for an exam or a whole cohort:
+# ``skperfusion maps sub-001 derivatives --method osvd``.
 shutil.rmtree(workdir)

@@ -37,9 +37,9 @@ from ._options import AIF_FILES
 from .exam.model import MAP_UNITS
 
 __all__ = ["BIDS_VERSION", "MAP_DESCRIPTIONS", "bids_label", "dataset_description",
-           "derivative_writers", "map_file_name", "possible_outputs", "registry_name",
-           "report_writers", "rerun_settings", "software_versions", "subject_folder",
-           "write_dataset_description", "write_derivatives"]
+           "derivative_writers", "map_file_name", "possible_outputs", "quality_control",
+           "registry_name", "report_writers", "rerun_settings", "software_versions",
+           "subject_folder", "write_dataset_description", "write_derivatives"]
 
 BIDS_VERSION = "1.10.0"
 """Version of the BIDS specification the derivatives follow."""
@@ -306,6 +306,34 @@ def _aif_record(aif, curves):
             "PeakTime": float(aif.times[peak])}
 
 
+def quality_control(exam_maps, mapper):
+    """The QC record of maps made by a mapper (:func:`skperfusion.qc.exam_qc`).
+
+    Parameters
+    ----------
+    exam_maps : ExamMaps
+        The maps, with their exam and AIF.
+    mapper : PerfusionMapper
+        The fitted mapper that made them: its exam-to-curves settings (leakage,
+        relaxivity, AIF scaling) and whether its deconvolver is a bounded
+        model fit go into the checks.
+
+    Returns
+    -------
+    record : QCRecord
+    """
+    from .deconvolution import ParametricDeconvolver
+    from .exam import ExamToCurves
+    from .qc import exam_qc
+
+    curves = mapper.curves if mapper.curves is not None else ExamToCurves()
+    return exam_qc(exam_maps.exam, exam_maps.aif, exam_maps.maps,
+                   mask=exam_maps.exam.mask(exam_maps.mask), leakage=curves.leakage,
+                   relaxivity=curves.relaxivity, aif_scaling=curves.aif_scaling,
+                   bounded_fit=isinstance(_estimator(mapper.deconvolver_),
+                                          ParametricDeconvolver))
+
+
 def _is_empty(volume):
     return not np.isfinite(volume).any()
 
@@ -438,8 +466,10 @@ def write_derivatives(exam_maps, out_dir, mapper, *, method=None, desc=None, ses
         The derivatives dataset root, created if needed.
     mapper : PerfusionMapper
         The fitted mapper that made the maps.
-    method, desc, session, sources, model, qc, command
+    method, desc, session, sources, model, command
         As in :func:`derivative_writers`.
+    qc : dict or None, default=None
+        QC record of the exam; None computes it (:func:`quality_control`).
     report : bool, default=True
         Also write the HTML QC report (:func:`skperfusion.report.exam_report`).
     overwrite : bool, default=True
@@ -454,6 +484,7 @@ def write_derivatives(exam_maps, out_dir, mapper, *, method=None, desc=None, ses
     out_dir = Path(out_dir)
     method = registry_name(mapper.deconvolver_) if method is None else method
     desc = method if desc is None else desc
+    qc = quality_control(exam_maps, mapper).to_dict() if qc is None else qc
     folder, writers, sidecar = derivative_writers(
         exam_maps, mapper, method=method, desc=desc, session=session, sources=sources,
         model=model, qc=qc, command=command)

@@ -1,6 +1,7 @@
 """The HTML QC report: content, self-containedness, and a render in headless Chromium."""
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -62,12 +63,18 @@ def test_report_is_self_contained_and_shows_aif_maps_flags_and_fits(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_without_leakage_or_qc_says_so(tmp_path):
+def test_report_without_leakage_computes_its_qc_record(tmp_path):
     report, _, _ = _report(tmp_path)
     page = report.read_text(encoding="utf-8")
     assert "K2: leakage rate constant" not in page
-    assert "No QC record for this exam." in page
-    assert "relative only" in page  # no VOF scaling, no relaxivity: absolute values are not
+    # No QC record given: write_derivatives computes it. Without VOF scaling or a
+    # relaxivity conversion the absolute values are relative only, flagged.
+    assert '<tr><td>relative_only</td><td class="flag">raised</td>' in page
+    assert '<tr><td>aif_few_voxels</td><td class="ok">ok</td>' in page
+    assert "relative only" in page
+    sidecar = json.loads((tmp_path / "sub-007" / "perf" / "sub-007_desc-osvd_cbf.json")
+                         .read_text())
+    assert sidecar["QC"]["flags"]["relative_only"] is True
 
 
 def test_index_links_every_report_and_counts_flags():

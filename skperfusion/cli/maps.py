@@ -311,7 +311,7 @@ def _map_exam(folder, subject, session, args, out_dir):
                                                if args.mask != "tumor" else {})},
                       result.seconds, result.mask, result.aif)
     desc = args.desc or args.method
-    qc = _quality_control(exam, result, mapper, args)
+    qc = _quality_control(result, mapper, args)
     _, writers, sidecar = derivative_writers(
         result, mapper, method=args.method, desc=desc, session=session,
         sources=[*_sources(folder), *([args.model] if args.model else [])], model=args.model,
@@ -333,15 +333,11 @@ def _map_exam(folder, subject, session, args, out_dir):
             "flags": count_flags(sidecar["QC"]), "written": len(paths)}
 
 
-def _quality_control(exam, result, mapper, args):
+def _quality_control(result, mapper, args):
     """The QC record of an exam's maps (:func:`skperfusion.qc.exam_qc`); its summary on stderr."""
-    from ..deconvolution import ParametricDeconvolver
-    from ..qc import exam_qc
+    from ..derivatives import quality_control
 
-    record = exam_qc(exam, result.aif, result.maps, mask=exam.mask(args.mask),
-                     leakage=args.leakage, relaxivity=args.relaxivity,
-                     aif_scaling=args.aif_scaling,
-                     bounded_fit=isinstance(mapper.deconvolver_, ParametricDeconvolver))
+    record = quality_control(result, mapper)
     if not args.quiet:
         print(record.summary(), file=sys.stderr)
     return record

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._docs import fill_doc
 from .._warnings import warn
 from ..curves import validate_curves
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
@@ -91,14 +92,13 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
     def _fit_curves(self, tissue, aif):
         """Learn from training curves; stateless deconvolvers learn nothing."""
 
+    @fill_doc
     def transform(self, X):
         """Compute perfusion maps for every sample.
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Tissue and arterial concentration curves with the ``n_times``
-            seen in ``fit``.
+        %(X_fitted_curves)s
 
         Returns
         -------

@@ -13,6 +13,7 @@ share one AIF across voxels: it is then transformed once and broadcast.
 import numpy as np
 import scipy.fft
 
+from .._docs import fill_doc
 from ..curves import shared_aif
 from ..physics import (
     cbv_from_curves,
@@ -136,14 +137,13 @@ class ResidueDeconvolver(BaseDeconvolver):
     (eq. 2), MTT = CBV / CBF and Tmax is the time of the residue peak.
     """
 
+    @fill_doc
     def residues(self, X):
         """Deconvolved impulse responses ``h(t) = f·R(t)`` of every sample.
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
-            Tissue and arterial concentration curves with the ``n_times``
-            seen in ``fit``.
+        %(X_fitted_curves)s
 
         Returns
         -------

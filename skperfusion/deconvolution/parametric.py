@@ -21,6 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._docs import fill_doc
 from .._warnings import warn
 from ..curves import pair_curves
 from ..physics import (
@@ -313,6 +314,7 @@ def _project(tissue, unit):
     return flow, tissue - flow[:, None] * unit
 
 
+@fill_doc
 class ParametricDeconvolver(BaseDeconvolver):
     """Model-based deconvolution: per-voxel least-squares fit of the PHAE decoder model.
 
@@ -449,12 +451,7 @@ class ParametricDeconvolver(BaseDeconvolver):
     prior_ : ndarray of shape (2,) or None
         Centre of the population prior: MTT and delay in seconds (None
         without a prior).
-    n_features_in_ : int
-        ``2 · n_times``.
-    feature_names_in_ : ndarray of str
-        Input column names, when ``X`` has string column names.
-    n_times_ : int
-        Number of time points seen in ``fit``.
+    %(fitted_curve_attributes)s
 
     See Also
     --------

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.fft
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._docs import fill_doc
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
 from ._spectral import (
     ResidueDeconvolver,
@@ -155,6 +156,7 @@ def _toeplitz_pseudo_inverses(aifs, tr, threshold):
     return np.einsum("aji,aj,akj->aik", vt, inverse_s, u)
 
 
+@fill_doc
 class OSVDDeconvolver(ResidueDeconvolver):
     """SVD deconvolution of DSC-MRI curves: oSVD (default), cSVD or sSVD.
 
@@ -224,12 +226,7 @@ class OSVDDeconvolver(ResidueDeconvolver):
 
     Attributes
     ----------
-    n_features_in_ : int
-        ``2 · n_times``.
-    feature_names_in_ : ndarray of str
-        Input column names, when ``X`` has string column names.
-    n_times_ : int
-        Number of time points seen in ``fit``.
+    %(fitted_curve_attributes)s
 
     See Also
     --------

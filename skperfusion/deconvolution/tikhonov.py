@@ -5,6 +5,7 @@ from numbers import Real
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._docs import fill_doc
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
 from ._spectral import (
     ResidueDeconvolver,
@@ -161,6 +162,7 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion, weights, noise_var
                               best[:, None], axis=-1)
 
 
+@fill_doc
 class TikhonovDeconvolver(ResidueDeconvolver):
     """Tikhonov-regularised deconvolution of DSC-MRI curves (Calamante et al. 2003).
 
@@ -239,12 +241,7 @@ class TikhonovDeconvolver(ResidueDeconvolver):
 
     Attributes
     ----------
-    n_features_in_ : int
-        ``2 · n_times``.
-    feature_names_in_ : ndarray of str
-        Input column names, when ``X`` has string column names.
-    n_times_ : int
-        Number of time points seen in ``fit``.
+    %(fitted_curve_attributes)s
 
     See Also
     --------
