@@ -240,7 +240,8 @@ def test_maps_cli_writes_auto_aif_files_and_relative_maps(simulated, tmp_path):
                  "--aif-plot", "--no-report"]) == 0
     out = out / "sub-001" / "perf"
     names = {p.name.removeprefix("sub-001_desc-osvd_") for p in out.iterdir()}
-    assert names == {f"{m}.{e}" for m in ("cbf", "cbv", "mtt", "tmax", "rcbf", "rcbv")
+    # Leakage is corrected by default: K2 comes with the maps.
+    assert names == {f"{m}.{e}" for m in ("cbf", "cbv", "mtt", "tmax", "rcbf", "rcbv", "k2")
                      for e in ("nii.gz", "json")} | {"aifmask.nii.gz", "aif.tsv", "aif.png",
                                                      "qc.json"}
     out = {name: out / f"sub-001_desc-osvd_{name}" for name in

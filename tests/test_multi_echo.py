@@ -175,7 +175,8 @@ def test_maps_cli_uses_every_echo_and_writes_the_leakage_map(tmp_path):
 
     aif, tissue, _ = _curves()
     write_exam(_dual_echo_exam(), tmp_path / "sub-me")
-    assert main(["maps", str(tmp_path / "sub-me"), str(tmp_path / "maps"), "--no-report"]) == 0
+    assert main(["maps", str(tmp_path / "sub-me"), str(tmp_path / "maps"), "--no-report",
+                 "--leakage", "none"]) == 0
     cbv = nib.load(tmp_path / "maps" / "sub-me" / "perf" / "sub-me_desc-osvd_cbv.nii.gz"
                    ).get_fdata()
     # oSVD's CBV is the area ratio of eq. 2: positive and true despite the T1 rise.

@@ -142,7 +142,7 @@ def test_maps_writes_the_qc_record_and_the_computed_brain_mask(leaky, tmp_path, 
     write_exam(dataclasses.replace(leaky, masks=masks), tmp_path / "sub-leaky")
     assert not (tmp_path / "sub-leaky" / "brain_mask.nii.gz").exists()
     assert main(["maps", str(tmp_path / "sub-leaky"), str(tmp_path / "out"), "--aif", "auto",
-                 "--no-report"]) == 0
+                 "--leakage", "none", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "QC sub-leaky: " in err and "leakage_signature" in err
     perf = tmp_path / "out" / "sub-leaky" / "perf"
