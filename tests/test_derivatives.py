@@ -108,7 +108,8 @@ def test_sessions_are_read_and_written(cohort, tmp_path):
     assert main(["maps", str(subject / "ses-02"), str(single), "--quiet"]) == 0
     assert (single / "sub-007" / "ses-02" / "perf" / "sub-007_ses-02_desc-osvd_mtt.nii.gz"
             ).is_file()
-    assert (single / "sub-007_ses-02_desc-osvd_report.html").is_file()
+    page = (single / "sub-007_ses-02_desc-osvd_report.html").read_text()
+    assert "<h1>sub-007 ses-02: oSVD perfusion maps (desc-osvd)</h1>" in page
 
 
 def _mapped_exam():

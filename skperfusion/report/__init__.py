@@ -153,8 +153,9 @@ def exam_report(exam_maps, sidecar, *, desc, session=None, fits=None):
         One self-contained page.
     """
     exam = exam_maps.exam
-    title = f"{exam.subject_id}" + (f" ses-{session}" if session else "") + \
-        f": {sidecar['Method']['Label']} perfusion maps (desc-{desc})"
+    session = f" ses-{str(session).removeprefix('ses-')}" if session else ""
+    title = (f"{exam.subject_id}{session}: {sidecar['Method']['Label']} perfusion maps "
+             f"(desc-{desc})")
     qc = sidecar.get("QC") or {}
     sections = ["<h2>Summary</h2>", _summary(exam_maps, sidecar),
                 "<h2>QC flags</h2>", _flags(qc)]
