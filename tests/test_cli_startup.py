@@ -30,6 +30,7 @@ def test_help_imports_no_heavy_library(code):
     assert _loaded_after(code) == []
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_package_import_is_lazy_but_complete():
     assert _loaded_after("import skperfusion, skperfusion.deconvolution as d\n"

@@ -101,6 +101,7 @@ def test_training_batches_of_a_validation_split():
     assert torch.equal(torch.cat(batches), X[valid.indices])
 
 
+@pytest.mark.slow
 def test_threaded_cpu_inference_equals_the_unfolded_encoder_on_all_voxels(phae_cpu):
     model, X = phae_cpu
     torch.set_num_threads(2)  # chunks in two threads, one torch thread each
