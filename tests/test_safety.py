@@ -259,16 +259,19 @@ def test_the_output_is_given_once(cohort, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
+    # Where the maps go (the folder of the CBF map under OUT), from a first run.
+    assert main(["maps", str(cohort / "sub-003"), str(tmp_path / "first")]) == 0
+    folder = _output(tmp_path / "first", "cbf").parent.relative_to(tmp_path / "first")
     out = tmp_path / "maps"
-    out.mkdir()
+    (out / folder).mkdir(parents=True)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    stale = out / f".skperfusion-tmp-{int(dead.stdout)}-{_io._HOST}-00000000-CBF.nii.gz"
+    stale = out / folder / f".skperfusion-tmp-{int(dead.stdout)}-{_io._HOST}-00000000-x.nii.gz"
     stale.write_bytes(b"half a map")
     assert main(["maps", str(cohort / "sub-003"), str(out)]) == 0
-    names = {p.name for p in out.iterdir()}
-    assert names >= {f"{n}.nii.gz" for n in MAP_NAMES} and stale.name not in names
-    assert _temporaries(out) == []
+    assert not stale.exists() and _temporaries(out) == []
+    for name in MAP_NAMES:
+        assert _output(out, name.lower()).is_file()
 
 
 def _maps_digest(folder):
@@ -484,8 +487,8 @@ def test_one_zero_sample_gives_nan_for_that_voxel_only(cohort, tmp_path):
         assert main(["maps", str(exam), str(tmp_path / "degenerate")]) == 0
     assert len([w for w in record if "zero or negative" in str(w.message)]) == 1
     for name in MAP_NAMES:
-        clean = nib.load(tmp_path / "clean" / f"{name}.nii.gz").get_fdata()
-        degenerate = nib.load(tmp_path / "degenerate" / f"{name}.nii.gz").get_fdata()
+        clean = nib.load(_output(tmp_path / "clean", name.lower())).get_fdata()
+        degenerate = nib.load(_output(tmp_path / "degenerate", name.lower())).get_fdata()
         assert np.isnan(degenerate[voxel])
         others = np.ones(brain.shape, bool)
         others[voxel] = False
