@@ -579,6 +579,8 @@ def test_unusual_timing_is_accepted_when_asked_for(cohort, tmp_path):
 
 @pytest.mark.parametrize(("argv", "needles"), [
     (["train", "{cohort}", "{tmp}/m.pt", "--device", "banana"], ["--device 'banana'"]),
+    (["maps", "{cohort}/sub-001", "{tmp}/out", "--method", "parametric", "--device", "banana"],
+     ["--device 'banana'"]),
     (["train", "{cohort}", "{tmp}/m.pt", "--tr", "1e-9"], ["RepetitionTime=1e-09", "--tr"]),
     (["simulate", "{tmp}/big", "--shape", "100000", "100000", "100000"],
      ["--shape 100000 100000 100000", "GiB of memory"]),

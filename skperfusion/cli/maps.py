@@ -17,6 +17,7 @@ from ._args import (
     add_link_argument,
     add_parallel_arguments,
     add_quiet_argument,
+    check_torch_device,
     positive_int,
 )
 from ._scheduler import scheduler
@@ -395,6 +396,8 @@ def run(args):
     if args.desc is not None and not re.fullmatch(r"[0-9A-Za-z]+", args.desc):
         raise ValueError(f"--desc {args.desc!r} must be letters and digits only (a BIDS label, "
                          "the desc-<label> of every output name).")
+    if args.device != "cpu" and args.method in ("phae", "parametric"):
+        check_torch_device(args.device)  # imports torch, which those methods use anyway
     if out_dir.resolve() == input_dir.resolve() or input_dir.resolve() in out_dir.resolve().parents:
         raise ValueError(f"refusing to write the maps into the input folder {input_dir}: "
                          "outputs never go inside an exam or cohort folder; choose another "
