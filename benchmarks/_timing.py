@@ -37,8 +37,12 @@ def best_time(function, repeats):
     return best, best_cpu
 
 
-def run_command(argv, env=None):
+def run_command(argv, env=None, cwd=None):
     """Run ``skperfusion ARGV`` in a fresh interpreter, measuring wall time and peak memory.
+
+    ``env`` and ``cwd`` are those of the subprocess (the working folder comes
+    first on ``sys.path``: run from elsewhere than the repository to import
+    skperfusion from ``PYTHONPATH``).
 
     Returns
     -------
@@ -53,7 +57,7 @@ def run_command(argv, env=None):
         If the command fails, with the end of its stderr.
     """
     result = subprocess.run([sys.executable, "-c", _COMMAND_PROBE, *map(str, argv)],
-                            capture_output=True, text=True, check=False, env=env)
+                            capture_output=True, text=True, check=False, env=env, cwd=cwd)
     lines = result.stdout.split()
     if result.returncode != 0 or len(lines) < 3 or lines[-3] != "0":
         raise RuntimeError(f"skperfusion {' '.join(map(str, argv))} failed:\n"

@@ -15,7 +15,7 @@ from skorch.dataset import Dataset, ValidSplit
 from skperfusion import PHAEDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver
-from skperfusion.deconvolution.phae import _VoxelBatches
+from skperfusion.deconvolution.phae import _cuda_precision, _VoxelBatches
 from skperfusion.physics import cbf_from_cbv_mtt, cbv_from_curves
 from skperfusion.physics.torch_ops import torch_device
 
@@ -116,6 +116,19 @@ def test_threaded_cpu_inference_equals_the_unfolded_encoder_on_all_voxels(phae_c
     cbv = cbv_from_curves(X[:, 0], X[:, 1])
     np.testing.assert_allclose(maps[:, 2], mtt, rtol=1e-5)
     np.testing.assert_allclose(maps[:, 0], cbf_from_cbv_mtt(cbv, mtt), rtol=1e-5)
+
+
+def _tf32_flags():
+    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("tf32", [False, True])
+def test_tf32_only_when_asked_for_on_cuda_and_restored(device, tf32):
+    before = _tf32_flags()
+    with _cuda_precision(device, tf32):
+        assert _tf32_flags() == ((tf32, tf32) if device == "cuda" else before)
+    assert _tf32_flags() == before
 
 
 @CUDA
