@@ -30,11 +30,12 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import threading
 import time
 from pathlib import Path
+
+from ._signals import signals_held
 
 __all__ = ["RESERVED_PREFIX", "atomic_directory", "atomic_write", "check_inside",
            "check_outputs", "check_path_component", "committed", "csv_safe",
@@ -64,7 +65,6 @@ _OWNED = re.compile(rf"^(?:{re.escape(_TEMP)}|{re.escape(_BACKUP)})(\d+)-([0-9a-
                     "[0-9a-f]{8}-")
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 # Signals that end a command: held back while a set of files is renamed in.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -124,33 +124,6 @@ def remove_stale_temporaries(folder):
             entry.unlink(missing_ok=True)
         removed.append(entry)
     return removed
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT/SIGTERM back in this block; yield a function telling if one came.
-
-    The stop signals' handlers are replaced by one that only records them,
-    and the recorded signals are raised again, to the previous handlers,
-    when the block ends. Python runs signal handlers in the main thread
-    only, whatever thread the signal reached, so this holds the signals for
-    the whole process; outside the main thread nothing is held and the
-    function always answers False.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-    received = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in _STOP_SIGNALS}
-    try:
-        yield lambda: bool(received)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        # Delivered now, once the files are consistent again.
-        for signum in dict.fromkeys(received):
-            signal.raise_signal(signum)
 
 
 def _check_target(path):
@@ -394,7 +367,7 @@ def _write_set(writers, out_dir, finals, removed, overwrite):
             temp.touch(mode=0o600, exist_ok=False)
             write(temp)
             os.chmod(temp, mode)
-        with _commit_lock(out_dir), _signals_held() as stop_requested:
+        with _commit_lock(out_dir), signals_held() as stop_requested:
             taken = [final for final in [*finals, *removed] if final.exists()
                      or final.is_symlink()] if not overwrite else []
             if taken:
@@ -500,7 +473,7 @@ def atomic_directory(target, *, overwrite=False, manifest=None):
                 {"written_by": "skperfusion", "files": _listing(temp, manifest)},
                 indent=1, sort_keys=True) + "\n")
         _check_replaceable(target, overwrite, manifest)
-        with _signals_held() as stop_requested:
+        with signals_held() as stop_requested:
             backup = None
             if target.exists():
                 backup = parent / _owned_name(_BACKUP, target.name)

@@ -9,7 +9,6 @@ the command has finished, they are ignored (see
 """
 
 import argparse
-import contextlib
 import os
 import shlex
 import signal
@@ -18,6 +17,7 @@ import threading
 
 from .. import __version__
 from .._io import committed
+from .._signals import Terminated, sigterm_as_interrupt
 from . import import_dicom, maps, simulate, study, train
 from ._args import resolve_output
 
@@ -25,27 +25,6 @@ __all__ = ["build_parser", "main"]
 
 _COMMANDS = (simulate, import_dicom, maps, train, study)
 _USER_ERRORS = (ValueError, OSError, KeyError)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that the same clean-up runs."""
-
-
-def _raise_terminated(signum, frame):
-    raise _Terminated
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -138,7 +117,7 @@ def main(argv=None):
     commits = len(committed())
     try:
         finished = program and threading.current_thread() is threading.main_thread()
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             args.func(args)
             if finished:
                 # Done: from here on a stop signal could only lie about the outcome.
@@ -150,12 +129,12 @@ def main(argv=None):
         print(f"skperfusion {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        stopped = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
         done = committed(commits)
         written = (f"{', '.join(map(str, done))} had been written, complete; nothing else was"
                    if done else "no partial output was")
         print(f"skperfusion {args.command}: {stopped}; {written} written.", file=sys.stderr)
-        status = 143 if isinstance(exc, _Terminated) else 130
+        status = 143 if isinstance(exc, Terminated) else 130
         if program:
             _exit_now(status)
         return status
