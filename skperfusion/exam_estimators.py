@@ -34,8 +34,8 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._warnings import warn
-from .deconvolution import BaseDeconvolver, OSVDDeconvolver
-from .exam import GRADES, MAP_NAMES, Exam, ExamAIF, ExamCurves, ExamToCurves, time_grid
+from .deconvolution import PERFUSION_MAPS, BaseDeconvolver, OSVDDeconvolver
+from .exam import GRADES, Exam, ExamAIF, ExamCurves, ExamToCurves, time_grid
 from .preprocessing import DegenerateVoxelWarning
 
 __all__ = ["ExamMaps", "PerfusionMapper", "ROIRatio", "exam_grades", "normalized_maps",
@@ -581,7 +581,7 @@ class ROIRatio(TransformerMixin, BaseEstimator):
     ['CBV_ratio']
     """
 
-    _parameter_constraints: ClassVar[dict] = {"parameter": [StrOptions(set(MAP_NAMES))]}
+    _parameter_constraints: ClassVar[dict] = {"parameter": [StrOptions(set(PERFUSION_MAPS))]}
 
     def __init__(self, parameter="CBF"):
         self.parameter = parameter

@@ -8,9 +8,9 @@ import pytest
 
 import skperfusion
 from skperfusion.cli import main
-from skperfusion.deconvolution import OSVDDeconvolver
+from skperfusion.deconvolution import PERFUSION_MAPS, OSVDDeconvolver
 from skperfusion.derivatives import map_file_name, subject_folder
-from skperfusion.exam import MAP_NAMES, load_exam, write_exam
+from skperfusion.exam import load_exam, write_exam
 from skperfusion.exam_estimators import PerfusionMapper
 
 
@@ -60,7 +60,7 @@ def test_maps_round_trip_keeps_geometry_and_values(cohort, tmp_path, method):
     dsc = nib.load(cohort / "sub-001" / "dsc.nii.gz")
     exam = load_exam(cohort / "sub-001")
     brain = exam.masks["brain"]
-    for name in MAP_NAMES:
+    for name in PERFUSION_MAPS:
         image = nib.load(_map(out, "sub-001", name, method))
         assert image.shape == dsc.shape[:3]
         np.testing.assert_allclose(image.affine, dsc.affine)

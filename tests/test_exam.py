@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from skperfusion.datasets import simulate_cohort, simulate_exam
+from skperfusion.deconvolution import PERFUSION_MAPS
 from skperfusion.exam import (
-    MAP_NAMES,
     Exam,
     ExamToCurves,
     load_cohort,
@@ -181,7 +181,7 @@ def test_write_then_load_round_trips(tmp_path):
     assert (loaded.te, loaded.tr, loaded.n_skip) == (exam.te, exam.tr, exam.n_skip)
     for name in exam.masks:
         np.testing.assert_array_equal(loaded.masks[name], exam.masks[name])
-    for name in MAP_NAMES:
+    for name in PERFUSION_MAPS:
         np.testing.assert_allclose(loaded.ground_truth[name], exam.ground_truth[name],
                                    rtol=1e-6, equal_nan=True)
     assert not list(tmp_path.glob("sub-007/.*"))  # no temp files left
@@ -272,9 +272,9 @@ def test_bad_cohort_tables(cohort, tmp_path):
 
 def test_save_maps_keeps_geometry(cohort, tmp_path):
     exam = load_exam(cohort / "sub-002")
-    maps = {name: exam.ground_truth[name] for name in MAP_NAMES}
+    maps = {name: exam.ground_truth[name] for name in PERFUSION_MAPS}
     paths = save_maps(maps, exam, tmp_path / "maps", prefix="gt_")
-    assert sorted(p.name for p in paths) == sorted(f"gt_{n}.nii.gz" for n in MAP_NAMES)
+    assert sorted(p.name for p in paths) == sorted(f"gt_{n}.nii.gz" for n in PERFUSION_MAPS)
     image = nib.load(tmp_path / "maps" / "gt_CBF.nii.gz")
     assert image.shape == exam.shape
     np.testing.assert_allclose(image.affine, nib.load(cohort / "sub-002" / "dsc.nii.gz").affine)
@@ -298,7 +298,7 @@ def test_failed_save_leaves_no_partial_output(cohort, tmp_path, monkeypatch):
         real_save(image, path)
 
     monkeypatch.setattr(nib, "save", failing_save)
-    maps = {name: np.ones(exam.shape) for name in MAP_NAMES}
+    maps = {name: np.ones(exam.shape) for name in PERFUSION_MAPS}
     with pytest.raises(KeyboardInterrupt):
         save_maps(maps, exam, out)
     assert sorted(os.listdir(out)) == ["CBF.nii.gz"]  # nothing new, no temp files

@@ -20,8 +20,12 @@ import pytest
 
 from skperfusion import _io
 from skperfusion.cli import main
-from skperfusion.deconvolution import available_deconvolvers, get_deconvolver, make_deconvolver
-from skperfusion.exam import MAP_NAMES
+from skperfusion.deconvolution import (
+    PERFUSION_MAPS,
+    available_deconvolvers,
+    get_deconvolver,
+    make_deconvolver,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -270,7 +274,7 @@ def test_stale_temporaries_of_a_killed_run_are_cleaned(cohort, tmp_path):
     stale.write_bytes(b"half a map")
     assert main(["maps", str(cohort / "sub-003"), str(out)]) == 0
     assert not stale.exists() and _temporaries(out) == []
-    for name in MAP_NAMES:
+    for name in PERFUSION_MAPS:
         assert _output(out, name.lower()).is_file()
 
 
@@ -486,7 +490,7 @@ def test_one_zero_sample_gives_nan_for_that_voxel_only(cohort, tmp_path):
                       ) as record:
         assert main(["maps", str(exam), str(tmp_path / "degenerate")]) == 0
     assert len([w for w in record if "zero or negative" in str(w.message)]) == 1
-    for name in MAP_NAMES:
+    for name in PERFUSION_MAPS:
         clean = nib.load(_output(tmp_path / "clean", name.lower())).get_fdata()
         degenerate = nib.load(_output(tmp_path / "degenerate", name.lower())).get_fdata()
         assert np.isnan(degenerate[voxel])

@@ -56,7 +56,8 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .._io import atomic_write
-from ..exam import GRADES, MAP_NAMES, Exam, write_exam
+from ..deconvolution._base import PERFUSION_MAPS
+from ..exam import GRADES, Exam, write_exam
 from ..physics import cbv_from_cbf_mtt, convolve_aif, dispersion_kernel, flow_rate_to_cbf
 from ..physics.leakage import spgr_signal
 from ..physics.relaxivity import (
@@ -403,7 +404,7 @@ def _vascular_tissue(labels, params, rng, oversample, territory):
     depend on it.
     """
     shape, (tr, n_times) = labels.shape, (params["tr"], params["n_times"])
-    truth = {name: np.full(shape, np.nan) for name in MAP_NAMES}
+    truth = {name: np.full(shape, np.nan) for name in PERFUSION_MAPS}
     concentration = np.zeros((*shape, n_times))
     delays = {}
     # The sinus is simulated as cortex first: the random stream stays that of the phantom
@@ -440,7 +441,7 @@ def _vascular_tissue(labels, params, rng, oversample, territory):
     truth["CBV"] = cbv_from_cbf_mtt(truth["CBF"], truth["MTT"])
     for name in ("CBF", "CBV"):
         truth[name][labels == LABELS["csf"]] = 0.0
-    for name in MAP_NAMES:
+    for name in PERFUSION_MAPS:
         truth[name][labels == LABELS["vein"]] = np.nan
     return concentration, truth, delays["tumor"] if "tumor" in delays else np.zeros(0)
 

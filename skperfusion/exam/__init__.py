@@ -15,14 +15,13 @@
 
 from .bids import read_participants
 from .layout import load_cohort, load_exam, write_exam
-from .model import GRADES, GROUND_TRUTH_NAMES, MAP_NAMES, MAP_UNITS, MASK_NAMES, Exam
+from .model import GRADES, GROUND_TRUTH_NAMES, MAP_UNITS, MASK_NAMES, Exam
 from .nifti import save_maps
 from .pipeline import ExamAIF, ExamCurves, ExamToCurves, resample_curves, time_grid
 
 __all__ = [
     "GRADES",
     "GROUND_TRUTH_NAMES",
-    "MAP_NAMES",
     "MAP_UNITS",
     "MASK_NAMES",
     "Exam",

@@ -14,16 +14,12 @@ import numpy as np
 
 from ..deconvolution._base import PERFUSION_MAPS
 
-__all__ = ["GRADES", "GROUND_TRUTH_NAMES", "MAP_NAMES", "MAP_UNITS", "MASK_NAMES", "Exam"]
+__all__ = ["GRADES", "GROUND_TRUTH_NAMES", "MAP_UNITS", "MASK_NAMES", "Exam"]
 
 MASK_NAMES = ("aif", "brain", "tumor", "nawm", "vof")
 """Mask names of an exam; file ``<name>_mask.nii.gz``."""
 
-MAP_NAMES = PERFUSION_MAPS
-"""Perfusion maps, in the deconvolvers' output order (ml/100g/min, ml/100g, s, s):
-:data:`skperfusion.deconvolution.PERFUSION_MAPS` itself (one definition)."""
-
-GROUND_TRUTH_NAMES = (*MAP_NAMES, "Ktrans")
+GROUND_TRUTH_NAMES = (*PERFUSION_MAPS, "Ktrans")
 """Maps an exam's ground truth may hold; ``Ktrans`` in 1/min (leakage)."""
 
 MAP_UNITS = {"CBF": "ml/100g/min", "CBV": "ml/100g", "MTT": "s", "Tmax": "s",
