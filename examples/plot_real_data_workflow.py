@@ -59,8 +59,11 @@ import_dicom(workdir / "dicom", exam_dir, non_steady_state=patient.n_skip)
 sidecar = json.loads((exam_dir / "dsc.json").read_text())
 print({key: sidecar[key] for key in ("EchoTime", "RepetitionTime", "FlipAngle",
                                      "NonSteadyStateVolumes")})
+# Masks must lie on the DSC grid: they take its affine (a mask on another grid
+# is refused, naming both affines).
+dsc_affine = nib.load(exam_dir / "dsc.nii.gz").affine
 for name in ("brain", "tumor", "nawm"):
-    nib.save(nib.Nifti1Image(patient.masks[name].astype(np.uint8), np.eye(4)),
+    nib.save(nib.Nifti1Image(patient.masks[name].astype(np.uint8), dsc_affine),
              exam_dir / f"{name}_mask.nii.gz")
 exam = load_exam(exam_dir, require_aif=False)
 
