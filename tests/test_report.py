@@ -89,6 +89,22 @@ def test_index_links_every_report_and_counts_flags():
     assert count_flags({"flags": ["aif_late", "few_aif_voxels"]}) == 2
 
 
+def test_index_entries_come_from_every_report_of_the_folder(tmp_path):
+    from skperfusion.report import report_entries
+
+    for name in ("sub-1_desc-osvd_report.html", "sub-1_desc-phae_report.html",
+                 "sub-2_ses-b_desc-osvd_report.html", "notes_report.html"):
+        (tmp_path / name).write_text("<html></html>")
+    qc = tmp_path / "sub-2" / "ses-b" / "perf" / "sub-2_ses-b_desc-osvd_qc.json"
+    qc.parent.mkdir(parents=True)
+    qc.write_text(json.dumps({"flags": {"aif_late": True, "relative_only": True,
+                                        "aif_few_voxels": False}}))
+    entries = report_entries(tmp_path)
+    assert [(e["subject"], e["session"], e["method"], e["flags"]) for e in entries] == [
+        ("sub-1", None, "osvd", None), ("sub-1", None, "phae", None),
+        ("sub-2", "ses-b", "osvd", 2)]
+
+
 def test_robust_limits_ignore_outliers_and_non_finite_values():
     values = np.concatenate([np.linspace(0, 1, 1001), [np.nan, np.inf, -1e6]])
     low, high = robust_limits(values)

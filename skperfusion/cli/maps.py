@@ -284,12 +284,11 @@ def _sources(folder):
 
 
 def _map_exam(folder, subject, session, args, out_dir):
-    """Map one exam and write its derivatives; return its entry of the index."""
+    """Map one exam and write its derivatives; return the number of files written."""
     from .._io import atomic_write
     from ..derivatives import derivative_writers, possible_outputs, report_writers, subject_folder
     from ..exam import ExamToCurves, load_exam
     from ..exam_estimators import ExamMaps, normalized_maps
-    from ..report import count_flags, report_file_name
 
     aif = args.aif
     if aif is None:
@@ -325,13 +324,10 @@ def _map_exam(folder, subject, session, args, out_dir):
                          remove=[*possible_outputs(subject, desc, session=session),
                                  *_qc_outputs(subject, desc, session)],
                          overwrite=args.overwrite)
-    report = None
     if not args.no_report:
         paths += atomic_write(report_writers(result, mapper, sidecar, desc, session=session),
                               out_dir, overwrite=args.overwrite)
-        report = report_file_name(subject, desc, session=session)
-    return {"file": report, "subject": subject, "session": session, "method": desc,
-            "flags": count_flags(sidecar["QC"]), "written": len(paths)}
+    return len(paths)
 
 
 def _quality_control(result, mapper, args):
@@ -389,7 +385,7 @@ def run(args):
 
     from .._io import atomic_write, check_outputs
     from ..derivatives import write_dataset_description
-    from ..report import index_report
+    from ..report import index_report, report_entries
 
     out_dir = Path(args.out_dir)
     input_dir = Path(args.input_dir)
@@ -413,14 +409,15 @@ def run(args):
         tasks = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_map_exam)(folder, subject, session, args, out_dir)
             for folder, subject, session in exams)
-        entries = list(tqdm(tasks, total=len(exams), desc="mapping exams", unit="exam",
-                            disable=args.quiet or len(exams) == 1))
+        written = sum(tqdm(tasks, total=len(exams), desc="mapping exams", unit="exam",
+                           disable=args.quiet or len(exams) == 1))
     write_dataset_description(out_dir)
-    if len(exams) > 1 and not args.no_report:
+    # The index lists every report of the folder (earlier runs and methods included).
+    entries = report_entries(out_dir)
+    if len(entries) > 1:
         html = index_report(entries)
         atomic_write({"index.html": lambda temp: temp.write_text(html, encoding="utf-8")},
                      out_dir)
     if not args.quiet:
-        written = sum(entry["written"] for entry in entries)
         print(f"wrote {written} files of {len(exams)} exam(s) ({args.desc or args.method}) "
               f"to {out_dir}")

@@ -12,10 +12,12 @@ import base64
 import html
 import io
 import json
+import re
+from pathlib import Path
 
 from .figures import aif_figure, fit_figure, maps_figure
 
-__all__ = ["count_flags", "exam_report", "index_report", "report_file_name"]
+__all__ = ["count_flags", "exam_report", "index_report", "report_entries", "report_file_name"]
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; }
@@ -210,6 +212,42 @@ def index_report(entries, *, title="skperfusion QC reports"):
     body = ("<table><tr><th>subject</th><th>session</th><th>method</th>"
             f"<th>QC flags raised</th></tr>{rows}</table>")
     return _page(title, body)
+
+
+_REPORT_NAME = re.compile(r"(sub-[0-9A-Za-z]+)(?:_(ses-[0-9A-Za-z]+))?_desc-([0-9A-Za-z]+)"
+                          r"_report\.html")
+
+
+def report_entries(out_dir):
+    """Every QC report at the root of a derivatives dataset, as entries of :func:`index_report`.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The dataset root.
+
+    Returns
+    -------
+    entries : list of dict
+        One per ``sub-<id>[_ses-<s>]_desc-<desc>_report.html``, sorted by
+        name; ``"flags"`` counted from the exam's ``_qc.json`` beside its
+        maps (None without one).
+    """
+    entries = []
+    for path in sorted(Path(out_dir).glob("sub-*_report.html")):
+        match = _REPORT_NAME.fullmatch(path.name)
+        if match is None:
+            continue
+        subject, session, desc = match.groups()
+        record = Path(out_dir, subject, *([session] if session else []), "perf",
+                      path.name.replace("_report.html", "_qc.json"))
+        try:
+            flags = count_flags(json.loads(record.read_text(encoding="utf-8")))
+        except (OSError, ValueError, AttributeError):
+            flags = None
+        entries.append({"file": path.name, "subject": subject, "session": session,
+                        "method": desc, "flags": flags})
+    return entries
 
 
 def count_flags(qc):
