@@ -456,7 +456,7 @@ def test_the_study_converts_each_exam_once_per_configuration(exams, monkeypatch)
     ({"n_splits": 1}, "n_splits must be an integer >= 2"),
     ({"n_draws": 2.5}, "n_draws must be an integer >= 1"),
     ({"parameter": "rCBF"}, "parameter must be one of"),
-    ({"noise_kind": "poisson"}, "noise_kind must be one of"),
+    ({"noise": "poisson"}, "noise must be one of"),
     ({"snrs": (30, -1)}, "snrs must be a non-empty sequence of SNRs > 0"),
     ({"n_jobs": 0}, "n_jobs must be None or a non-zero integer"),
     ({"methods": ("osvd", "nope")}, "unknown deconvolver 'nope'"),

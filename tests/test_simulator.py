@@ -175,8 +175,8 @@ def test_arterial_signal_is_non_linear_in_concentration(clean_exam):
 def test_noise_reaches_the_requested_snr():
     clean = np.full((4000, 30), 250.0)
     clean[:, 20:] = 100.0
-    for kind in ("gaussian", "rician"):
-        noisy = add_noise(clean, 25.0, n_baseline=10, n_skip=2, kind=kind, random_state=0)
+    for noise in ("gaussian", "rician"):
+        noisy = add_noise(clean, 25.0, n_baseline=10, n_skip=2, noise=noise, random_state=0)
         baseline = noisy[:, 2:12]
         assert baseline.mean() / baseline.std() == pytest.approx(25.0, rel=0.03)
     np.testing.assert_array_equal(add_noise(clean, np.inf, n_baseline=10), clean)
@@ -184,9 +184,9 @@ def test_noise_reaches_the_requested_snr():
 
 def test_rician_noise_is_positive_and_biased_at_low_signal():
     dark = np.concatenate([np.full((20000, 10), 100.0), np.zeros((20000, 1)) + 1e-9], axis=1)
-    rician = add_noise(dark, 10.0, n_baseline=10, kind="rician", random_state=1)[:, -1]
+    rician = add_noise(dark, 10.0, n_baseline=10, noise="rician", random_state=1)[:, -1]
     assert rician.mean() == pytest.approx(10.0 * np.sqrt(np.pi / 2), rel=0.03)
-    gaussian = add_noise(dark, 10.0, n_baseline=10, kind="gaussian", random_state=1)[:, -1]
+    gaussian = add_noise(dark, 10.0, n_baseline=10, noise="gaussian", random_state=1)[:, -1]
     assert (gaussian > 0).all() and gaussian.min() == pytest.approx(0.1)
 
 
@@ -194,7 +194,7 @@ def test_rician_noise_is_positive_and_biased_at_low_signal():
     ("kwargs", "message"),
     [
         ({"snr": 0.0}, "snr must be a positive"),
-        ({"kind": "poisson"}, "Unknown noise kind"),
+        ({"noise": "poisson"}, "Unknown noise model"),
         ({"n_baseline": 40}, "n_baseline"),
         ({"n_baseline": 2.5}, "n_baseline"),
     ],

@@ -535,7 +535,7 @@ def _add_echo_noise(signal, snr, params, noise, echo_times, rng):
         # Later echoes are darker at the same noise sd: a lower SNR.
         darker = np.exp(-(te - echo_times[0]) * _R2STAR_BASELINE)
         noisy[..., echo] = add_noise(signal[..., echo], snr * darker, n_baseline=n_baseline,
-                                     n_skip=params["n_skip"], kind=noise, random_state=rng)
+                                     n_skip=params["n_skip"], noise=noise, random_state=rng)
     return noisy
 
 
@@ -644,7 +644,7 @@ def simulate_exam(subject_id="sub-001", grade="HGG", *, shape=(16, 16, 4), snr=5
         Tissue labels; only with ``return_labels=True``.
     """
     if noise not in NOISE_KINDS:
-        raise ValueError(f"Unknown noise kind {noise!r}; expected one of {NOISE_KINDS}.")
+        raise ValueError(f"Unknown noise model {noise!r}; expected one of {NOISE_KINDS}.")
     if not (np.ndim(preload) == 0 and preload >= 0):
         raise ValueError(f"preload must be a dose fraction >= 0; got {preload!r}.")
     multi_echo = _checked_echo_times(echo_times)

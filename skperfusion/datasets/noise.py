@@ -11,7 +11,7 @@ _FLOOR = 1e-3
 """Output floor as a fraction of each voxel's baseline mean, keeping logs finite."""
 
 
-def add_noise(signal, snr, *, n_baseline, n_skip=0, kind="gaussian", random_state=None):
+def add_noise(signal, snr, *, n_baseline, n_skip=0, noise="gaussian", random_state=None):
     """Add noise to DSC signals at a given SNR (SNR = mean baseline / sd).
 
     The per-voxel noise standard deviation is ``mean(baseline frames) / snr``,
@@ -33,7 +33,7 @@ def add_noise(signal, snr, *, n_baseline, n_skip=0, kind="gaussian", random_stat
         mean sets the noise level.
     n_skip : int, default=0
         Leading non-steady-state frames left out of the baseline mean.
-    kind : {"gaussian", "rician"}, default="gaussian"
+    noise : {"gaussian", "rician"}, default="gaussian"
         Noise model.
     random_state : int, numpy.random.Generator or None, default=None
         Seed or generator for reproducible noise.
@@ -52,8 +52,8 @@ def add_noise(signal, snr, *, n_baseline, n_skip=0, kind="gaussian", random_stat
     5.0
     """
     signal = np.asarray(signal, dtype=float)
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"Unknown noise kind {kind!r}; expected one of {NOISE_KINDS}.")
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"Unknown noise model {noise!r}; expected one of {NOISE_KINDS}.")
     if not (np.ndim(snr) == 0 and snr > 0):
         raise ValueError(f"snr must be a positive number (numpy.inf for no noise); got {snr!r}.")
     if signal.ndim < 1:
@@ -75,6 +75,6 @@ def add_noise(signal, snr, *, n_baseline, n_skip=0, kind="gaussian", random_stat
     rng = np.random.default_rng(random_state)
     sd = baseline / snr
     noisy = signal + sd * rng.standard_normal(signal.shape)
-    if kind == "rician":
+    if noise == "rician":
         noisy = np.hypot(noisy, sd * rng.standard_normal(signal.shape))
     return np.maximum(noisy, _FLOOR * baseline)

@@ -333,7 +333,7 @@ def map_error_table(maps_by_method, *, regions=ERROR_REGIONS, snr="acquired"):
     return pd.DataFrame(rows)
 
 
-def degrade_exam(exam, snr, *, arterial=None, kind="gaussian", random_state=None):
+def degrade_exam(exam, snr, *, arterial=None, noise="gaussian", random_state=None):
     """Copy of an exam with noise added to its DSC signal at a baseline SNR.
 
     Noise (sd = mean baseline / ``snr`` per voxel, :func:`add_noise`) is
@@ -358,7 +358,7 @@ def degrade_exam(exam, snr, *, arterial=None, kind="gaussian", random_state=None
     arterial : ndarray of bool, shape (X, Y, Z) or None, default=None
         The arterial voxels, e.g. those selected automatically on the clean
         exam (``ExamCurves.aif.voxels``); None uses the exam's ``aif`` mask.
-    kind : {"gaussian", "rician"}, default="gaussian"
+    noise : {"gaussian", "rician"}, default="gaussian"
         Noise model; the paper adds Gaussian noise.
     random_state : int, numpy.random.Generator or None, default=None
         Seed of the noise.
@@ -381,7 +381,7 @@ def degrade_exam(exam, snr, *, arterial=None, kind="gaussian", random_state=None
     voxels = exam.mask("brain") | arterial | exam.masks.get("vof", False)
     signal = exam.signal.astype(np.float64)
     signal[voxels] = add_noise(signal[voxels], snr, n_baseline=n_baseline, n_skip=exam.n_skip,
-                               kind=kind, random_state=random_state)
+                               noise=noise, random_state=random_state)
     return dataclasses.replace(exam.with_signal(signal), masks={**exam.masks, "aif": arterial})
 
 
@@ -405,7 +405,7 @@ def _clean_arteries(items, mappers):
 
 
 def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
-                     parameter="CBF", higher_class="HGG", kind="gaussian",
+                     parameter="CBF", higher_class="HGG", noise="gaussian",
                      error_regions=ERROR_REGIONS, n_boot=1000, confidence=0.95,
                      random_state=None, n_jobs=None, progress=False):
     """Grading AUC, and map errors, of each method on noise-degraded exams (Fig. 5).
@@ -437,7 +437,7 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
         Map whose tumour/NAWM ratio grades the exams.
     higher_class : str, default="HGG"
         Grade expected to have the higher ratios.
-    kind : {"gaussian", "rician"}, default="gaussian"
+    noise : {"gaussian", "rician"}, default="gaussian"
         Noise model.
     error_regions : sequence of str, default=("brain", "tumor", "nawm")
         Regions of the map errors (:func:`map_error_table`), computed when
@@ -481,7 +481,7 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
     regions = error_regions if has_truth else ()
     tasks = [(snr, seeds) for snr, draws in zip(snrs, noise_seeds, strict=True) for seeds in draws]
     draws = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_noise_draw)(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class,
+        delayed(_noise_draw)(exams, arteries, mappers, snr, seeds, noise, ratio, higher_class,
                              counts, regions) for snr, seeds in tasks)
     results = list(tqdm(draws, total=len(tasks), desc="noise robustness", unit="noise draw",
                         disable=not progress))
@@ -510,7 +510,7 @@ def _read_aif_mask(step):
     return clone(step).set_params(aif="mask") if step.get_params()["aif"] == "auto" else step
 
 
-def _noise_draw(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class, counts,
+def _noise_draw(exams, arteries, mappers, snr, seeds, noise, ratio, higher_class, counts,
                 regions):
     """One noise draw at one SNR: AUC and resampled AUCs per method, and the map errors.
 
@@ -518,7 +518,7 @@ def _noise_draw(exams, arteries, mappers, snr, seeds, kind, ratio, higher_class,
     the mappers, reading its ``aif`` mask (the clean exam's arteries).
     """
     y = exam_grades(exams)
-    degraded = [degrade_exam(exam, snr, arterial=voxels, kind=kind, random_state=int(seed))
+    degraded = [degrade_exam(exam, snr, arterial=voxels, noise=noise, random_state=int(seed))
                 for exam, voxels, seed in zip(exams, arteries, seeds, strict=True)]
     curves = {}
     for mask in dict.fromkeys(mapper.mask for mapper in mappers.values()):

@@ -87,7 +87,7 @@ class StudyConfig:
         Baseline SNRs of the noise robustness experiment (> 0, dimensionless).
     n_draws : int, default=10
         Noise draws per SNR.
-    noise_kind : {"gaussian", "rician"}, default="gaussian"
+    noise : {"gaussian", "rician"}, default="gaussian"
         Added noise model.
     n_splits : int, default=5
         Folds of the cross-validation (>= 2).
@@ -141,7 +141,7 @@ class StudyConfig:
     parameter: str = "CBF"
     snrs: tuple = (50, 40, 30, 20, 10)
     n_draws: int = 10
-    noise_kind: str = "gaussian"
+    noise: str = "gaussian"
     n_splits: int = 5
     n_repeats: int = 5
     trainable_repeats: int | None = 1
@@ -176,7 +176,7 @@ class StudyConfig:
             self._require(name, value is None or _is_int(value, 1), "None or an integer >= 1")
         self._require("parameter", self.parameter in PERFUSION_MAPS,
                       f"one of {PERFUSION_MAPS}")
-        self._require("noise_kind", self.noise_kind in NOISE_KINDS, f"one of {NOISE_KINDS}")
+        self._require("noise", self.noise in NOISE_KINDS, f"one of {NOISE_KINDS}")
         self._require("snrs", not isinstance(self.snrs, str) and len(self.snrs) > 0 and all(
             _is_real(snr) and snr > 0 for snr in self.snrs), "a non-empty sequence of SNRs > 0")
         self._set("snrs", tuple(self.snrs))
@@ -371,7 +371,7 @@ def _cross_validation(cohort, grid, config):
 def _noise(test, mappers, config):
     """Stage 6, noise robustness: AUC per SNR and the noisy maps' errors."""
     return noise_robustness(test, mappers, config.snrs, n_draws=config.n_draws,
-                            parameter=config.parameter, kind=config.noise_kind,
+                            parameter=config.parameter, noise=config.noise,
                             n_boot=config.n_boot, random_state=config.random_state,
                             n_jobs=config.n_jobs, progress=config.progress)
 
@@ -474,7 +474,7 @@ def _settings(exams, sizes, mappers, grid, config, started):
         "graded parameter": f"tumour/NAWM {config.parameter} ratio, HGG above the cut-off",
         "bootstrap": f"{config.n_boot} stratified resamples of the test patients, percentile "
                      "95% CI",
-        "noise": f"{config.noise_kind}, baseline SNR "
+        "noise": f"{config.noise}, baseline SNR "
                  f"{', '.join(str(s) for s in config.snrs)}, "
                  f"{plural(config.n_draws, 'draw')} each, added to the acquired signal, AIF "
                  "recomputed from the degraded signal",
