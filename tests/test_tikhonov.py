@@ -13,8 +13,10 @@ from skperfusion import TikhonovDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution.tikhonov import (
     LAMBDA_GRID,
+    ROBUST_GCV_CNR,
     ROBUST_GCV_GAMMA,
     baseline_noise_variance,
+    robust_gcv_gamma,
 )
 from skperfusion.physics import residue_function
 
@@ -103,7 +105,8 @@ def test_lambda_selection_matches_explicit_criterion(criterion, penalty):
     if criterion == "gcv":
         best = np.argmin(residual / trace**2, axis=1)
     elif criterion == "rgcv":
-        robust = ROBUST_GCV_GAMMA + (1 - ROBUST_GCV_GAMMA) * trace2 / len(matrix)
+        gamma = robust_gcv_gamma(X[:, 0], X[:1, 1])[:, None]
+        robust = gamma + (1 - gamma) * trace2 / len(matrix)
         best = np.argmin(residual / trace**2 * robust, axis=1)
     elif criterion == "discrepancy":
         # Largest λ whose residual stays within the noise of the N samples.
@@ -167,6 +170,21 @@ def test_default_rule_beats_gcv_at_low_snr():
         outliers[name] = np.mean(ratio > 2)
     assert errors["default"] < errors["gcv"]
     assert outliers["default"] < outliers["gcv"]
+
+
+def test_robust_gcv_gamma_follows_the_cnr():
+    # Baseline of +-1 before the AIF arrives (frame 8): sd sqrt(8/7); the
+    # tissue peak sets the CNR. Low CNR: the low gamma; high: the high one;
+    # the geometric mean of the two CNR limits: halfway (log-linear).
+    low, high = ROBUST_GCV_CNR
+    aif = np.r_[np.zeros(8), np.ones(12)][None]
+    sd = np.sqrt(8 / 7)
+    peaks = sd * np.array([low / 2, np.sqrt(low * high), 2 * high])
+    tissue = np.tile(np.r_[np.tile([-1.0, 1.0], 4), np.zeros(12)], (3, 1))
+    tissue[:, 12] = peaks
+    np.testing.assert_allclose(robust_gcv_gamma(tissue, aif),
+                               [ROBUST_GCV_GAMMA[0], np.mean(ROBUST_GCV_GAMMA),
+                                ROBUST_GCV_GAMMA[1]])
 
 
 def test_invalid_parameters_are_rejected():

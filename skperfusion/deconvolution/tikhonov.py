@@ -15,20 +15,21 @@ from ._spectral import (
     shared_aif,
 )
 
-__all__ = ["TikhonovDeconvolver", "baseline_noise_variance", "penalty_weights"]
+__all__ = ["TikhonovDeconvolver", "baseline_noise_variance", "penalty_weights",
+           "robust_gcv_gamma"]
 
 LAMBDA_GRID = np.logspace(-3, 0, 40)
 """Candidate λ of the selection rules, as fractions of the largest singular value."""
 
 _PER_SAMPLE_BLOCK = 1024
 
-ROBUST_GCV_GAMMA = 0.5
-"""Robustness parameter γ of robust GCV (Lukas 2006), dimensionless; γ = 1 is GCV.
+ROBUST_GCV_GAMMA = (0.2, 0.5)
+"""Robustness parameter γ of robust GCV (Lukas 2006) at low and at high CNR,
+dimensionless (γ = 1 is GCV), see :func:`robust_gcv_gamma`."""
 
-Chosen by measurement on both ends (see :class:`TikhonovDeconvolver`): 0.2
-penalised small λ so much that the OSIPI reference curves of short MTT
-left the OSIPI tolerance; 0.5 keeps them inside with the robustness at low
-SNR nearly unchanged."""
+ROBUST_GCV_CNR = (20.0, 50.0)
+"""Contrast-to-noise ratios between which γ rises (log-linearly) from the first to the
+second value of :data:`ROBUST_GCV_GAMMA`, see :func:`robust_gcv_gamma`."""
 
 
 def penalty_weights(n_freqs, penalty, dtype=np.float64):
@@ -106,7 +107,42 @@ def baseline_noise_variance(tissue, aif, arrival_fraction=0.1):
     return np.where(baseline, (tissue - mean[:, None]) ** 2, 0).sum(axis=-1) / (count - 1)
 
 
-def _select_lambdas(tissue_spectrum, aif_spectrum, criterion, weights, noise_variance=None):
+def robust_gcv_gamma(tissue, aif):
+    """Per-voxel robustness γ of robust GCV, from the voxel's contrast-to-noise ratio.
+
+    Robust GCV protects against the flat GCV minimum of noisy curves, where
+    a λ too small lets noise through; at high CNR that minimum is sharp and
+    a strong protection only over-smooths (a sharp residue peak, hence CBF,
+    comes out low). γ is 0.2 up to a CNR of 20 (nearly every voxel of a
+    clinical exam: CNR 2-22 at SNR 10-50 on simulated exams) and 0.5 from a
+    CNR of 50, log-linear between (:data:`ROBUST_GCV_GAMMA`,
+    :data:`ROBUST_GCV_CNR`); it stays below 1 (GCV), whose minimum lets
+    noise-free curves overshoot their peak (Gibbs). CNR is the tissue
+    curve's peak over the sd of its pre-bolus frames
+    (:func:`baseline_noise_variance`).
+
+    Parameters
+    ----------
+    tissue : ndarray of shape (n_samples, n_times)
+        Tissue concentration curves.
+    aif : ndarray of shape (1 or n_samples, n_times)
+        Arterial curves (one row when shared).
+
+    Returns
+    -------
+    gamma : ndarray of shape (n_samples,)
+        Dimensionless γ between the two values of :data:`ROBUST_GCV_GAMMA`.
+    """
+    noise_sd = np.sqrt(baseline_noise_variance(tissue, aif))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cnr = np.nan_to_num(tissue.max(axis=-1) / noise_sd, nan=np.inf, posinf=np.inf)
+    low, high = ROBUST_GCV_CNR
+    position = np.clip(np.log(np.maximum(cnr, low) / low) / np.log(high / low), 0.0, 1.0)
+    return ROBUST_GCV_GAMMA[0] + (ROBUST_GCV_GAMMA[1] - ROBUST_GCV_GAMMA[0]) * position
+
+
+def _select_lambdas(tissue_spectrum, aif_spectrum, criterion, weights, noise_variance=None,
+                    gamma=None):
     """Per-voxel λ (unit of the singular values) by GCV, L-curve or discrepancy principle.
 
     With ``β = DFT(C)``, ``σ = |DFT(TR·Ca)|`` and filter factors
@@ -142,7 +178,8 @@ def _select_lambdas(tissue_spectrum, aif_spectrum, criterion, weights, noise_var
             if criterion == "rgcv":
                 n_modes = multiplicity.sum()
                 influence2 = np.sum(multiplicity * factors**2, axis=1) / n_modes
-                score = score * (ROBUST_GCV_GAMMA + (1 - ROBUST_GCV_GAMMA) * influence2)
+                gamma = gamma.astype(score.dtype)[:, None]
+                score = score * (gamma + (1 - gamma) * influence2)
         else:
             inverse_singular2 = np.where(singular2 > 0, 1 / singular2, 0)[:, :, None]
             eta = _mode_sums(power, multiplicity * factors**2 * inverse_singular2
@@ -182,6 +219,7 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     Lukas 2006), GCV, the corner of the L-curve, or the discrepancy principle
     with the noise variance of the voxel's pre-bolus frames
     (:func:`baseline_noise_variance`); or fixed at ``lambda_fraction · σmax``.
+    Robust GCV's ``γ`` is per voxel, :func:`robust_gcv_gamma`.
 
     The defaults are the combination that measured best on simulated curves
     of mixed residue families (exponential, gamma, Lorentzian, boxcar;
@@ -192,7 +230,7 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     bright voxels of GCV maps; ridge regularisation strong enough to stop
     that also shrinks every peak (CBF -30 to -60 % at SNR 20-10). Robust GCV
     multiplies the GCV score by ``γ + (1 - γ) trace(A²) / L`` (``A`` the
-    influence matrix, ``γ`` = :data:`ROBUST_GCV_GAMMA`), which penalises the
+    influence matrix, ``γ`` per voxel, :func:`robust_gcv_gamma`), which penalises the
     small λ, and the curvature penalty leaves the residue's level alone:
     median CBF error 23 % against 43 % for GCV with the ridge at SNR 10
     (MTT 38 % against 62 %), voxels above twice their CBF 1.2 % against 7.9 %,
@@ -202,18 +240,19 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     error in the voxel's noise variance swings λ from under- to
     over-smoothing (CBF error 35 % at SNR 30 with the ridge).
 
-    The robustness γ of the default rule was chosen by measurement on two
-    references: the 14 OSIPI DSC reference curves (CNR 200, exponential
-    residues, OSIPI's tolerance CBF within 10 % + 15 ml/100g/min) and
-    mixed-family curves (``tests/mixed_signals.py``, 240 curves) from SNR 50
-    to 10. With γ = 0.2 the curve of CBF 70 (MTT 3.4 s, TR 1.24 s) came out
-    at 0.64 of the truth, outside the tolerance; γ = 0.5 gives CBF/truth
-    0.69-1.14 on OSIPI (all 14 inside, the closest 0.3 ml/100g/min from
-    the limit: a sharp residue peak is what any smoothing lowers) and, on
-    the mixed curves, median CBF errors of 21 / 22 / 22 / 25 % at SNR
-    50 / 30 / 15 / 10 against 22 / 21 / 22 / 24 % for γ = 0.2, with 0.8 %
-    of the voxels above twice their CBF at SNR 15 (GCV with the ridge: 6.7 %).
-    GCV itself (γ = 1) puts 5-10 % of the voxels there.
+    The robustness γ was chosen by measurement on two references: the 14
+    OSIPI DSC reference curves (CNR 200, exponential residues, OSIPI's
+    tolerance CBF within 10 % + 15 ml/100g/min) and noisy curves and exams.
+    A constant γ = 0.2 left the OSIPI curve of CBF 70 (MTT 3.4 s, TR
+    1.24 s) at 0.64 of the truth, outside the tolerance; a constant 0.5,
+    the smallest that passes, lost the gain at low SNR on simulated exams
+    (rCBF error 52 % against 34 % at SNR 10). γ therefore follows each
+    voxel's CNR (:func:`robust_gcv_gamma`): 0.2 for the clinical range,
+    0.5 for the clean curves of high CNR. Measured: all 14 OSIPI curves
+    inside (CBF/truth 0.68-1.14; CBF 70 at 0.69, 0.3 ml/100g/min inside:
+    any smoothing lowers a sharp peak), simulated exams and mixed-family
+    curves as with γ = 0.2 (``benchmarks/bench_accuracy.py``,
+    ``docs/user_guide/deconvolvers.rst``).
 
     CBF is the residue peak, CBV comes from the curve areas (Fayolle et al.
     2025, eq. 2), MTT = CBV / CBF and Tmax is the time of the residue peak
@@ -290,21 +329,24 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     def _residues(self, tissue, aif):
         tissue_spectrum, aif_spectrum = circulant_spectra(tissue, aif, self.tr)
         weights = penalty_weights(aif_spectrum.shape[-1], self.penalty, tissue_spectrum.real.dtype)
-        noise = None
+        noise = gamma = None
         if self.lambda_selection == "discrepancy":
             noise = baseline_noise_variance(tissue, shared_aif(aif))
+        if self.lambda_selection == "rgcv":
+            gamma = robust_gcv_gamma(tissue, shared_aif(aif))
         if self.lambda_selection == "fixed":
             lambdas = self.lambda_fraction * np.abs(aif_spectrum).max(axis=-1, keepdims=True)
         elif len(aif_spectrum) == 1:
             lambdas = _select_lambdas(tissue_spectrum, aif_spectrum, self.lambda_selection,
-                                      weights, noise)
+                                      weights, noise, gamma)
         else:
             # Per-sample AIFs: the (voxel, mode, λ) weights are built in blocks
             # that bound the memory.
             lambdas = np.concatenate([
                 _select_lambdas(tissue_spectrum[block], aif_spectrum[block],
                                 self.lambda_selection, weights,
-                                None if noise is None else noise[block])
+                                None if noise is None else noise[block],
+                                None if gamma is None else gamma[block])
                 for start in range(0, len(tissue_spectrum), _PER_SAMPLE_BLOCK)
                 for block in [slice(start, start + _PER_SAMPLE_BLOCK)]
             ])
