@@ -123,10 +123,8 @@ def robust_gcv_gamma(tissue, aif):
 
     Parameters
     ----------
-    tissue : ndarray of shape (n_samples, n_times)
-        Tissue concentration curves.
-    aif : ndarray of shape (1 or n_samples, n_times)
-        Arterial curves (one row when shared).
+    tissue, aif : ndarray of shape (n_samples, n_times)
+        Tissue and arterial concentration curves (the AIF may be one row, shared).
 
     Returns
     -------
