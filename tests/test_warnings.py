@@ -9,7 +9,9 @@ from sklearn.pipeline import make_pipeline
 from skperfusion import ConcentrationTransformer, OSVDDeconvolver, PerfusionMapper
 from skperfusion._warnings import warn
 from skperfusion.datasets import simulate_exam
+from skperfusion.exam import ExamToCurves
 from skperfusion.preprocessing.concentration import DegenerateVoxelWarning
+from skperfusion.preprocessing.leakage import LeakageWarning
 
 
 def _signals_with_a_zero_sample():
@@ -54,3 +56,19 @@ def test_an_exam_warning_names_the_subject_once_at_the_callers_line():
     assert str(degenerate[0].message).startswith("subject sub-042: 1 of ")
     # Every warning of the call points at this file, none at scikit-learn or joblib.
     assert {item.filename for item in shown} == {__file__}
+
+
+def test_a_leakage_warning_of_a_chunked_exam_is_given_once():
+    # 34 kept frames of 1 s end before the bidirectional model's tail lags: said once,
+    # naming the subject, not again by every chunk of voxels.
+    exam = simulate_exam("sub-9", "HGG", shape=(12, 12, 2), leakage=True, random_state=0,
+                         parameters={"n_times": 40, "tr": 1.0})
+    step = ExamToCurves(leakage="bidirectional")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")  # repeats are not hidden by the once-per-line registry
+        chunks = list(step.transform_chunks(exam, "brain", chunk_voxels=50))
+    assert len(chunks) > 1
+    leakage = [item for item in shown if item.category is LeakageWarning]
+    assert len(leakage) == 1 and leakage[0].filename == __file__
+    assert str(leakage[0].message).startswith("subject sub-9: bidirectional leakage correction: "
+                                              "the series (34 frames")

@@ -626,7 +626,14 @@ def _leakage_stage(step, corrector, X):
     names = ("k2", "kep") if step.leakage == "bidirectional" else ("k2",)
     if corrector is None:  # no reference: left uncorrected
         return X, {name: np.full(len(X), np.nan) for name in names}
-    X, parameters = corrector._correct(X)
+    from ..preprocessing.leakage import LeakageWarning
+
+    with warnings.catch_warnings():
+        # What the corrector warns about here (series too short for its tail lags, an
+        # all-zero AIF) depends on the exam's AIF and grid only: it was said once, naming
+        # the subject, when the corrector was fitted; every chunk would repeat it.
+        warnings.simplefilter("ignore", LeakageWarning)
+        X, parameters = corrector._correct(X)
     return X, {name: parameters[name.upper() if name == "k2" else name] for name in names}
 
 
