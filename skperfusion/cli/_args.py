@@ -150,8 +150,8 @@ _PHAE_OPTIONS = {
                           "--batch-size"),
     "--phae-width": ("module__width", positive_int, "feature maps of the first encoder block",
                      "--width"),
-    "--phae-epoch-voxels": ("epoch_voxels", positive_int, "voxels drawn afresh for each epoch "
-                            "(paper: every training voxel)", "--epoch-voxels"),
+    "--phae-epoch-voxels": ("epoch_voxels", positive_int, "voxels drawn afresh for each epoch",
+                            "--epoch-voxels"),
 }
 
 
@@ -184,6 +184,7 @@ def add_phae_arguments(parser):
         dest = option.removeprefix("--").replace("-", "_")
         shown = "every training voxel" if paper[name] is None else f"{paper[name]:g}"
         group.add_argument(option, type=kind, default=argparse.SUPPRESS,
+                           metavar="LR" if kind is positive_float else "N",
                            help=f"{text} (default {cpu[name]:g}; paper {shown})")
         group.add_argument(old, type=kind, dest=dest, default=argparse.SUPPRESS,
                            help=argparse.SUPPRESS)
