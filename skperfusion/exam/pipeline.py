@@ -464,7 +464,7 @@ class ExamToCurves(BaseEstimator):
             _aif_channel(X, reference)
             X, leakage = _leakage_stage(self, corrector, X)
             X = _resample_stage(self, exam, X)
-            seconds, started = time.perf_counter() - started, None
+            seconds = time.perf_counter() - started  # this block, and the first the AIF
             yield rows, ExamCurves(X, selected, reference.aif, **leakage, exam=exam,
                                    seconds=seconds)
             started = time.perf_counter()
