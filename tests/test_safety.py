@@ -1,4 +1,4 @@
-"""Data safety of the command line (SPEC §12): refused outputs, contained cohort paths,
+"""Data safety of the command line: refused outputs, contained cohort paths,
 Ctrl-C on real ``skperfusion`` processes, nothing partial left on disk."""
 
 import hashlib
