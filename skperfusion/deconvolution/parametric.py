@@ -354,23 +354,22 @@ class ParametricDeconvolver(BaseDeconvolver):
     modelled with the trapezoidal rule on the fine grid; data made with
     the rectangle rule ``TR · Σ Ca[k] h[n-k]`` (the OSIPI DSC reference
     curves) differ from them by ``TR/2 · Ca(t) h(0)``, which no delay
-    absorbs (an exponential fit of the OSIPI curves then overestimates CBF
-    by up to 23 %). ``discretisation="auto"`` fits both rules to (up to
+    absorbs (an exponential fit of the OSIPI curves with the wrong rule
+    overestimates CBF). ``discretisation="auto"`` fits both rules to (up to
     512 of) the curves given to ``fit`` and keeps the one with the smaller
     residual (``discretisation_``).
 
     **Population prior.** At clinical SNR, low-CBF voxels (white matter)
     fit a short MTT with a long delay (a scaled, delayed AIF) almost as well
-    as the truth: a few such voxels with 10-40 times the true CBF dominated
-    the NAWM mean and with it every relative CBF (rCBF error 55 % against
-    oSVD's 20 % on mixed-family simulated exams at SNR 30). With
+    as the truth: a few such voxels with many times the true CBF dominate
+    the NAWM mean and with it every relative CBF. With
     ``prior="population"`` the fit is a maximum a posteriori estimate
     under a Gaussian prior on (log MTT, delay) centred on the median
     initial values over the ``fit`` curves (``prior_``), of widths 0.4 in
     log MTT and 2 s, each weighed as one sample at the voxel's baseline
-    noise level (pre-bolus frames): noise-free curves are unaffected, and
-    on those exams the rCBF error fell to 17 % and MTT to 25 %
-    (oSVD 37 %), ``benchmarks/bench_accuracy.py``.
+    noise level (pre-bolus frames): noise-free curves are unaffected. The
+    measured errors with and without the prior are in the user guide
+    (:doc:`/user_guide/deconvolvers`) and ``benchmarks/bench_accuracy.py``.
 
     **Fits on a bound.** A voxel whose fitted MTT or delay ends within 1 %
     of the range from one of its bounds is not an estimate: its CBF, MTT

@@ -219,38 +219,27 @@ class TikhonovDeconvolver(ResidueDeconvolver):
     (:func:`baseline_noise_variance`); or fixed at ``lambda_fraction · σmax``.
     Robust GCV's ``γ`` is per voxel, :func:`robust_gcv_gamma`.
 
-    The defaults are the combination that measured best on simulated curves
-    of mixed residue families (exponential, gamma, Lorentzian, boxcar;
-    delays 0-3 s) from SNR 50 down to 10 (``benchmarks/bench_accuracy.py``,
-    ``tests/test_tikhonov.py``). GCV's minimum is flat at low SNR: in
-    3-8 % of the voxels it settles on a λ so small that noise passes and the
-    residue peak (CBF) comes out at more than twice the truth, the isolated
-    bright voxels of GCV maps; ridge regularisation strong enough to stop
-    that also shrinks every peak (CBF -30 to -60 % at SNR 20-10). Robust GCV
-    multiplies the GCV score by ``γ + (1 - γ) trace(A²) / L`` (``A`` the
-    influence matrix, ``γ`` per voxel, :func:`robust_gcv_gamma`), which penalises the
-    small λ, and the curvature penalty leaves the residue's level alone:
-    median CBF error 23 % against 43 % for GCV with the ridge at SNR 10
-    (MTT 38 % against 62 %), voxels above twice their CBF 1.2 % against 7.9 %,
-    and the same as GCV (within 1 %) noise-free and at SNR 50. The
-    discrepancy principle is unstable with the 8-10 baseline frames of a
-    DSC exam: the residual rises steeply through the noise level, so a 25 %
-    error in the voxel's noise variance swings λ from under- to
-    over-smoothing (CBF error 35 % at SNR 30 with the ridge).
+    The defaults are the combination that did best on simulated curves of
+    mixed residue families (exponential, gamma, Lorentzian, boxcar; delays
+    0-3 s) from SNR 50 down to 10; the measurements are in the user guide
+    (:doc:`/user_guide/deconvolvers`) and ``benchmarks/bench_accuracy.py``.
+    GCV's minimum is flat at low SNR: in a few percent of the voxels it
+    settles on a λ so small that noise passes and the residue peak (CBF)
+    comes out at more than twice the truth, the isolated bright voxels of
+    GCV maps; ridge regularisation strong enough to stop that also shrinks
+    every peak. Robust GCV multiplies the GCV score by
+    ``γ + (1 - γ) trace(A²) / L`` (``A`` the influence matrix, ``γ`` per
+    voxel, :func:`robust_gcv_gamma`), which penalises the small λ, and the
+    curvature penalty leaves the residue's level alone; noise-free and at
+    high SNR it gives what GCV gives. The discrepancy principle is unstable
+    with the 8-10 baseline frames of a DSC exam: the residual rises steeply
+    through the noise level, so a small error in the voxel's noise variance
+    swings λ from under- to over-smoothing.
 
-    The robustness γ was chosen by measurement on two references: the 14
-    OSIPI DSC reference curves (CNR 200, exponential residues, OSIPI's
-    tolerance CBF within 10 % + 15 ml/100g/min) and noisy curves and exams.
-    A constant γ = 0.2 left the OSIPI curve of CBF 70 (MTT 3.4 s, TR
-    1.24 s) at 0.64 of the truth, outside the tolerance; a constant 0.5,
-    the smallest that passes, lost the gain at low SNR on simulated exams
-    (rCBF error 52 % against 34 % at SNR 10). γ therefore follows each
-    voxel's CNR (:func:`robust_gcv_gamma`): 0.2 for the clinical range,
-    0.5 for the clean curves of high CNR. Measured: all 14 OSIPI curves
-    inside (CBF/truth 0.68-1.14; CBF 70 at 0.69, 0.3 ml/100g/min inside:
-    any smoothing lowers a sharp peak), simulated exams and mixed-family
-    curves as with γ = 0.2 (``benchmarks/bench_accuracy.py``,
-    ``docs/user_guide/deconvolvers.rst``).
+    The robustness γ follows each voxel's CNR (:func:`robust_gcv_gamma`):
+    small for the clinical range, where it matters at low SNR, and larger
+    for the clean curves of high CNR, where a constant small γ smooths a
+    sharp residue peak below the OSIPI DSC reference curves' tolerance.
 
     CBF is the residue peak, CBV comes from the curve areas (Fayolle et al.
     2025, eq. 2), MTT = CBV / CBF and Tmax is the time of the residue peak
