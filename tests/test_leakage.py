@@ -10,7 +10,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_checks import ODD_COLUMN_CHECKS, check_odd_column_substitutes
 
 from skperfusion.datasets import gamma_variate, simulate_concentration
-from skperfusion.physics import convolve_aif
+from skperfusion.datasets.cohort import HEMATOCRIT
+from skperfusion.physics import BLOOD_RELAXIVITY, TISSUE_RELAXIVITY, convolve_aif
 from skperfusion.physics.leakage import (
     bsw_design_matrix,
     bsw_fit,
@@ -22,7 +23,8 @@ from skperfusion.physics.leakage import (
 from skperfusion.preprocessing.leakage import LeakageCorrector
 
 TR, N_TIMES = 1.0, 90
-TISSUE_R, BLOOD_R, HCT = 44.0, 7.6, 0.45
+# The simulator's constants: tissue and linear blood relaxivity (1/(s·mM)), haematocrit.
+TISSUE_R, BLOOD_R, HCT = TISSUE_RELAXIVITY, BLOOD_RELAXIVITY[0], HEMATOCRIT
 AIF = functools.partial(gamma_variate, t0=12.0, alpha=3.0, beta=1.5, peak=6.0)
 TIMES = np.arange(N_TIMES) * TR
 

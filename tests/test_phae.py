@@ -39,6 +39,8 @@ from skperfusion.datasets import add_noise, gamma_variate, simulate_concentratio
 from skperfusion.deconvolution import available_deconvolvers, make_deconvolver
 from skperfusion.deconvolution._phae_module import PHAEModule
 from skperfusion.physics import (
+    DEFAULT_DENSITY,
+    DEFAULT_HEMATOCRIT_FACTOR,
     cbf_from_cbv_mtt,
     cbf_to_flow_rate,
     cbv_from_curves,
@@ -161,7 +163,8 @@ def test_torch_twins_match_numpy():
     tissue = rng.uniform(0, 1, (50, 30))
     aif = rng.uniform(-0.1, 2, (50, 30))
     aif[0] = 0.0
-    cbv = cbv_from_curves_torch(torch.tensor(tissue), torch.tensor(aif), 0.73, 1.04).numpy()
+    cbv = cbv_from_curves_torch(torch.tensor(tissue), torch.tensor(aif),
+                                DEFAULT_HEMATOCRIT_FACTOR, DEFAULT_DENSITY).numpy()
     np.testing.assert_allclose(cbv, cbv_from_curves(tissue, aif), rtol=1e-12, equal_nan=True)
     assert np.isnan(cbv[0])
     mtt = rng.uniform(-1, 10, 50)
@@ -195,7 +198,7 @@ def test_decoder_matches_numpy_physics(family, with_delay):
 
 
 def test_encoder_is_the_papers_fcn():
-    encoder = PHAEModule(TR, 0.73, 1.04).encoder
+    encoder = PHAEModule(TR, DEFAULT_HEMATOCRIT_FACTOR, DEFAULT_DENSITY).encoder
     convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv1d)]
     assert [c.out_channels for c in convs] == [32, 64, 128, 256]
     assert all(c.kernel_size == (3,) and c.stride == (1,) and c.padding == (1,) for c in convs)
@@ -206,7 +209,7 @@ def test_encoder_is_the_papers_fcn():
 
 
 def test_folded_batchnorm_encoder_gives_the_same_mtt():
-    module = PHAEModule(TR, 0.73, 1.04, learn_delay=True, width=8)
+    module = PHAEModule(TR, DEFAULT_HEMATOCRIT_FACTOR, DEFAULT_DENSITY, learn_delay=True, width=8)
     generator = torch.Generator().manual_seed(0)
     for norm in module.modules():
         if isinstance(norm, torch.nn.BatchNorm1d):
