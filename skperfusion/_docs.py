@@ -14,9 +14,6 @@ DOCS = {
 X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
     Tissue and arterial concentration curves with the ``n_times``
     seen in ``fit``.""",
-    "X_fitted_ratios": """\
-X : array_like of shape (n_samples, n_features)
-    Ratios, with the columns seen in ``fit``.""",
     "fitted_curve_attributes": """\
 n_features_in_ : int
     ``2 · n_times``.
