@@ -342,18 +342,24 @@ def summary(settings, tables, has_truth):
                  "permutation (Monte Carlo)": "permutation test"}
         tests = " / ".join(names.get(test, test) for test in dict.fromkeys(comparison["test"]))
         significant = comparison[comparison["p"] < 0.05]
+        truth = (significant["method_a"] == TRUTH) | (significant["method_b"] == TRUTH)
         lines.append("- **Differences between methods** (" + tests + ", p < 0.05, "
                      "uncorrected): " + ("; ".join(
                          f"{row.method_a} vs {row.method_b} (AUC {row.auc_a:.2f} vs "
                          f"{row.auc_b:.2f}, p = {row.p:.2g})"
-                         for row in significant.itertuples()) if len(significant) else
-                         "none is significant."))
+                         for row in significant[~truth].itertuples()) + "."
+                         if (~truth).any() else "none is significant."))
+        if truth.any():
+            lines.append("- **Below the ceiling** (same test): " + "; ".join(
+                f"{row.method_b if row.method_a == TRUTH else row.method_a} (AUC "
+                f"{min(row.auc_a, row.auc_b):.2f}, p = {row.p:.2g})"
+                for row in significant[truth].itertuples()) + ".")
     caveats = []
     if min(n_lgg, n_hgg) < MIN_DELONG_PER_CLASS:
         caveats.append(f"with {n_lgg} LGG and {n_hgg} HGG test patients each patient moves "
                        f"sensitivity by {100 / max(n_hgg, 1):.0f} and specificity by "
                        f"{100 / max(n_lgg, 1):.0f} percentage points, and the AUC intervals "
-                       "are wide; DeLong's asymptotic test is replaced by an exact "
+                       "are wide; DeLong's asymptotic test is replaced by a paired "
                        "permutation test")
     caveats.append("Table 1's cut-offs, sensitivities and specificities are fitted on the "
                    "patients they are measured on (as in the paper): read the cross-validated "

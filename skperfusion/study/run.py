@@ -450,8 +450,8 @@ def _settings(exams, sizes, mappers, grid, config, started):
     trainable = config.trainable
     trained = ", ".join(f"{label} on {mappers[label].n_train_voxels_} voxels"
                         for label in mappers if label in trainable) or "none"
-    repeats = ("every repeat" if config.trainable_repeats is None
-               else f"the first {plural(config.trainable_repeats, 'repeat')}")
+    repeats = {None: "every repeat", 1: "the first repeat"}.get(
+        config.trainable_repeats, f"the first {config.trainable_repeats} repeats")
     cv_trainable = (f"; trainable methods ({', '.join(sorted(trainable))}) retrained on "
                     f"every training fold of {repeats}" if trainable else "")
     cv_params = "".join(f"; {config.labels[name]} in the folds with {params}"
