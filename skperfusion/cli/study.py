@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from .._io import atomic_directory, check_outputs
-from ..deconvolution._registry import available_deconvolvers
+from ..deconvolution._registry import available_deconvolvers, get_deconvolver
 from ._args import (
     add_command,
     add_link_argument,
@@ -193,6 +193,9 @@ def run(args):
                         allow_external_links=args.allow_external_links,
                         allow_unusual_timing=args.allow_unusual_timing)
     phae_params = phae_settings(args) | {"device": args.device}
+    # The --phae-* settings apply to every trained method (the paper's PHAE and its variants).
+    trainable = [name for name in available_deconvolvers(variants=True)
+                 if get_deconvolver(name).trainable]
     n_draws = args.noise_draws or (3 if args.demo else 10)
     snrs = tuple(int(snr) if float(snr).is_integer() else snr for snr in args.snrs)
     # Every check the cohort allows, before any training or mapping.
@@ -208,8 +211,9 @@ def run(args):
               for name, method in (("main", leakage), ("no leakage correction", "none"))}
     compare = {"no leakage correction": curves["no leakage correction"]}
     config = StudyConfig(
-        methods=args.methods, test_size=args.test_size, method_params={"phae": phae_params},
-        cv_method_params={"phae": {"max_epochs": args.phae_cv_epochs}},
+        methods=args.methods, test_size=args.test_size,
+        method_params={name: dict(phae_params) for name in trainable},
+        cv_method_params={name: {"max_epochs": args.phae_cv_epochs} for name in trainable},
         max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
         n_splits=args.cv_splits, n_repeats=args.cv_repeats,
         trainable_repeats=args.cv_trainable_repeats, n_boot=args.n_boot,
