@@ -225,8 +225,8 @@ def _seconds(result, reference=None):
         return f"failed: {result['error']}"
     text = f"{result['wall']:.2f} s wall, {result['cpu']:.2f} CPU-s"
     if reference is not None and "error" not in reference:
-        text += (f" ({result['wall'] / reference['wall']:.1f}x, "
-                 f"{result['cpu'] / reference['cpu']:.1f}x CPU)")
+        text += (f" ({result['wall'] / reference['wall']:.1f}x now's wall, "
+                 f"{result['cpu'] / reference['cpu']:.1f}x now's CPU)")
     return text
 
 

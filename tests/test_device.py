@@ -102,12 +102,11 @@ def test_training_batches_of_a_validation_split():
 
 
 @pytest.mark.slow
-def test_threaded_cpu_inference_equals_the_unfolded_encoder_on_all_voxels(phae_cpu):
+def test_chunked_cpu_inference_equals_the_unfolded_encoder_on_all_voxels(phae_cpu):
     model, X = phae_cpu
-    torch.set_num_threads(2)  # chunks in two threads, one torch thread each
+    torch.set_num_threads(2)
     try:
         maps = model.set_params(chunk_size=64).transform(X)
-        assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(1)
     # Reference: the module with gradients on (unfolded batch norms), all voxels at once.

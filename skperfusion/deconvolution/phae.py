@@ -232,10 +232,8 @@ class PHAEDeconvolver(BaseDeconvolver):
     kh, rho : float, default=0.73, 1.04
         Haematocrit correction factor ``kH`` (dimensionless), brain density (g/ml).
     chunk_size : int, default=256
-        Voxels encoded at once in ``transform``. Small batches are the fastest
-        on a CPU, where the chunks run in one thread per torch thread
-        (``torch.get_num_threads()``), each encoder single-threaded; on a GPU
-        take tens of thousands.
+        Voxels encoded at once in ``transform`` (small batches are the fastest
+        on a CPU; on a GPU take tens of thousands).
     family : {"lorentzian", "exponential", "gamma"}, default="lorentzian"
         Residue family of the decoder (the paper's: Lorentzian): one of the
         differentiable entries of ``RESIDUE_FAMILIES``, not the boxcar.
@@ -403,22 +401,8 @@ class PHAEDeconvolver(BaseDeconvolver):
         self.net_, self.history_ = net, net.history
 
     def _map_chunks(self, X, function):
-        threads = torch.get_num_threads()
-        if torch_device(self.device).type != "cpu" or threads == 1:
-            with _cuda_precision(self.device, self.tf32):
-                yield from super()._map_chunks(X, function)
-            return
-        # On the CPU: one single-threaded encoder per core, each on its own
-        # chunk (BaseDeconvolver's chunk threads), instead of every layer
-        # split between threads that wait for each other: faster on small
-        # batches, and far faster on a busy machine.
-        self._threaded_chunks = True
-        torch.set_num_threads(1)  # read by each chunk thread when it starts
-        try:
+        with _cuda_precision(self.device, self.tf32):
             yield from super()._map_chunks(X, function)
-        finally:
-            torch.set_num_threads(threads)
-            vars(self).pop("_threaded_chunks", None)
 
     def _deconvolve(self, tissue, aif):
         curves = np.stack((tissue, aif), axis=1).astype(np.float32)
