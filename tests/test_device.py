@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from skorch.dataset import Dataset, ValidSplit
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from skperfusion import PHAEDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
@@ -92,6 +93,21 @@ def test_training_batches_are_slices_of_the_resident_curves():
     assert len(first) == 7 and len(set(voxel.tolist())) == 7  # without replacement
     assert torch.equal(first, X[voxel])
     assert not torch.equal(first, second)  # a fresh draw every epoch
+
+
+@pytest.mark.parametrize("max_samples", [None, 7])
+def test_training_batches_are_those_of_a_dataloader_seed_for_seed(max_samples):
+    # The reference: torch's DataLoader over a RandomSampler, gathering each batch on the host.
+    X = torch.arange(10 * 2 * 3, dtype=torch.float32).reshape(10, 2, 3)
+    torch.manual_seed(0)
+    ours = [b for _ in range(2) for b, _ in _VoxelBatches(Dataset(X), 3, True, max_samples)]
+    torch.manual_seed(0)
+    sampler = BatchSampler(RandomSampler(range(10), num_samples=max_samples or 10), 3, False)
+    loader = DataLoader(Dataset(X), batch_size=None, sampler=sampler)
+    theirs = [b for _ in range(2) for b, _ in loader]
+    assert len(ours) == len(theirs) == 2 * -(-(max_samples or 10) // 3)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert torch.equal(mine, reference)
 
 
 def test_training_batches_of_a_validation_split():

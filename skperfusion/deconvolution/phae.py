@@ -56,7 +56,7 @@ class _VoxelBatches:
     collated or copied per batch on the host. With ``shuffle`` or
     ``max_samples`` every epoch draws a fresh random order, of ``max_samples``
     voxels at most (without replacement), from the global torch RNG (seeded
-    by ``fit``).
+    by ``fit``): the batches of a ``DataLoader`` over a ``RandomSampler``.
 
     Parameters
     ----------
@@ -81,9 +81,16 @@ class _VoxelBatches:
         return -(-self.n_drawn // self.batch_size)
 
     def __iter__(self):
+        # The global RNG draws of a DataLoader over a RandomSampler (its base
+        # seed, then the sampler's seed), so that training stays that of the
+        # earlier DataLoader, seed for seed; the order is drawn on the CPU.
+        torch.empty((), dtype=torch.int64).random_()
         order = None
-        if self.random:  # drawn on the CPU: the same order whatever the device
-            order = torch.randperm(len(self.curves))[:self.n_drawn].to(self.curves.device)
+        if self.random:
+            generator = torch.Generator()
+            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+            order = torch.randperm(len(self.curves), generator=generator)[:self.n_drawn]
+            order = order.to(self.curves.device)
         for start in range(0, self.n_drawn, self.batch_size):
             stop = start + self.batch_size
             yield (self.curves[start:stop] if order is None
