@@ -179,16 +179,7 @@ def run(args):
     check_torch_device(args.device)
     check_outputs([out / name for name in OUTPUT_FILES], inputs=[cohort],
                   overwrite=args.overwrite)
-    if args.demo:
-        if reuse and not args.quiet:
-            print(f"reusing the demo cohort {cohort} (same settings)")
-        elif not reuse:
-            _simulate_demo(cohort, args)
-        source = (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
-                  f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
-                  f"leaky tumours, seed {args.seed})")
-    else:
-        source = str(cohort)
+    source = _demo_cohort(cohort, args, reuse) if args.demo else str(cohort)
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
                         allow_external_links=args.allow_external_links,
                         allow_unusual_timing=args.allow_unusual_timing)
@@ -225,11 +216,26 @@ def run(args):
             tables = run_study(exams, out, config)
     finally:
         torch.set_num_threads(threads)
-    if args.quiet:
-        return
+    if not args.quiet:
+        print(_summary(tables, len(exams), time.perf_counter() - started, out))
+
+
+def _demo_cohort(cohort, args, reuse):
+    """Simulate the demo cohort in ``cohort`` unless ``reuse``; its description."""
+    if reuse and not args.quiet:
+        print(f"reusing the demo cohort {cohort} (same settings)")
+    elif not reuse:
+        _simulate_demo(cohort, args)
+    return (f"simulated demo cohort {cohort} ({args.n_subjects} subjects, "
+            f"{tuple(args.shape)} voxels, Rician noise at SNR {args.demo_snr:g}, "
+            f"leaky tumours, seed {args.seed})")
+
+
+def _summary(tables, n_exams, seconds, out):
+    """One-line summary of a finished study: duration (s), test and cross-validated AUCs."""
     auc = tables["table1"]["auc"]
     cv_auc = tables["table1_cv"]["auc"]
-    print(f"study of {len(exams)} patients done in {time.perf_counter() - started:.0f} s; "
-          f"test AUC {', '.join(f'{m} {v:.2f}' for m, v in auc.items())}; cross-validated "
-          f"AUC {', '.join(f'{m} {v:.2f}' for m, v in cv_auc.items())}; report in "
-          f"{out / 'report.md'}")
+    return (f"study of {n_exams} patients done in {seconds:.0f} s; "
+            f"test AUC {', '.join(f'{m} {v:.2f}' for m, v in auc.items())}; cross-validated "
+            f"AUC {', '.join(f'{m} {v:.2f}' for m, v in cv_auc.items())}; report in "
+            f"{out / 'report.md'}")

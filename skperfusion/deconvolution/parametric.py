@@ -554,10 +554,10 @@ class ParametricDeconvolver(BaseDeconvolver):
         tissue, aif = tissue[usable], aif[usable]
         start = self._start_values(tissue, aif)
         if start is None:
-            tissue_t, aif_t, _ = self._tensors(tissue, aif, torch.device(self.device))
+            tissue_t, aif_t, _ = _tensors(tissue, aif, torch.device(self.device))
             family = _Family(self._families()[0], self, tissue.shape[1], aif_t.device,
                              CONVOLUTION_RULES[0]).prepare(aif_t)
-            values = family.physical(self._grid_start(family, tissue_t))[:, :2].cpu().numpy()
+            values = family.physical(_grid_start(family, tissue_t))[:, :2].cpu().numpy()
         else:
             values = self._start_physical(start)
         log_mtt, delay = np.median(values, axis=0)
@@ -628,22 +628,22 @@ class ParametricDeconvolver(BaseDeconvolver):
         The best family per voxel; ``rule`` the convolution rule of the model.
         """
         device = torch.device(self.device)
-        tissue_t, aif_t, prior_weight = self._tensors(tissue, aif, device)
+        tissue_t, aif_t, prior_weight = _tensors(tissue, aif, device)
         n_times = tissue.shape[1]
         penalty = math.log(n_times) if self.criterion == "bic" else 2.0
         best = None
         for name in self._families():
             family = _Family(name, self, n_times, device, rule).prepare(aif_t)
             if start is None:
-                u = self._grid_start(family, tissue_t)
+                u = _grid_start(family, tissue_t)
             else:
-                u = self._estimator_start(family, start, device)
+                u = _estimator_start(family, self._start_physical(start), device)
             prior = None
             if self.prior_ is not None:
                 centre = torch.tensor([math.log(self.prior_[0]), self.prior_[1]],
                                       dtype=torch.float64, device=device)
                 prior = (centre, prior_weight)
-            u = self._levenberg_marquardt(family, tissue_t, u, prior)
+            u = _levenberg_marquardt(family, tissue_t, u, self.max_iter, prior)
             values = family.physical(u)
             flow, residual = _project(tissue_t, family.unit_response(values))
             rss = (residual * residual).sum(-1)
@@ -657,132 +657,143 @@ class ParametricDeconvolver(BaseDeconvolver):
                              for new, old in zip(fitted, best, strict=True))
         return tuple(value.cpu().numpy() for value in best[1:])
 
-    def _tensors(self, tissue, aif, device):
-        """Curves divided by the AIF peak as tensors, and the weights of the prior.
-
-        The weights are the voxel's baseline noise sd (pre-bolus frames,
-        :func:`~skperfusion.deconvolution.tikhonov.baseline_noise_variance`)
-        divided by the prior widths ``_PRIOR_WIDTHS``: the prior then weighs
-        as one sample whose misfit is the parameter's distance from the
-        centre in prior standard deviations.
-        """
-        # Both channels divided by the AIF peak: f, MTT and delay are unchanged.
-        peak = aif.max(axis=-1, keepdims=True)
-        scale = np.where(peak > 0, peak, 1.0)
-        tissue_t = torch.nan_to_num(torch.as_tensor(tissue / scale, dtype=torch.float64,
-                                                    device=device))
-        aif_t = torch.as_tensor(aif / scale, dtype=torch.float64, device=device)
-        if aif.shape[0] > 1 and bool((aif_t == aif_t[:1]).all()):
-            aif_t = aif_t[:1]
-        noise_sd = np.sqrt(np.nan_to_num(baseline_noise_variance(tissue / scale, aif / scale)))
-        weight = (torch.as_tensor(noise_sd, dtype=torch.float64, device=device)[:, None]
-                  / torch.tensor(_PRIOR_WIDTHS, dtype=torch.float64, device=device))
-        return tissue_t, aif_t, weight
-
-    def _grid_values(self, family, device):
-        """Grid of physical parameter vectors scored for the initial values."""
-        (log_lo, log_hi), (min_delay, max_delay) = family.bounds[:2]
-        axes = [torch.linspace(log_lo, log_hi, _GRID_MTTS + 2, dtype=torch.float64)[1:-1],
-                torch.linspace(min_delay, max_delay, _GRID_DELAYS + 2, dtype=torch.float64)[1:-1]]
-        if family.name == "gamma" and family.gamma_shape is None:
-            axes.append(torch.log(torch.tensor(_GRID_SHAPES, dtype=torch.float64)))
-        if family.dispersion:
-            axes.append(torch.tensor(_GRID_DISPERSIONS, dtype=torch.float64))
-        grid = torch.cartesian_prod(*axes).reshape(-1, len(axes))
-        return grid.to(device)
-
-    def _grid_start(self, family, tissue):
-        grid = self._grid_values(family, tissue.device)
-        if family.table is not None:
-            units = family.unit_response(grid)                           # (G, T)
-            norms = (units * units).sum(-1).clamp(min=1e-300)
-            products = tissue @ units.T                                  # (n, G)
-            gain = torch.where(products > 0, products**2 / norms, 0.0)
-        else:
-            # Per-sample AIFs: the grid is scored for every voxel at once,
-            # one grid point at a time (no loop over voxels).
-            gain = torch.empty(tissue.shape[0], grid.shape[0], dtype=tissue.dtype,
-                               device=tissue.device)
-            for k in range(grid.shape[0]):
-                units = family.unit_response(grid[k:k + 1].expand(tissue.shape[0], -1))
-                products = (tissue * units).sum(-1)
-                norms = (units * units).sum(-1).clamp(min=1e-300)
-                gain[:, k] = torch.where(products > 0, products**2 / norms, 0.0)
-        return family.unconstrained(grid[gain.argmax(dim=-1)])
-
     def _start_physical(self, start):
         """(log MTT, delay) of an estimator's MTT and Tmax, inside the bounds."""
-        mtt = np.clip(np.nan_to_num(start[:, 0], nan=4.0), self.mtt_min, self.mtt_max)
-        delay = np.clip(np.nan_to_num(start[:, 1], nan=0.0), self.min_delay, self.max_delay)
-        return np.column_stack([np.log(mtt), delay])
+        return _bounded_start(start, self.mtt_min, self.mtt_max, self.min_delay, self.max_delay)
 
-    def _estimator_start(self, family, start, device):
-        physical = torch.as_tensor(self._start_physical(start), dtype=torch.float64,
-                                   device=device)
-        values = [physical[:, 0], physical[:, 1]]
-        if family.name == "gamma" and family.gamma_shape is None:
-            values.append(torch.full_like(physical[:, 0], math.log(2.0)))
-        if family.dispersion:
-            values.append(torch.full_like(physical[:, 0], 0.5))
-        return family.unconstrained(torch.stack(values, dim=1))
 
-    def _levenberg_marquardt(self, family, tissue, u, prior=None):
-        """Batched Levenberg-Marquardt on the projected residual, per-voxel damping.
+def _tensors(tissue, aif, device):
+    """Curves divided by the AIF peak as tensors, and the weights of the prior.
 
-        The residual ``r = C - f(θ) U(θ)`` with the projected flow rate
-        ``f = <C, U> / <U, U>`` has the exact Jacobian (variable projection)
-        ``-(U ∂f + f ∂U)``, ``∂f = (<C, ∂U> - 2 f <U, ∂U>) / <U, U>``, chained
-        through the logistic bounds. A ``prior`` ``(centre, weight)`` appends
-        the rows ``weight · ((log MTT, delay) - centre)`` (a Gaussian prior:
-        the fit is then a maximum a posteriori estimate).
-        """
-        def with_prior(params, r):
-            if prior is None:
-                return r
-            return torch.cat([r, prior[1] * (family.physical(params)[:, :2] - prior[0])], dim=1)
+    The weights are the voxel's baseline noise sd (pre-bolus frames,
+    :func:`~skperfusion.deconvolution.tikhonov.baseline_noise_variance`)
+    divided by the prior widths ``_PRIOR_WIDTHS``: the prior then weighs
+    as one sample whose misfit is the parameter's distance from the
+    centre in prior standard deviations.
+    """
+    # Both channels divided by the AIF peak: f, MTT and delay are unchanged.
+    peak = aif.max(axis=-1, keepdims=True)
+    scale = np.where(peak > 0, peak, 1.0)
+    tissue_t = torch.nan_to_num(torch.as_tensor(tissue / scale, dtype=torch.float64,
+                                                device=device))
+    aif_t = torch.as_tensor(aif / scale, dtype=torch.float64, device=device)
+    if aif.shape[0] > 1 and bool((aif_t == aif_t[:1]).all()):
+        aif_t = aif_t[:1]
+    noise_sd = np.sqrt(np.nan_to_num(baseline_noise_variance(tissue / scale, aif / scale)))
+    weight = (torch.as_tensor(noise_sd, dtype=torch.float64, device=device)[:, None]
+              / torch.tensor(_PRIOR_WIDTHS, dtype=torch.float64, device=device))
+    return tissue_t, aif_t, weight
 
-        def residual(params):
-            return with_prior(params, _project(tissue, family.unit_response(
-                family.physical(params)))[1])
 
-        def residual_jacobian(params):
-            unit, d_unit = family.unit_response(family.physical(params), jacobian=True)
-            d_unit = d_unit * family.bound_derivatives(params)[:, None, :]
-            norm = (unit * unit).sum(-1).clamp(min=1e-300)
-            flow = ((tissue * unit).sum(-1) / norm)
-            positive = flow > 0
-            flow = flow.clamp(min=0.0)
-            d_flow = (torch.einsum("nt,ntp->np", tissue, d_unit)
-                      - 2 * flow[:, None] * torch.einsum("nt,ntp->np", unit, d_unit))
-            d_flow = torch.where(positive[:, None], d_flow / norm[:, None], 0.0)
-            jac = -(unit[..., None] * d_flow[:, None, :] + flow[:, None, None] * d_unit)
-            if prior is not None:
-                rows = torch.zeros(jac.shape[0], 2, jac.shape[2], dtype=jac.dtype,
-                                   device=jac.device)
-                slopes = prior[1] * family.bound_derivatives(params)[:, :2]
-                rows[:, 0, 0], rows[:, 1, 1] = slopes[:, 0], slopes[:, 1]
-                jac = torch.cat([jac, rows], dim=1)
-            return with_prior(params, tissue - flow[:, None] * unit), jac
+def _grid_values(family, device):
+    """Grid of physical parameter vectors scored for the initial values."""
+    (log_lo, log_hi), (min_delay, max_delay) = family.bounds[:2]
+    axes = [torch.linspace(log_lo, log_hi, _GRID_MTTS + 2, dtype=torch.float64)[1:-1],
+            torch.linspace(min_delay, max_delay, _GRID_DELAYS + 2, dtype=torch.float64)[1:-1]]
+    if family.name == "gamma" and family.gamma_shape is None:
+        axes.append(torch.log(torch.tensor(_GRID_SHAPES, dtype=torch.float64)))
+    if family.dispersion:
+        axes.append(torch.tensor(_GRID_DISPERSIONS, dtype=torch.float64))
+    grid = torch.cartesian_prod(*axes).reshape(-1, len(axes))
+    return grid.to(device)
 
-        n_params = u.shape[1]
-        r = residual(u)
-        cost = (r * r).sum(-1)
-        damping = torch.full_like(cost, 1e-2)
-        eye = torch.eye(n_params, dtype=u.dtype, device=u.device)
-        for _ in range(self.max_iter):
-            _, jacobian = residual_jacobian(u)
-            normal = jacobian.transpose(1, 2) @ jacobian
-            gradient = (jacobian.transpose(1, 2) @ r[..., None])[..., 0]
-            diagonal = torch.diagonal(normal, dim1=1, dim2=2).clamp(min=1e-12)
-            system = normal + (damping[:, None] * diagonal)[..., None] * eye
-            step = torch.linalg.solve(system, -gradient)
-            trial = u + step
-            r_trial = residual(trial)
-            cost_trial = (r_trial * r_trial).sum(-1)
-            better = cost_trial < cost
-            u = torch.where(better[:, None], trial, u)
-            r = torch.where(better[:, None], r_trial, r)
-            cost = torch.where(better, cost_trial, cost)
-            damping = torch.where(better, damping / 3, damping * 4).clamp(_MIN_DAMPING,
-                                                                           _MAX_DAMPING)
-        return u
+
+def _grid_start(family, tissue):
+    """Unconstrained parameters of the best grid point of every voxel (largest projected gain)."""
+    grid = _grid_values(family, tissue.device)
+    if family.table is not None:
+        units = family.unit_response(grid)                           # (G, T)
+        norms = (units * units).sum(-1).clamp(min=1e-300)
+        products = tissue @ units.T                                  # (n, G)
+        gain = torch.where(products > 0, products**2 / norms, 0.0)
+    else:
+        # Per-sample AIFs: the grid is scored for every voxel at once,
+        # one grid point at a time (no loop over voxels).
+        gain = torch.empty(tissue.shape[0], grid.shape[0], dtype=tissue.dtype,
+                           device=tissue.device)
+        for k in range(grid.shape[0]):
+            units = family.unit_response(grid[k:k + 1].expand(tissue.shape[0], -1))
+            products = (tissue * units).sum(-1)
+            norms = (units * units).sum(-1).clamp(min=1e-300)
+            gain[:, k] = torch.where(products > 0, products**2 / norms, 0.0)
+    return family.unconstrained(grid[gain.argmax(dim=-1)])
+
+
+def _bounded_start(start, mtt_min, mtt_max, min_delay, max_delay):
+    """(log MTT, delay) of an estimator's MTT and Tmax, inside the bounds."""
+    mtt = np.clip(np.nan_to_num(start[:, 0], nan=4.0), mtt_min, mtt_max)
+    delay = np.clip(np.nan_to_num(start[:, 1], nan=0.0), min_delay, max_delay)
+    return np.column_stack([np.log(mtt), delay])
+
+
+def _estimator_start(family, physical, device):
+    """Unconstrained parameters of a family from (log MTT, delay) start values."""
+    physical = torch.as_tensor(physical, dtype=torch.float64, device=device)
+    values = [physical[:, 0], physical[:, 1]]
+    if family.name == "gamma" and family.gamma_shape is None:
+        values.append(torch.full_like(physical[:, 0], math.log(2.0)))
+    if family.dispersion:
+        values.append(torch.full_like(physical[:, 0], 0.5))
+    return family.unconstrained(torch.stack(values, dim=1))
+
+
+def _levenberg_marquardt(family, tissue, u, max_iter, prior=None):
+    """Batched Levenberg-Marquardt on the projected residual, per-voxel damping.
+
+    The residual ``r = C - f(θ) U(θ)`` with the projected flow rate
+    ``f = <C, U> / <U, U>`` has the exact Jacobian (variable projection)
+    ``-(U ∂f + f ∂U)``, ``∂f = (<C, ∂U> - 2 f <U, ∂U>) / <U, U>``, chained
+    through the logistic bounds. A ``prior`` ``(centre, weight)`` appends
+    the rows ``weight · ((log MTT, delay) - centre)`` (a Gaussian prior:
+    the fit is then a maximum a posteriori estimate). ``max_iter`` iterations.
+    """
+    def with_prior(params, r):
+        if prior is None:
+            return r
+        return torch.cat([r, prior[1] * (family.physical(params)[:, :2] - prior[0])], dim=1)
+
+    def residual(params):
+        return with_prior(params, _project(tissue, family.unit_response(
+            family.physical(params)))[1])
+
+    def residual_jacobian(params):
+        unit, d_unit = family.unit_response(family.physical(params), jacobian=True)
+        d_unit = d_unit * family.bound_derivatives(params)[:, None, :]
+        norm = (unit * unit).sum(-1).clamp(min=1e-300)
+        flow = ((tissue * unit).sum(-1) / norm)
+        positive = flow > 0
+        flow = flow.clamp(min=0.0)
+        d_flow = (torch.einsum("nt,ntp->np", tissue, d_unit)
+                  - 2 * flow[:, None] * torch.einsum("nt,ntp->np", unit, d_unit))
+        d_flow = torch.where(positive[:, None], d_flow / norm[:, None], 0.0)
+        jac = -(unit[..., None] * d_flow[:, None, :] + flow[:, None, None] * d_unit)
+        if prior is not None:
+            rows = torch.zeros(jac.shape[0], 2, jac.shape[2], dtype=jac.dtype,
+                               device=jac.device)
+            slopes = prior[1] * family.bound_derivatives(params)[:, :2]
+            rows[:, 0, 0], rows[:, 1, 1] = slopes[:, 0], slopes[:, 1]
+            jac = torch.cat([jac, rows], dim=1)
+        return with_prior(params, tissue - flow[:, None] * unit), jac
+
+    n_params = u.shape[1]
+    r = residual(u)
+    cost = (r * r).sum(-1)
+    damping = torch.full_like(cost, 1e-2)
+    eye = torch.eye(n_params, dtype=u.dtype, device=u.device)
+    for _ in range(max_iter):
+        _, jacobian = residual_jacobian(u)
+        normal = jacobian.transpose(1, 2) @ jacobian
+        gradient = (jacobian.transpose(1, 2) @ r[..., None])[..., 0]
+        diagonal = torch.diagonal(normal, dim1=1, dim2=2).clamp(min=1e-12)
+        system = normal + (damping[:, None] * diagonal)[..., None] * eye
+        step = torch.linalg.solve(system, -gradient)
+        trial = u + step
+        r_trial = residual(trial)
+        cost_trial = (r_trial * r_trial).sum(-1)
+        better = cost_trial < cost
+        u = torch.where(better[:, None], trial, u)
+        r = torch.where(better[:, None], r_trial, r)
+        cost = torch.where(better, cost_trial, cost)
+        damping = torch.where(better, damping / 3, damping * 4).clamp(_MIN_DAMPING,
+                                                                       _MAX_DAMPING)
+    return u

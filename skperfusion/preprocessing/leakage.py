@@ -280,7 +280,8 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         self.reference_voxels_ = reference
         self.correctable_ = True
         if self.method == "bidirectional":
-            self._tail_lags(n_times, int(np.argmax(curves[finite, AIF][0])))
+            _tail_lags(n_times, self.tr, self.tail_start, self.tail_fraction,
+                       int(np.argmax(curves[finite, AIF][0])))
         return self
 
     def _uncorrectable(self, tissue, finite, reason):
@@ -297,22 +298,6 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
             return min(self.n_baseline, n_times)
         # The arterial ΔR2* rises with the bolus: the signal-drop detector on -ΔR2*.
         return int(max(2, detect_baseline_frames(-aif[:1])[0]))
-
-    def _tail_lags(self, n_times, aif_peak=0):
-        # Lags past n_times - 1 - (AIF peak frame) only see the AIF's rise: undetermined.
-        lags = np.arange(n_times)
-        usable = lags <= n_times - 1 - aif_peak
-        tail = usable & (lags * self.tr >= self.tail_start)
-        if tail.sum() < 3:
-            tail = usable & (lags >= usable.sum() - max(3, int(np.ceil(self.tail_fraction
-                                                                       * usable.sum()))))
-            warn(
-                f"the series ({n_times} frames of {self.tr:g} s, AIF peak at frame "
-                f"{aif_peak}) ends before the residue lag tail_start={self.tail_start:g} s "
-                f"plus 3 frames; the exchange term is fitted on lags {int(np.argmax(tail))}"
-                f"-{int(usable.sum()) - 1} instead, where the vascular residue may not have "
-                "decayed.", LeakageWarning)
-        return tail
 
     def transform(self, X):
         """Remove the leakage term from the tissue curves.
@@ -360,7 +345,7 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
         elif self.method == "bsw":
             integral = cumulative_integral(self.reference_curve_, self.tr)
             k1, k2, k2_se = bsw_fit(tissue, bsw_design_matrix(self.reference_curve_, self.tr))
-            k2 = self._significant(k2, k2_se)
+            k2 = _significant(k2, k2_se, self.significance)
             corrected[:, TISSUE] += k2[:, None] * integral.astype(curves.dtype)
             parameters = {"K1": k1, "K2": k2}
         else:
@@ -372,50 +357,23 @@ class LeakageCorrector(TransformerMixin, BaseEstimator):
 
     def _exchange(self, tissue, aif):
         n_samples, n_times = tissue.shape
-        lags = np.arange(n_times) * self.tr
         kep_grid = np.linspace(0.0, self.max_kep, _N_KEP)
         leakage = np.full(tissue.shape, np.nan, dtype=tissue.dtype)
         k2, kep = np.full(n_samples, np.nan), np.full(n_samples, np.nan)
-        finite_aif = np.all(np.isfinite(aif), axis=1)
-        # All voxels of an exam share one AIF: one deconvolution matrix per distinct AIF.
-        if finite_aif.all() and np.all(aif == aif[:1]):
-            groups = [(np.arange(n_samples), aif[0])]
-        else:
-            unique, inverse = np.unique(aif[finite_aif], axis=0, return_inverse=True)
-            rows = np.flatnonzero(finite_aif)
-            groups = [(rows[inverse.ravel() == g], unique[g]) for g in range(len(unique))]
         flat = 0
-        for rows, curve in groups:
+        for rows, curve in _aif_groups(aif):
             if not np.any(curve != 0):
                 flat += len(rows)  # no AIF to deconvolve with: NaN, as for a zero AIF
                 continue
-            leakage[rows], k2[rows], kep[rows] = self._exchange_group(tissue[rows], curve,
-                                                                      lags, kep_grid)
+            tail = _tail_lags(n_times, self.tr, self.tail_start, self.tail_fraction,
+                              int(np.argmax(curve)))
+            leakage[rows], k2[rows], kep[rows] = _exchange_group(
+                tissue[rows], curve, tail, kep_grid, self.tr, self.regularization,
+                self.significance)
         if flat:
             warn(f"{flat} sample(s) have an all-zero AIF: no exchange term can be "
                  "fitted; their curves and parameters are NaN.", LeakageWarning)
         return leakage, {"K2": k2, "kep": kep}
-
-    def _exchange_group(self, tissue, aif, lags, kep_grid):
-        """Leakage curves, K2 and kep of the samples sharing one AIF."""
-        tail = self._tail_lags(len(lags), int(np.argmax(aif)))
-        matrix = convolution_matrix(aif, self.tr)
-        u, s, vt = np.linalg.svd(matrix)
-        damping = s / (s**2 + (self.regularization * s[0]) ** 2)
-        inverse_tail = (vt.T[tail] * damping) @ u.T
-        # In float64: the kep grid's argmax must not hinge on float32 rounding, which
-        # differs with the number of rows (a voxel's kep then depends on its block).
-        residue_tail = tissue.astype(float) @ inverse_tail.T
-        amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
-        k2 = self._significant(amplitude, k2_se)
-        kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
-        kep = np.where(np.isnan(k2), np.nan, kep_grid[best])
-        return -k2[:, None] * kernels.T[best], k2, kep
-
-    def _significant(self, k2, k2_se):
-        # Leakage not told apart from noise is not corrected (K2 = 0 there).
-        return np.where(np.abs(k2) > self.significance * k2_se, k2, np.where(
-            np.isnan(k2), np.nan, 0.0)).astype(k2.dtype)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the flat output columns (those of the input).
@@ -467,3 +425,67 @@ def _non_enhancing(tissue, finite, n_baseline, n_tail, n_sd):
     # A curve ending below its baseline is T1-leaky whatever the others do.
     selected[finite] = bolus & ~vessel & (deviation <= tolerance) & (tail >= -tolerance)
     return selected
+
+
+def _tail_lags(n_times, tr, tail_start, tail_fraction, aif_peak=0):
+    """Residue lags (bool mask) on which :class:`LeakageCorrector` fits the exchange term.
+
+    Lags from ``tail_start`` seconds on; lags past ``n_times - 1 - aif_peak``
+    only see the AIF's rise and are left out. Fewer than 3 such lags fall
+    back, with a :class:`LeakageWarning`, to the last ``tail_fraction`` of
+    the usable lags (at least 3).
+    """
+    # Lags past n_times - 1 - (AIF peak frame) only see the AIF's rise: undetermined.
+    lags = np.arange(n_times)
+    usable = lags <= n_times - 1 - aif_peak
+    tail = usable & (lags * tr >= tail_start)
+    if tail.sum() < 3:
+        tail = usable & (lags >= usable.sum() - max(3, int(np.ceil(tail_fraction
+                                                                   * usable.sum()))))
+        warn(
+            f"the series ({n_times} frames of {tr:g} s, AIF peak at frame "
+            f"{aif_peak}) ends before the residue lag tail_start={tail_start:g} s "
+            f"plus 3 frames; the exchange term is fitted on lags {int(np.argmax(tail))}"
+            f"-{int(usable.sum()) - 1} instead, where the vascular residue may not have "
+            "decayed.", LeakageWarning)
+    return tail
+
+
+def _aif_groups(aif):
+    """(rows, AIF) of each distinct finite AIF of ``aif`` (n_samples, n_times)."""
+    finite_aif = np.all(np.isfinite(aif), axis=1)
+    # All voxels of an exam share one AIF: one deconvolution matrix per distinct AIF.
+    if finite_aif.all() and np.all(aif == aif[:1]):
+        return [(np.arange(len(aif)), aif[0])]
+    unique, inverse = np.unique(aif[finite_aif], axis=0, return_inverse=True)
+    rows = np.flatnonzero(finite_aif)
+    return [(rows[inverse.ravel() == g], unique[g]) for g in range(len(unique))]
+
+
+def _exchange_group(tissue, aif, tail, kep_grid, tr, regularization, significance):
+    """Leakage curves, K2 (1/s) and kep (1/s) of the samples sharing one AIF.
+
+    ``tail`` masks the residue lags fitted (:func:`_tail_lags`), ``kep_grid``
+    the efflux rates tried (1/s), ``tr`` the sampling interval (s);
+    ``regularization`` and ``significance`` as in :class:`LeakageCorrector`.
+    """
+    lags = np.arange(len(aif)) * tr
+    matrix = convolution_matrix(aif, tr)
+    u, s, vt = np.linalg.svd(matrix)
+    damping = s / (s**2 + (regularization * s[0]) ** 2)
+    inverse_tail = (vt.T[tail] * damping) @ u.T
+    # In float64: the kep grid's argmax must not hinge on float32 rounding, which
+    # differs with the number of rows (a voxel's kep then depends on its block).
+    residue_tail = tissue.astype(float) @ inverse_tail.T
+    amplitude, best, k2_se = exchange_fit(residue_tail, lags[tail], kep_grid)
+    k2 = _significant(amplitude, k2_se, significance)
+    kernels = matrix @ np.exp(-np.outer(lags, kep_grid))
+    kep = np.where(np.isnan(k2), np.nan, kep_grid[best])
+    return -k2[:, None] * kernels.T[best], k2, kep
+
+
+def _significant(k2, k2_se, significance):
+    """``k2`` where ``|k2| > significance · k2_se``, else 0 (NaN stays NaN)."""
+    # Leakage not told apart from noise is not corrected (K2 = 0 there).
+    return np.where(np.abs(k2) > significance * k2_se, k2, np.where(
+        np.isnan(k2), np.nan, 0.0)).astype(k2.dtype)
