@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._warnings import warn
+from ._warnings import recorded, replayed, warn
 from .deconvolution import PERFUSION_MAPS, BaseDeconvolver, OSVDDeconvolver
 from .exam import GRADES, Exam, ExamAIF, ExamCurves, ExamToCurves, time_grid
 from .preprocessing import DegenerateVoxelWarning
@@ -144,8 +144,8 @@ def shared_curves(exams, steps, *, mask="brain", n_jobs=None, progress=None):
     for name, step in steps.items():
         key = joblib_hash(step.get_params(deep=False))
         if key not in computed:
-            jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(step.transform)(exam, mask) for exam in exams)
+            jobs = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(recorded(step.transform))(exam, mask) for exam in exams))
             computed[key] = list(tqdm(jobs, total=len(exams), desc=progress, unit="exam",
                                       disable=progress is None))
         shared[name] = computed[key]
@@ -521,11 +521,11 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         items = _check_exams(X, self, (Exam, ExamCurves), "exams or their curves")
         _check_curves(items, self.tr_, self.n_times_, self.mask)
         _warn_padded(items, self.tr_, self.n_times_)
-        return Parallel(n_jobs=self.n_jobs)(
-            delayed(_map_exam)(self.deconvolver_, item, self.mask, self.curves_,
-                               self.feature_names_out_)
+        return list(replayed(Parallel(n_jobs=self.n_jobs)(
+            delayed(recorded(_map_exam))(self.deconvolver_, item, self.mask, self.curves_,
+                                         self.feature_names_out_)
             for item in items
-        )
+        )))
 
     def set_output(self, *, transform=None):
         """Accept an output configuration; maps are volumes, not tables.

@@ -4,11 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
+from joblib import Parallel, delayed
 from sklearn.pipeline import make_pipeline
 
 from skperfusion import ConcentrationTransformer, OSVDDeconvolver, PerfusionMapper
-from skperfusion._warnings import warn
+from skperfusion._warnings import recorded, replayed, warn
 from skperfusion.datasets import simulate_exam
+from skperfusion.deconvolution import FitBoundsWarning
 from skperfusion.exam import ExamToCurves
 from skperfusion.preprocessing.concentration import DegenerateVoxelWarning
 from skperfusion.preprocessing.leakage import LeakageWarning
@@ -72,3 +74,36 @@ def test_a_leakage_warning_of_a_chunked_exam_is_given_once():
     assert len(leakage) == 1 and leakage[0].filename == __file__
     assert str(leakage[0].message).startswith("subject sub-9: bidirectional leakage correction: "
                                               "the series (34 frames")
+
+
+def _job(k):
+    warnings.warn(f"subject sub-{k:03d}: {k + 2} of 10 sample(s) flagged", FitBoundsWarning,
+                  stacklevel=2)
+    if k == 0:
+        warnings.warn("only in the first job", UserWarning, stacklevel=2)
+    return k * k
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_warnings_of_parallel_jobs_are_issued_once_in_the_caller_with_their_count(n_jobs):
+    jobs = Parallel(n_jobs=n_jobs)(delayed(recorded(_job))(k) for k in range(5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = list(replayed(jobs))
+    assert results == [0, 1, 4, 9, 16]
+    messages = sorted((w.category.__name__, str(w.message)) for w in caught)
+    assert messages == [
+        ("FitBoundsWarning", "subject sub-000: 2 of 10 sample(s) flagged "
+                             "(and 4 more like it in other jobs)"),
+        ("UserWarning", "only in the first job"),
+    ]
+    assert {w.filename for w in caught} == {__file__}
+
+
+def test_replayed_warnings_of_nested_jobs_add_their_counts():
+    inner = [(None, [(UserWarning, "3 voxels (and 2 more like it in other jobs)")]),
+             (None, [(UserWarning, "5 voxels")])]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        list(replayed(inner))
+    assert [str(w.message) for w in caught] == ["3 voxels (and 3 more like it in other jobs)"]

@@ -384,6 +384,7 @@ def run(args):
     from tqdm.auto import tqdm
 
     from .._io import atomic_write, check_outputs
+    from .._warnings import recorded, replayed
     from ..derivatives import write_dataset_description
     from ..report import index_report, report_entries
 
@@ -406,9 +407,9 @@ def run(args):
     # On a dask cluster (--scheduler) every exam is loaded and mapped on a worker.
     n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     with scheduler(args.scheduler):
-        tasks = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_map_exam)(folder, subject, session, args, out_dir)
-            for folder, subject, session in exams)
+        tasks = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(recorded(_map_exam))(folder, subject, session, args, out_dir)
+            for folder, subject, session in exams))
         written = sum(tqdm(tasks, total=len(exams), desc="mapping exams", unit="exam",
                            disable=args.quiet or len(exams) == 1))
     write_dataset_description(out_dir)

@@ -24,6 +24,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 from tqdm.auto import tqdm
 
+from .._warnings import recorded, replayed
 from ..exam_estimators import ROIRatio, exam_grades
 from ..grading import CBFRatioGrader
 
@@ -113,11 +114,11 @@ def cross_validated_grading(exams, mappers, *, trainable=(), n_splits=5, n_repea
                  for k, (train, test) in enumerate(splits)]
     tasks = [(method, k) for method in mappers if method in trainable
              for k in range(min(n_trainable, len(splits)))]
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_fold)(method, Pipeline([("maps", clone(mappers[method])),
-                                         *_grading_steps(parameter, higher_class)]),
-                       exams, y, *splits[k], higher_class)
-        for method, k in tasks)
+    jobs = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(recorded(_fold))(method, Pipeline([("maps", clone(mappers[method])),
+                                                   *_grading_steps(parameter, higher_class)]),
+                                 exams, y, *splits[k], higher_class)
+        for method, k in tasks))
     for (_, k), row in tqdm(zip(tasks, jobs, strict=True), total=len(tasks),
                             desc="cross-validation, trainable methods", unit="fold",
                             disable=not progress or not tasks):

@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils import check_random_state
 from tqdm.auto import tqdm
 
+from .._warnings import recorded, replayed
 from ..datasets.noise import add_noise
 from ..deconvolution import PERFUSION_MAPS
 from ..exam import ExamCurves
@@ -480,9 +481,9 @@ def noise_robustness(exams, mappers, snrs=(50, 40, 30, 20, 10), *, n_draws=10,
     has_truth = all(exam.ground_truth and parameter in exam.ground_truth for exam in exams)
     regions = error_regions if has_truth else ()
     tasks = [(snr, seeds) for snr, draws in zip(snrs, noise_seeds, strict=True) for seeds in draws]
-    draws = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_noise_draw)(exams, arteries, mappers, snr, seeds, noise, ratio, higher_class,
-                             counts, regions) for snr, seeds in tasks)
+    draws = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(recorded(_noise_draw))(exams, arteries, mappers, snr, seeds, noise, ratio,
+                                       higher_class, counts, regions) for snr, seeds in tasks))
     results = list(tqdm(draws, total=len(tasks), desc="noise robustness", unit="noise draw",
                         disable=not progress))
     rows, error_rows = [], []
