@@ -10,10 +10,34 @@ import re
 __all__ = ["DOCS", "fill_doc"]
 
 DOCS = {
-    "X_fitted_curves": """\
+    # The Parameters section of a function of a derivatives dataset, then its Returns heading.
+    "dataset_root_returns": """\
+Parameters
+----------
+out_dir : str or path-like
+    The dataset root.
+
+Returns
+-------""",
+    # The Parameters section of a method taking fitted curves, then its Returns heading.
+    "X_fitted_curves_returns": """\
+Parameters
+----------
 X : array_like of shape (n_samples, 2, n_times) or (n_samples, 2 * n_times)
     Tissue and arterial concentration curves with the ``n_times``
-    seen in ``fit``.""",
+    seen in ``fit``.
+
+Returns
+-------""",
+    # The Parameters section of a ratio classifier's method, then its Returns heading.
+    "ratios_parameters_returns": """\
+Parameters
+----------
+X : array_like of shape (n_samples, n_features)
+    Ratios, with the columns seen in ``fit``.
+
+Returns
+-------""",
     "fitted_curve_attributes": """\
 n_features_in_ : int
     ``2 · n_times``.

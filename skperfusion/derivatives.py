@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._docs import fill_doc
 from ._io import atomic_write
 from ._options import AIF_FILES
 from .exam.model import MAP_UNITS
@@ -148,6 +149,7 @@ def map_file_name(subject, name, desc, *, session=None, extension=".nii.gz"):
     Returns
     -------
     name : str
+        ``sub-<id>[_ses-<s>]_desc-<desc>_<name><extension>``.
 
     Examples
     --------
@@ -198,6 +200,7 @@ def dataset_description(name="skperfusion perfusion maps"):
             "GeneratedBy": [{"Name": "skperfusion", "Version": __version__}]}
 
 
+@fill_doc
 def write_dataset_description(out_dir):
     """Write ``dataset_description.json`` at the root of a derivatives dataset.
 
@@ -205,13 +208,7 @@ def write_dataset_description(out_dir):
     version); one of another program means ``out_dir`` is another dataset,
     and is refused.
 
-    Parameters
-    ----------
-    out_dir : str or path-like
-        The dataset root.
-
-    Returns
-    -------
+    %(dataset_root_returns)s
     path : pathlib.Path
 
     Raises

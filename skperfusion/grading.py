@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._docs import fill_doc
+
 __all__ = ["CBFRatioGrader", "youden_cutoff"]
 
 
@@ -245,16 +247,11 @@ class CBFRatioGrader(ClassifierMixin, BaseEstimator):
             return 0
         return int(np.argmax(np.abs(_rank_auc(X, positive) - 0.5)))
 
+    @fill_doc
     def decision_function(self, X):
         """Signed distance of each ratio from the cut-off.
 
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Ratios, with the columns seen in ``fit``.
-
-        Returns
-        -------
+        %(ratios_parameters_returns)s
         distance : ndarray of shape (n_samples,)
             ``ratio - cutoff_`` when ``higher_class_`` is ``classes_[1]``,
             ``cutoff_ - ratio`` otherwise (ratio units): positive values are
@@ -265,32 +262,22 @@ class CBFRatioGrader(ClassifierMixin, BaseEstimator):
         distance = X[:, self.feature_index_] - self.cutoff_
         return distance if self.higher_class_ == self.classes_[1] else -distance
 
+    @fill_doc
     def predict(self, X):
         """Grade each patient by comparing its ratio with the cut-off.
 
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Ratios, with the columns seen in ``fit``.
-
-        Returns
-        -------
+        %(ratios_parameters_returns)s
         labels : ndarray of shape (n_samples,)
             ``higher_class_`` above the cut-off, the other class at or below.
         """
         positive = self.decision_function(X) > 0
         return self.classes_[positive.astype(int)]
 
+    @fill_doc
     def predict_proba(self, X):
         """Class probabilities from a logistic link centred on the cut-off.
 
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Ratios, with the columns seen in ``fit``.
-
-        Returns
-        -------
+        %(ratios_parameters_returns)s
         proba : ndarray of shape (n_samples, 2)
             Probabilities of ``classes_[0]`` and ``classes_[1]``; 0.5 each
             exactly at the cut-off (see Notes of the class).

@@ -96,12 +96,7 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Compute perfusion maps for every sample.
 
-        Parameters
-        ----------
-        %(X_fitted_curves)s
-
-        Returns
-        -------
+        %(X_fitted_curves_returns)s
         maps : ndarray of shape (n_samples, 4)
             Columns ``CBF`` (ml/100g/min), ``CBV`` (ml/100g), ``MTT`` (s) and
             ``Tmax`` (s); NaN where a voxel has no defined value (e.g. a

@@ -152,6 +152,7 @@ def make_deconvolver(name, **params):
     Returns
     -------
     deconvolver : BaseDeconvolver
+        The registered class built with ``params``.
 
     Examples
     --------

@@ -141,12 +141,7 @@ class ResidueDeconvolver(BaseDeconvolver):
     def residues(self, X):
         """Deconvolved impulse responses ``h(t) = f·R(t)`` of every sample.
 
-        Parameters
-        ----------
-        %(X_fitted_curves)s
-
-        Returns
-        -------
+        %(X_fitted_curves_returns)s
         residues : ndarray of shape (n_samples, n_residue)
             Impulse responses in 1/s on the grid ``t_k = k · TR``
             (``n_residue = 2 · n_times`` on the block-circulant circle, whose

@@ -15,6 +15,7 @@ import json
 import re
 from pathlib import Path
 
+from .._docs import fill_doc
 from .figures import aif_figure, fit_figure, maps_figure
 
 __all__ = ["count_flags", "exam_report", "index_report", "report_entries", "report_file_name"]
@@ -218,16 +219,11 @@ _REPORT_NAME = re.compile(r"(sub-[0-9A-Za-z]+)(?:_(ses-[0-9A-Za-z]+))?_desc-([0-
                           r"_report\.html")
 
 
+@fill_doc
 def report_entries(out_dir):
     """Every QC report at the root of a derivatives dataset, as entries of :func:`index_report`.
 
-    Parameters
-    ----------
-    out_dir : str or path-like
-        The dataset root.
-
-    Returns
-    -------
+    %(dataset_root_returns)s
     entries : list of dict
         One per ``sub-<id>[_ses-<s>]_desc-<desc>_report.html``, sorted by
         name; ``"flags"`` counted from the exam's ``_qc.json`` beside its
