@@ -19,6 +19,14 @@ out_dir : str or path-like
 
 Returns
 -------""",
+    # The start of the Parameters section of a study figure of the patients' ratios.
+    "ratios_grades_parameters": """\
+Parameters
+----------
+ratios : pandas.DataFrame of shape (n_patients, n_methods)
+    Ratios, one column per method.
+grades : array_like of shape (n_patients,)
+    Grade of each patient.""",
     # The Parameters section of a method taking fitted curves, then its Returns heading.
     "X_fitted_curves_returns": """\
 Parameters

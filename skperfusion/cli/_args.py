@@ -155,23 +155,23 @@ _PHAE_OPTIONS = {
 }
 
 
-def add_phae_arguments(parser):
+def add_phae_arguments(parser, extra):
     """Add the PHAE training options, the same in ``train`` and ``study``.
 
     ``--phae-paper`` picks the paper's preset instead of the CPU-friendly one
     (:data:`PHAE_PRESETS`); ``--phae-epochs``, ``--phae-lr``,
     ``--phae-batch-size``, ``--phae-width`` and ``--phae-epoch-voxels``
     override single settings of either. ``train``'s earlier names
-    (``--paper``, ``--epochs``, ...) are accepted too, without help.
+    (``--paper``, ``--epochs``, ...) are accepted too, without help. The
+    sub-command's own options follow, then ``--device`` and
+    ``--torch-threads``.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
-
-    Returns
-    -------
-    group : argparse._ArgumentGroup
-        The group, to add more PHAE options to.
+    extra : dict of str to dict
+        The sub-command's own PHAE options: option name to the keyword
+        arguments of ``add_argument``.
     """
     cpu, paper = PHAE_PRESETS["cpu"], PHAE_PRESETS["paper"]
     group = parser.add_argument_group(
@@ -188,7 +188,9 @@ def add_phae_arguments(parser):
                            help=f"{text} (default {cpu[name]:g}; paper {shown})")
         group.add_argument(old, type=kind, dest=dest, default=argparse.SUPPRESS,
                            help=argparse.SUPPRESS)
-    return group
+    for option, kwargs in extra.items():
+        group.add_argument(option, **kwargs)
+    add_torch_arguments(group)
 
 
 def phae_settings(args):
@@ -202,9 +204,15 @@ def phae_settings(args):
     Returns
     -------
     params : dict
-        ``PHAEDeconvolver`` parameters.
+        ``PHAEDeconvolver`` parameters, ``device`` included.
+
+    Raises
+    ------
+    ValueError
+        From :func:`check_torch_device`, for a ``--device`` torch cannot use.
     """
-    params = dict(PHAE_PRESETS["paper" if args.phae_paper else "cpu"])
+    check_torch_device(args.device)
+    params = dict(PHAE_PRESETS["paper" if args.phae_paper else "cpu"], device=args.device)
     for option, (name, *_) in _PHAE_OPTIONS.items():
         dest = option.removeprefix("--").replace("-", "_")
         if hasattr(args, dest):

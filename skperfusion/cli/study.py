@@ -12,8 +12,6 @@ from ._args import (
     add_output_arguments,
     add_phae_arguments,
     add_quiet_argument,
-    add_torch_arguments,
-    check_torch_device,
     phae_settings,
     positive_float,
     positive_int,
@@ -92,11 +90,10 @@ def register(subparsers):
                             "converted, cross-validation folds, noise draws (default: one per "
                             "CPU core for the study's stages, one for loading)")
     add_scheduler_argument(study)
-    phae = add_phae_arguments(parser)
-    phae.add_argument("--phae-cv-epochs", type=positive_int, default=5,
-                      help="training epochs of the PHAE retrained on each cross-validation "
-                           "fold (the training loss plateaus within 5 epochs on the demo)")
-    add_torch_arguments(phae)
+    add_phae_arguments(parser, {"--phae-cv-epochs": {
+        "type": positive_int, "default": 5,
+        "help": "training epochs of the PHAE retrained on each cross-validation fold (the "
+                "training loss plateaus within 5 epochs on the demo)"}})
     add_quiet_argument(parser)
 
 
@@ -176,14 +173,13 @@ def run(args):
     out = Path(args.out)
     cohort = out / "demo_cohort" if args.demo else Path(args.cohort_dir)
     reuse = args.demo and _reusable_demo(cohort, args)
-    check_torch_device(args.device)
+    phae_params = phae_settings(args)
     check_outputs([out / name for name in OUTPUT_FILES], inputs=[cohort],
                   overwrite=args.overwrite)
     source = _demo_cohort(cohort, args, reuse) if args.demo else str(cohort)
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
                         allow_external_links=args.allow_external_links,
                         allow_unusual_timing=args.allow_unusual_timing)
-    phae_params = phae_settings(args) | {"device": args.device}
     # The --phae-* settings apply to every trained method (the paper's PHAE and its variants).
     trainable = [name for name in available_deconvolvers(variants=True)
                  if get_deconvolver(name).trainable]

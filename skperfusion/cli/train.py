@@ -8,8 +8,6 @@ from ._args import (
     add_parallel_arguments,
     add_phae_arguments,
     add_quiet_argument,
-    add_torch_arguments,
-    check_torch_device,
     phae_settings,
     positive_float,
     positive_int,
@@ -36,10 +34,9 @@ def register(subparsers):
     parser = add_command(subparsers, "train", HELP, DETAILS, run,
                          inputs={"cohort_dir": "cohort folder with participants.tsv"},
                          output={"dest": "model", "help": "output model file"})
-    phae = add_phae_arguments(parser)
-    phae.add_argument("--max-train-voxels", type=positive_int, default=200_000,
-                      help="voxels drawn at random from the pooled brain voxels to train on")
-    add_torch_arguments(phae)
+    add_phae_arguments(parser, {"--max-train-voxels": {
+        "type": positive_int, "default": 200_000,
+        "help": "voxels drawn at random from the pooled brain voxels to train on"}})
     parser.add_argument("--tr", type=positive_float, default=None,
                         help="sampling interval of the common grid in seconds "
                              "(default: the cohort's smallest TR)")
@@ -65,11 +62,10 @@ def run(args):
     from ..study.report import plural
 
     check_outputs([args.model], inputs=[args.cohort_dir], overwrite=args.overwrite)
-    check_torch_device(args.device)
+    params = phae_settings(args)
     if args.tr is not None:
         check_timing(None, args.tr, "the training grid", "--tr",
                      allow_unusual_timing=args.allow_unusual_timing)
-    params = phae_settings(args)
     started = time.perf_counter()
     exams = load_cohort(args.cohort_dir, n_jobs=args.n_jobs, require_rois=False,
                         require_aif=args.aif != "auto",
@@ -81,7 +77,7 @@ def run(args):
     torch.set_num_threads(args.torch_threads)
     try:
         with scheduler(args.scheduler):
-            phae = PHAEDeconvolver(**params, device=args.device, random_state=args.seed,
+            phae = PHAEDeconvolver(**params, random_state=args.seed,
                                    callbacks=None if args.quiet
                                    else [EpochBar("training the PHAE")])
             curves = ExamToCurves(aif=args.aif, aif_scaling=args.aif_scaling,

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from sklearn.metrics import roc_curve
 
+from .._docs import fill_doc
 from .._io import atomic_write
 from ..exam import MAP_UNITS
 from ..grading import youden_cutoff
@@ -137,16 +138,12 @@ def plot_map_comparison(maps_by_method, *, parameters=("rCBF", "MTT"), slice_ind
     return figure
 
 
+@fill_doc
 def plot_ratio_boxplots(ratios, grades, cutoffs=None, *, parameter="CBF",
                         classes=("LGG", "HGG")):
     """Tumour/NAWM ratios of the test patients by grade, with each method's cut-off (Fig. 4).
 
-    Parameters
-    ----------
-    ratios : pandas.DataFrame of shape (n_patients, n_methods)
-        Ratios, one column per method.
-    grades : array_like of shape (n_patients,)
-        Grade of each patient.
+    %(ratios_grades_parameters)s
     cutoffs : mapping of str to float or None, default=None
         Cut-off per method (e.g. the ``cutoff`` column of
         :func:`~skperfusion.study.evaluation.grading_table`), drawn dashed.
@@ -274,15 +271,11 @@ def plot_auc_vs_snr(table, acquired=None):
     return figure
 
 
+@fill_doc
 def plot_roc_curves(ratios, grades, *, higher_class="HGG"):
     """ROC curves of each method's ratio for grading, with the Youden points.
 
-    Parameters
-    ----------
-    ratios : pandas.DataFrame of shape (n_patients, n_methods)
-        Ratios, one column per method.
-    grades : array_like of shape (n_patients,)
-        Grade of each patient.
+    %(ratios_grades_parameters)s
     higher_class : str, default="HGG"
         The positive class (expected higher ratios).
 
