@@ -16,7 +16,10 @@ DETAILS = (
 
 
 def register(subparsers):
-    """Add ``import-dicom`` to the ``skperfusion`` sub-commands (``subparsers``)."""
+    """Add ``import-dicom`` to the ``skperfusion`` sub-commands (``subparsers``).
+
+    dcm2niix, an optional dependency, is needed only when the command runs.
+    """
     parser = add_command(subparsers, "import-dicom", HELP, DETAILS, run,
                          inputs={"dicom_dir": "folder with the DICOM files of one DSC series"},
                          output={"dest": "exam_dir", "help": "exam folder to create (sub-<id>)"})

@@ -289,11 +289,11 @@ class TikhonovDeconvolver(ResidueDeconvolver):
 
     Examples
     --------
-    >>> import functools
+    >>> from functools import partial
     >>> from skperfusion import TikhonovDeconvolver, pair_curves
     >>> from skperfusion.datasets import gamma_variate, simulate_concentration
     >>> tissue, aif = simulate_concentration(
-    ...     functools.partial(gamma_variate, t0=10), tr=1.0, cbf=[50.0], mtt=[8.0])
+    ...     partial(gamma_variate, t0=10), tr=1.0, cbf=[50.0], mtt=[8.0])
     >>> maps = TikhonovDeconvolver(tr=1.0).fit_transform(pair_curves(tissue, aif))
     >>> maps.shape
     (1, 4)
