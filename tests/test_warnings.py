@@ -107,3 +107,23 @@ def test_replayed_warnings_of_nested_jobs_add_their_counts():
         warnings.simplefilter("always")
         list(replayed(inner))
     assert [str(w.message) for w in caught] == ["3 voxels (and 3 more like it in other jobs)"]
+
+
+class _FlaggingMapper:
+    """A stand-in mapper whose every exam warns with its own count."""
+
+    def transform(self, items):
+        warnings.warn(f"{items[0]} of 9 sample(s) flagged", UserWarning, stacklevel=2)
+        return [items[0]]
+
+
+def test_a_study_mapping_exam_by_exam_warns_once_with_the_count():
+    from skperfusion.study.run import _map_exams
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        maps = _map_exams({"A": _FlaggingMapper(), "B": _FlaggingMapper()}, [1, 2, 3],
+                          False, "mapping")
+    assert maps == {"A": [1, 2, 3], "B": [1, 2, 3]}
+    assert [str(w.message) for w in caught] == [
+        "1 of 9 sample(s) flagged (and 5 more like it in other jobs)"]

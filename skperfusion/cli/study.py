@@ -189,7 +189,8 @@ def run(args):
     check_study_design(exam_grades(exams), test_size=args.test_size, n_splits=args.cv_splits,
                        snrs=snrs, n_draws=n_draws, random_state=args.seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.torch_threads)
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
     n_jobs = -1 if args.n_jobs is None else args.n_jobs
     leakage = args.leakage or ("bsw" if args.demo else "none")

@@ -74,7 +74,8 @@ def run(args):
     # On a dask cluster (--scheduler) the exams, loaded here, go to the workers.
     n_jobs = -1 if args.scheduler and args.n_jobs is None else args.n_jobs
     threads = torch.get_num_threads()
-    torch.set_num_threads(args.torch_threads)
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     try:
         with scheduler(args.scheduler):
             phae = PHAEDeconvolver(**params, random_state=args.seed,

@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from .._io import atomic_write, write_csv
+from .._warnings import recorded, replayed
 from ..datasets.noise import NOISE_KINDS
 from ..deconvolution import (
     PERFUSION_MAPS,
@@ -299,7 +300,17 @@ def _fit(train, grid, config):
 
 
 def _map_exams(mappers, curves, progress, desc):
-    """Stage 3, map: every exam's curves (computed once, shared) by every method."""
+    """Stage 3, map: every exam's curves (computed once, shared) by every method.
+
+    Each exam is mapped on its own (its deconvolution timed alone); the
+    warnings of all of them come once each, counted, after the loop.
+    """
+    (maps,) = replayed([recorded(_map_each)(mappers, curves, progress, desc)])
+    return maps
+
+
+def _map_each(mappers, curves, progress, desc):
+    """The maps of :func:`_map_exams`, exam by exam."""
     maps = {label: [] for label in mappers}
     for item in tqdm(curves, desc=desc, unit="exam", disable=not progress):
         for label, mapper in mappers.items():
