@@ -319,7 +319,6 @@ def quality_control(exam_maps, mapper):
     -------
     record : QCRecord
     """
-    from .deconvolution import ParametricDeconvolver
     from .exam import ExamToCurves
     from .qc import exam_qc
 
@@ -327,8 +326,7 @@ def quality_control(exam_maps, mapper):
     return exam_qc(exam_maps.exam, exam_maps.aif, exam_maps.maps,
                    mask=exam_maps.exam.mask(exam_maps.mask), leakage=curves.leakage,
                    relaxivity=curves.relaxivity, aif_scaling=curves.aif_scaling,
-                   bounded_fit=isinstance(_estimator(mapper.deconvolver_),
-                                          ParametricDeconvolver))
+                   bounded_fit=getattr(_estimator(mapper.deconvolver_), "_bounded_fit", False))
 
 
 def _is_empty(volume):

@@ -14,3 +14,23 @@ import os
 
 for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+
+import pytest  # noqa: E402  (after the thread settings, which must precede numpy/torch)
+
+
+@pytest.fixture(scope="session")
+def simulate_cli_cohort(tmp_path_factory):
+    """Write a small cohort with ``skperfusion simulate`` (8×8×2 voxels, seed 3); return its path.
+
+    Called as ``simulate_cli_cohort(name, n_subjects)``, ``name`` the folder's stem.
+    """
+    from skperfusion.cli import main
+
+    def simulate(name, n_subjects):
+        root = tmp_path_factory.mktemp(name) / "cohort"
+        assert main(["simulate", str(root), "--n-subjects", str(n_subjects), "--shape", "8",
+                     "8", "2", "--seed", "3"]) == 0
+        return root
+
+    return simulate

@@ -22,11 +22,8 @@ from skperfusion.exam_estimators import ExamMaps, PerfusionMapper
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("derivatives") / "cohort"
-    assert main(["simulate", str(root), "--n-subjects", "3", "--shape", "8", "8", "2",
-                 "--seed", "3"]) == 0
-    return root
+def cohort(simulate_cli_cohort):
+    return simulate_cli_cohort("derivatives", 3)
 
 
 @pytest.fixture(scope="module")

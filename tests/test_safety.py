@@ -37,11 +37,8 @@ TINY_PHAE = ["--max-train-voxels", "300", "--width", "4", "--batch-size", "64"]
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("safety") / "cohort"
-    assert main(["simulate", str(root), "--n-subjects", "4", "--shape", "8", "8", "2",
-                 "--seed", "3"]) == 0
-    return root
+def cohort(simulate_cli_cohort):
+    return simulate_cli_cohort("safety", 4)
 
 
 def _digest(folder):

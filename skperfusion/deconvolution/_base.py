@@ -59,6 +59,8 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
     }
 
     _threaded_chunks = False
+    # A model fit bounded in its parameters: voxels ending on a bound are NaN (QC counts them).
+    _bounded_fit = False
 
     def __init__(self, tr=1.0, kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY,
                  chunk_size=4096):

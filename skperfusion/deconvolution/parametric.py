@@ -485,6 +485,8 @@ class ParametricDeconvolver(BaseDeconvolver):
     [50.0, 4.0, 1.5]
     """
 
+    _bounded_fit = True
+
     _parameter_constraints: dict = {
         **BaseDeconvolver._parameter_constraints,
         "family": [StrOptions({"auto", *FIT_FAMILIES})],
