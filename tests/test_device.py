@@ -16,7 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from skperfusion import PHAEDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver
-from skperfusion.deconvolution.phae import _cuda_precision, _VoxelBatches
+from skperfusion.deconvolution.phae import _cuda_settings, _VoxelBatches
 from skperfusion.physics import cbf_from_cbv_mtt, cbv_from_curves
 from skperfusion.physics.torch_ops import torch_device
 
@@ -133,17 +133,34 @@ def test_chunked_cpu_inference_equals_the_unfolded_encoder_on_all_voxels(phae_cp
     np.testing.assert_allclose(maps[:, 0], cbf_from_cbv_mtt(cbv, mtt), rtol=1e-5)
 
 
-def _tf32_flags():
-    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+def _cuda_flags():
+    return (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.benchmark)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("tf32", [False, True])
 def test_tf32_only_when_asked_for_on_cuda_and_restored(device, tf32):
-    before = _tf32_flags()
-    with _cuda_precision(device, tf32):
-        assert _tf32_flags() == ((tf32, tf32) if device == "cuda" else before)
-    assert _tf32_flags() == before
+    before = _cuda_flags()
+    with _cuda_settings(device, tf32):
+        assert _cuda_flags() == ((tf32, tf32, True) if device == "cuda" else before)
+    assert _cuda_flags() == before
+
+
+def test_chunk_size_none_takes_the_device_default():
+    assert PHAEDeconvolver()._chunk_length() == PHAEDeconvolver.default_chunk_sizes["cpu"]
+    assert (PHAEDeconvolver(device="cuda:0")._chunk_length()
+            == PHAEDeconvolver.default_chunk_sizes["cuda"] > 256)
+    assert PHAEDeconvolver(chunk_size=7, device="cuda")._chunk_length() == 7
+
+
+def test_phae_cbv_in_the_input_precision(phae_cpu):
+    # CBV (eq. 2) does not go through the float32 encoder: float64 curves keep float64 areas.
+    model, X = phae_cpu
+    X64 = X.astype(np.float64) * (1 + 1e-9)  # a change float32 cannot represent
+    maps = model.transform(X64)
+    assert maps.dtype == np.float64
+    np.testing.assert_allclose(maps[:, 1], cbv_from_curves(X64[:, 0], X64[:, 1]), rtol=1e-13)
 
 
 @CUDA
@@ -156,6 +173,7 @@ def test_phae_on_cuda_maps_as_on_the_cpu(phae_cpu, tmp_path):
                                equal_nan=True)
     trained = PHAEDeconvolver(**{**SMALL_PHAE, "device": "cuda"}).fit(X)
     assert trained.net_.module_.encoder.head.weight.device.type == "cuda"
+    assert trained.net_.optimizer_.defaults["fused"] is True  # one kernel per Adam step
     assert np.isfinite(trained.transform(X)[:, :3]).all()
 
 

@@ -35,7 +35,8 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
     """Base class of the deconvolvers: ``(C, Ca)`` curves to perfusion maps.
 
     Subclasses implement ``_deconvolve(tissue, aif)`` returning an array of
-    shape ``(n_samples, 4)`` with the columns of :data:`PERFUSION_MAPS`, and
+    shape ``(n_samples, 4)`` with the columns of :data:`PERFUSION_MAPS` (or
+    ``_deconvolve_curves(curves)`` taking the paired chunk), and
     may override ``_fit_curves(tissue, aif)`` to learn from the curves
     (the PHAE); the SVD and Tikhonov deconvolvers are stateless.
 
@@ -47,16 +48,22 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
         Haematocrit correction factor ``kH``, dimensionless.
     rho : float
         Brain density in g/ml.
-    chunk_size : int
-        Voxels processed at once in ``transform``; bounds the memory.
+    chunk_size : int or None
+        Voxels processed at once in ``transform``; bounds the memory. None
+        (torch deconvolvers) takes the class's default for the estimator's
+        ``device``, :attr:`default_chunk_sizes`.
     """
 
     _parameter_constraints: dict = {
         "tr": [Interval(Real, 0, None, closed="neither")],
         "kh": [Interval(Real, 0, None, closed="neither")],
         "rho": [Interval(Real, 0, None, closed="neither")],
-        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
     }
+
+    default_chunk_sizes = {"cpu": 4096}
+    """Voxels per chunk where ``chunk_size`` is None, by device type: a GPU needs
+    chunks large enough to keep it busy, a CPU small ones that stay in cache."""
 
     _threaded_chunks = False
     # A model fit bounded in its parameters: voxels ending on a bound are NaN (QC counts them).
@@ -109,9 +116,9 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
         """
         without_aif = []
 
-        def deconvolve(tissue, aif):
-            maps = self._deconvolve(tissue, aif)
-            no_bolus = ~(aif.max(axis=1) > 0)
+        def deconvolve(curves):
+            maps = self._deconvolve_curves(curves)
+            no_bolus = ~(curves[:, 1].max(axis=1) > 0)
             if no_bolus.any():
                 maps[no_bolus] = np.nan
                 without_aif.append(int(no_bolus.sum()))
@@ -124,8 +131,25 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
                  "maps (CBF is undefined, not 0).", UserWarning)
         return maps
 
+    def _deconvolve_curves(self, curves):
+        """Maps of a chunk of paired curves of shape ``(n, 2, n_times)``.
+
+        Splits them for :meth:`_deconvolve`; a torch deconvolver overrides it
+        to move each chunk to its device in one copy.
+        """
+        return self._deconvolve(curves[:, 0], curves[:, 1])
+
+    def _chunk_length(self):
+        """``chunk_size``, or where it is None the default for the device type."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        device_type = str(getattr(self, "device", "cpu")).split(":")[0]
+        return self.default_chunk_sizes.get(device_type, self.default_chunk_sizes["cpu"])
+
     def _map_chunks(self, X, function):
-        """Validate ``X`` against ``fit`` and apply ``function(tissue, aif)`` chunk by chunk.
+        """Validate ``X`` against ``fit`` and apply ``function(curves)`` chunk by chunk.
+
+        ``curves`` is a chunk of shape ``(n, 2, n_times)`` (tissue, AIF).
 
         Chunks of ``chunk_size`` voxels bound the memory of the intermediate
         arrays; each result is cast to the input's floating dtype. Where
@@ -136,12 +160,14 @@ class BaseDeconvolver(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         curves, _ = validate_curves(self, X, reset=False)
 
-        def run(start):
-            chunk = curves[start:start + self.chunk_size]
-            with np.errstate(all="ignore"):
-                return function(chunk[:, 0], chunk[:, 1]).astype(curves.dtype, copy=False)
+        chunk_length = self._chunk_length()
 
-        starts = range(0, curves.shape[0], self.chunk_size)
+        def run(start):
+            with np.errstate(all="ignore"):
+                return function(curves[start:start + chunk_length]).astype(curves.dtype,
+                                                                           copy=False)
+
+        starts = range(0, curves.shape[0], chunk_length)
         threads = min(_thread_limit(), len(starts)) if self._threaded_chunks else 1
         if threads > 1:
             with ThreadPoolExecutor(threads) as pool:

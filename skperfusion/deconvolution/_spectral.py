@@ -147,7 +147,8 @@ class ResidueDeconvolver(BaseDeconvolver):
             (``n_residue = 2 · n_times`` on the block-circulant circle, whose
             second half stands for negative times, or ``n_times`` for sSVD).
         """
-        return np.concatenate(list(self._map_chunks(X, self._residues)))
+        return np.concatenate(list(self._map_chunks(
+            X, lambda curves: self._residues(curves[:, 0], curves[:, 1]))))
 
     def _is_circular(self):
         return True
