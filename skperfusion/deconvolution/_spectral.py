@@ -77,9 +77,11 @@ def naive_inverse(tissue_spectrum, aif_spectrum):
     cutoff = n_padded * np.finfo(singular_values.dtype).eps * singular_values.max(
         axis=-1, keepdims=True)
     usable = singular_values > cutoff
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quotient = tissue_spectrum / np.where(usable, aif_spectrum, 1)
-    return np.multiply(quotient, usable, out=quotient)
+    # One reciprocal per AIF mode, then a product per voxel: a complex
+    # division per voxel and mode costs several times a product.
+    inverse = np.zeros_like(aif_spectrum)
+    np.divide(1, aif_spectrum, out=inverse, where=usable)
+    return tissue_spectrum * inverse
 
 
 def mode_multiplicity(n_freqs, dtype=np.float64):
@@ -154,8 +156,9 @@ class ResidueDeconvolver(BaseDeconvolver):
         return True
 
     def _deconvolve(self, tissue, aif):
+        aif = shared_aif(aif)
         residues = self._residues(tissue, aif)
         cbf = flow_rate_to_cbf(residues.max(axis=-1), self.kh, self.rho)
-        cbv = cbv_from_curves(tissue, shared_aif(aif), self.kh, self.rho)
+        cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
         tmax = tmax_from_residue(residues, self.tr, circular=self._is_circular())
         return np.column_stack([cbf, cbv, mtt_from_cbv_cbf(cbv, cbf), tmax])
