@@ -193,3 +193,26 @@ def test_degenerate_voxels_and_invalid_bounds():
     assert np.all(np.isnan(maps[2, 1:]))           # no AIF area: no CBV, MTT, Tmax
     with pytest.raises(ValueError, match="mtt_min"):
         ParametricDeconvolver(mtt_min=5.0, mtt_max=2.0).fit(X[:1])
+
+
+def test_chunks_share_one_model_and_give_the_same_maps():
+    # Chunks of 3 voxels reuse the tabulated model of the first (one shared
+    # AIF) and fit each voxel as the whole batch does, to rounding.
+    rng = np.random.default_rng(8)
+    cbf, mtt, delay = _truth(10, rng)
+    tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=60)
+    tissue = tissue + rng.normal(0.0, 0.02, tissue.shape)
+    X = pair_curves(tissue, aif)
+    estimator = ParametricDeconvolver().fit(X)
+    np.testing.assert_allclose(estimator.set_params(chunk_size=3).transform(X),
+                               estimator.set_params(chunk_size=None).transform(X), rtol=1e-12)
+    assert not hasattr(estimator, "_models")
+
+
+def test_default_chunk_size_by_device():
+    # chunk_size=None is kept as given and resolved per device type when mapping.
+    estimator = ParametricDeconvolver(device="cuda:1")
+    assert estimator.get_params()["chunk_size"] is None
+    assert estimator._chunk_length() == ParametricDeconvolver.default_chunk_sizes["cuda"]
+    assert ParametricDeconvolver()._chunk_length() == 4096
+    assert ParametricDeconvolver(chunk_size=100, device="cuda")._chunk_length() == 100

@@ -12,6 +12,7 @@ residue family chosen per voxel by an information criterion.
 """
 
 import math
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,6 +33,7 @@ from ..physics import (
 )
 from ..physics.convolution import CONVOLUTION_RULES
 from ..physics.torch_ops import (
+    cbv_from_curves_torch,
     convolve_aif_torch,
     dispersion_kernel_torch,
     residue_function_torch,
@@ -39,7 +41,6 @@ from ..physics.torch_ops import (
 )
 from ._base import BaseDeconvolver
 from .svd import OSVDDeconvolver
-from .tikhonov import baseline_noise_variance
 
 __all__ = ["FIT_FAMILIES", "FitBoundsWarning", "ParametricDeconvolver", "delay_curve_torch"]
 
@@ -246,7 +247,7 @@ class _Family:
     def unit_response(self, values, jacobian=False):
         """Unit-flow model curves ``(n, n_times)`` at the acquisition times.
 
-        With ``jacobian=True`` also their derivatives ``(n, n_times, p)``
+        With ``jacobian=True`` also their derivatives ``(n, p, n_times)``
         with respect to the physical parameters: exact derivatives of the
         table interpolant, or forward differences of :meth:`direct`.
         """
@@ -256,54 +257,58 @@ class _Family:
                 return curves
             steps = torch.eye(values.shape[1], dtype=values.dtype, device=values.device)
             derivatives = torch.stack([(self.direct(values + _FD_STEP * step) - curves)
-                                       / _FD_STEP for step in steps], dim=-1)
+                                       / _FD_STEP for step in steps], dim=1)
             return curves, derivatives
         n = values.shape[0]
-        # Corners of the multilinear cell: flat table offset, weight and the
-        # weight's derivative with respect to each table parameter.
-        corners = [(torch.zeros(n, dtype=torch.long, device=values.device),
-                    torch.ones(n, dtype=values.dtype, device=values.device), {})]
-        stride = self.n_fine
+        # The cell of every voxel: flat table offset of its lower corner, and
+        # per table axis (fastest-varying last) the fraction within the cell.
+        index = torch.zeros(n, dtype=torch.long, device=values.device)
+        stride, strides, fractions, scales = self.n_fine, [], [], []
         for column, n_nodes in zip(reversed(self.table_columns), reversed(self.table_nodes),
                                    strict=True):
             low, high = self.bounds[column]
             scale = (n_nodes - 1) / (high - low)
             position = ((values[:, column] - low) * scale).clamp(0.0, n_nodes - 1.0)
             lower = position.floor().clamp(max=n_nodes - 2)
-            fraction = position - lower
-            lower = lower.long() * stride
-            split = []
-            for index, weight, slopes in corners:
-                for offset, factor, sign in ((lower, 1 - fraction, -scale),
-                                             (lower + stride, fraction, scale)):
-                    new_slopes = {c: d * factor for c, d in slopes.items()}
-                    new_slopes[column] = sign * weight
-                    split.append((index + offset, weight * factor, new_slopes))
-            corners = split
+            index = index + lower.long() * stride
+            strides.insert(0, stride)
+            fractions.insert(0, position - lower)
+            scales.insert(0, scale)
             stride *= n_nodes
+        corners = torch.cartesian_prod(*([torch.tensor([0, 1], device=values.device)]
+                                         * len(strides))).reshape(-1, len(strides))
+        offsets = corners @ torch.tensor(strides, device=values.device)
         position = (torch.arange(self.n_times, dtype=values.dtype, device=values.device)
                     * self.oversample - values[:, 1:2] / self.fine_tr)
         inside = position >= 0
         position = position.clamp(0.0, self.n_fine - 1.0)
         lower = position.floor().clamp(max=self.n_fine - 2)
         fraction = position - lower
-        lower = lower.long()
-        curves = 0.0
-        derivatives = [0.0] * values.shape[1]
-        for index, weight, slopes in corners:
-            at = (index[:, None] + lower).flatten()
-            left = self.table.index_select(0, at).view(lower.shape)
-            right = self.table.index_select(0, at + 1).view(lower.shape)
-            sample = torch.lerp(left, right, fraction)
-            curves = curves + weight[:, None] * sample
+        # Every corner's curve read at the delayed times, (n, 2, ..., 2, n_times).
+        at = index[:, None, None] + offsets[None, :, None] + lower.long()[:, None, :]
+        left = self.table[at]
+        right = self.table[at + 1]
+        shape = (n, *([2] * len(strides)), self.n_times)
+        sample = torch.lerp(left, right, fraction[:, None, :]).view(shape)
+        slope = (right - left).view(shape) if jacobian else None
+        # Multilinear interpolation one table axis at a time (the first corner
+        # axis), carrying the derivatives along the remaining axes.
+        derivatives = {}
+        for column, weight, scale in zip(self.table_columns, fractions, scales, strict=True):
+            weight = weight.view(n, *([1] * (sample.dim() - 2)))
+            low, high = sample[:, 0], sample[:, 1]
             if jacobian:
-                derivatives[1] = derivatives[1] - weight[:, None] * (right - left) / self.fine_tr
-                for column, slope in slopes.items():
-                    derivatives[column] = derivatives[column] + slope[:, None] * sample
-        curves = torch.where(inside, curves, 0.0)
+                derivatives = {c: torch.lerp(d[:, 0], d[:, 1], weight)
+                               for c, d in derivatives.items()}
+                derivatives[column] = (high - low) * scale
+                slope = torch.lerp(slope[:, 0], slope[:, 1], weight)
+            sample = torch.lerp(low, high, weight)
+        curves = torch.where(inside, sample, 0.0)
         if not jacobian:
             return curves
-        return curves, torch.where(inside[..., None], torch.stack(derivatives, dim=-1), 0.0)
+        derivatives[1] = -slope / self.fine_tr
+        derivatives = torch.stack([derivatives[c] for c in range(values.shape[1])], dim=1)
+        return curves, torch.where(inside[:, None], derivatives, 0.0)
 
 
 def _project(tissue, unit):
@@ -435,8 +440,11 @@ class ParametricDeconvolver(BaseDeconvolver):
         Haematocrit correction factor ``kH``, dimensionless.
     rho : float, default=1.04
         Brain density in g/ml.
-    chunk_size : int, default=4096
-        Voxels fitted at once; bounds the memory (larger on a GPU).
+    chunk_size : int or None, default=None
+        Voxels fitted at once; bounds the memory. None takes
+        :attr:`default_chunk_sizes` for the device type: 4096 on a CPU
+        (intermediate arrays near the cache), 65,536 on a GPU (few large
+        solves keep it busy; about 5 GB at 120 frames).
 
     Attributes
     ----------
@@ -487,6 +495,8 @@ class ParametricDeconvolver(BaseDeconvolver):
 
     _bounded_fit = True
 
+    default_chunk_sizes = {"cpu": 4096, "cuda": 65_536}
+
     _parameter_constraints: dict = {
         **BaseDeconvolver._parameter_constraints,
         "family": [StrOptions({"auto", *FIT_FAMILIES})],
@@ -508,7 +518,7 @@ class ParametricDeconvolver(BaseDeconvolver):
     def __init__(self, tr=1.0, family="gamma", gamma_shape=None, dispersion=False, criterion="bic",
                  init="osvd", mtt_min=0.5, mtt_max=30.0, min_delay=-3.0, max_delay=10.0,
                  discretisation="auto", prior="population", max_iter=10, oversample=4, device="cpu",
-                 kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=4096):
+                 kh=DEFAULT_HEMATOCRIT_FACTOR, rho=DEFAULT_DENSITY, chunk_size=None):
         super().__init__(tr=tr, kh=kh, rho=rho, chunk_size=chunk_size)
         self.family = family
         self.gamma_shape = gamma_shape
@@ -541,12 +551,13 @@ class ParametricDeconvolver(BaseDeconvolver):
                 self.init_ = self.init
             except NotFittedError:
                 self.init_ = clone(self.init).fit(pair_curves(tissue, aif))
-        self.prior_ = None
-        if self.prior == "population":
-            self.prior_ = self._population_centre(tissue, aif)
-        self.discretisation_ = self.discretisation
-        if self.discretisation == "auto":
-            self.discretisation_ = self._choose_rule(tissue, aif)
+        with self._shared_models():
+            self.prior_ = None
+            if self.prior == "population":
+                self.prior_ = self._population_centre(tissue, aif)
+            self.discretisation_ = self.discretisation
+            if self.discretisation == "auto":
+                self.discretisation_ = self._choose_rule(tissue, aif)
 
     def _population_centre(self, tissue, aif):
         """Median (MTT in s, delay in s) of the initial values over the fit curves."""
@@ -556,9 +567,9 @@ class ParametricDeconvolver(BaseDeconvolver):
         tissue, aif = tissue[usable], aif[usable]
         start = self._start_values(tissue, aif)
         if start is None:
-            tissue_t, aif_t, _ = _tensors(tissue, aif, torch.device(self.device))
-            family = _Family(self._families()[0], self, tissue.shape[1], aif_t.device,
-                             CONVOLUTION_RULES[0]).prepare(aif_t)
+            tissue_t, aif_t, _ = self._tensors(pair_curves(tissue, aif))
+            family = self._family(self._families()[0], CONVOLUTION_RULES[0], aif_t,
+                                  tissue.shape[1])
             values = family.physical(_grid_start(family, tissue_t))[:, :2].cpu().numpy()
         else:
             values = self._start_physical(start)
@@ -574,7 +585,8 @@ class ParametricDeconvolver(BaseDeconvolver):
             return CONVOLUTION_RULES[0]
         tissue, aif = tissue[usable], aif[usable]
         start = self._start_values(tissue, aif)
-        rss = {rule: float(self._fit(tissue, aif, rule, start)[3].sum())
+        tensors = self._tensors(pair_curves(tissue, aif))
+        rss = {rule: float(self._fit(*tensors, rule, start)[3].sum())
                for rule in CONVOLUTION_RULES}
         return min(CONVOLUTION_RULES, key=rss.get)
 
@@ -586,6 +598,29 @@ class ParametricDeconvolver(BaseDeconvolver):
         if self.init_ is None:
             return None
         return self.init_.transform(pair_curves(tissue, aif))[:, 2:4]
+
+    @contextmanager
+    def _shared_models(self):
+        """Let the chunks of one ``fit`` or ``transform`` share their tabulated models.
+
+        Tabulating a family costs as much as fitting thousands of voxels;
+        the chunks of an exam share one AIF (see :meth:`_family`).
+        """
+        self._models = {}
+        try:
+            yield
+        finally:
+            del self._models
+
+    def _family(self, name, rule, aif, n_times):
+        """A family prepared for ``aif``, from :meth:`_shared_models`' cache when shared."""
+        models = getattr(self, "_models", None)
+        if models is None or aif.shape[0] > 1:
+            return _Family(name, self, n_times, aif.device, rule).prepare(aif)
+        key = (name, rule, n_times)
+        if key not in models or not torch.equal(models[key][0], aif):
+            models[key] = (aif, _Family(name, self, n_times, aif.device, rule).prepare(aif))
+        return models[key][1]
 
     def transform(self, X):
         """Fit every sample and return its maps; fits ending on a bound flagged.
@@ -603,7 +638,8 @@ class ParametricDeconvolver(BaseDeconvolver):
             Tmax but a finite CBV (curve areas), with one
             :class:`FitBoundsWarning` counting them.
         """
-        maps = super().transform(X)
+        with self._shared_models():
+            maps = super().transform(X)
         at_bounds = np.isfinite(maps[:, 1]) & np.isnan(maps[:, 0])
         if at_bounds.any():
             warn(
@@ -614,30 +650,37 @@ class ParametricDeconvolver(BaseDeconvolver):
                 FitBoundsWarning)
         return maps
 
-    def _deconvolve(self, tissue, aif):
-        cbv = cbv_from_curves(tissue, aif, self.kh, self.rho)
-        flow, values, at_bounds, _ = self._fit(tissue, aif, self.discretisation_,
-                                               self._start_values(tissue, aif))
-        estimated = np.isfinite(cbv) & ~at_bounds
-        cbf = np.where(estimated, flow_rate_to_cbf(flow, self.kh, self.rho), np.nan)
-        mtt = np.where(estimated, np.exp(values[:, 0]), np.nan)
-        tmax = np.where(estimated, values[:, 1], np.nan)
-        return np.column_stack([cbf, cbv, mtt, tmax])
+    def _deconvolve_curves(self, curves):
+        # One copy of the chunk to the device; the maps come back in one.
+        start = self._start_values(curves[:, 0], curves[:, 1])
+        curves = torch.as_tensor(curves, device=torch.device(self.device)).to(torch.float64)
+        cbv = cbv_from_curves_torch(curves[:, 0], curves[:, 1], self.kh, self.rho)
+        tissue, aif, weight = self._tensors(curves)
+        flow, values, at_bounds, _ = self._fit(tissue, aif, weight, self.discretisation_, start)
+        estimated = cbv.isfinite() & ~at_bounds
+        cbf = flow * float(flow_rate_to_cbf(1.0, self.kh, self.rho))
+        maps = torch.stack([cbf, cbv, values[:, 0].exp(), values[:, 1]], dim=1)
+        maps[:, [0, 2, 3]] = torch.where(estimated[:, None], maps[:, [0, 2, 3]], torch.nan)
+        return maps.cpu().numpy()
 
-    def _fit(self, tissue, aif, rule, start=None):
-        """Flow rate (1/s), (log MTT, delay), bound flags and RSS of every voxel.
+    def _tensors(self, curves):
+        """Tissue and AIF tensors of paired curves and the prior's weights, see :func:`_tensors`."""
+        return _tensors(curves, torch.device(self.device))
 
-        The best family per voxel; ``rule`` the convolution rule of the model.
+    def _fit(self, tissue, aif, prior_weight, rule, start=None):
+        """Flow rate (1/s), (log MTT, delay), bound flags and RSS of every voxel, as tensors.
+
+        ``tissue``, ``aif`` and ``prior_weight`` from :meth:`_tensors`; the
+        best family per voxel; ``rule`` the convolution rule of the model.
         """
-        device = torch.device(self.device)
-        tissue_t, aif_t, prior_weight = _tensors(tissue, aif, device)
+        device = tissue.device
         n_times = tissue.shape[1]
         penalty = math.log(n_times) if self.criterion == "bic" else 2.0
         best = None
         for name in self._families():
-            family = _Family(name, self, n_times, device, rule).prepare(aif_t)
+            family = self._family(name, rule, aif, n_times)
             if start is None:
-                u = _grid_start(family, tissue_t)
+                u = _grid_start(family, tissue)
             else:
                 u = _estimator_start(family, self._start_physical(start), device)
             prior = None
@@ -645,9 +688,9 @@ class ParametricDeconvolver(BaseDeconvolver):
                 centre = torch.tensor([math.log(self.prior_[0]), self.prior_[1]],
                                       dtype=torch.float64, device=device)
                 prior = (centre, prior_weight)
-            u = _levenberg_marquardt(family, tissue_t, u, self.max_iter, prior)
+            u, unit = _levenberg_marquardt(family, tissue, u, self.max_iter, prior)
             values = family.physical(u)
-            flow, residual = _project(tissue_t, family.unit_response(values))
+            flow, residual = _project(tissue, unit)
             rss = (residual * residual).sum(-1)
             score = n_times * torch.log(rss.clamp(min=1e-300) / n_times) + penalty * family.n_params
             fitted = (score, flow, values[:, :2], family.at_bounds(u), rss)
@@ -657,34 +700,46 @@ class ParametricDeconvolver(BaseDeconvolver):
                 better = score < best[0]
                 best = tuple(torch.where(better.view(-1, *([1] * (new.dim() - 1))), new, old)
                              for new, old in zip(fitted, best, strict=True))
-        return tuple(value.cpu().numpy() for value in best[1:])
+        return best[1:]
 
     def _start_physical(self, start):
         """(log MTT, delay) of an estimator's MTT and Tmax, inside the bounds."""
         return _bounded_start(start, self.mtt_min, self.mtt_max, self.min_delay, self.max_delay)
 
 
-def _tensors(tissue, aif, device):
-    """Curves divided by the AIF peak as tensors, and the weights of the prior.
+def _tensors(curves, device):
+    """Tissue and AIF of paired curves (array or tensor) as float64 tensors, prior weights.
 
-    The weights are the voxel's baseline noise sd (pre-bolus frames,
-    :func:`~skperfusion.deconvolution.tikhonov.baseline_noise_variance`)
-    divided by the prior widths ``_PRIOR_WIDTHS``: the prior then weighs
-    as one sample whose misfit is the parameter's distance from the
-    centre in prior standard deviations.
+    Both channels are divided by the AIF peak (f, MTT and delay are
+    unchanged); an AIF shared by every sample is returned as one row. The
+    weights are the voxel's baseline noise sd (pre-bolus frames,
+    :func:`_baseline_noise_sd`) divided by the prior widths
+    ``_PRIOR_WIDTHS``: the prior then weighs as one sample whose misfit is
+    the parameter's distance from the centre in prior standard deviations.
     """
-    # Both channels divided by the AIF peak: f, MTT and delay are unchanged.
-    peak = aif.max(axis=-1, keepdims=True)
-    scale = np.where(peak > 0, peak, 1.0)
-    tissue_t = torch.nan_to_num(torch.as_tensor(tissue / scale, dtype=torch.float64,
-                                                device=device))
-    aif_t = torch.as_tensor(aif / scale, dtype=torch.float64, device=device)
-    if aif.shape[0] > 1 and bool((aif_t == aif_t[:1]).all()):
-        aif_t = aif_t[:1]
-    noise_sd = np.sqrt(np.nan_to_num(baseline_noise_variance(tissue / scale, aif / scale)))
-    weight = (torch.as_tensor(noise_sd, dtype=torch.float64, device=device)[:, None]
-              / torch.tensor(_PRIOR_WIDTHS, dtype=torch.float64, device=device))
-    return tissue_t, aif_t, weight
+    curves = torch.as_tensor(curves, device=device).to(torch.float64)
+    peak = curves[:, 1].amax(dim=-1, keepdim=True)
+    scaled = curves / torch.where(peak > 0, peak, 1.0)[:, None]
+    tissue, aif = torch.nan_to_num(scaled[:, 0]), scaled[:, 1]
+    if aif.shape[0] > 1 and bool((aif == aif[:1]).all()):
+        aif = aif[:1]
+    noise_sd = torch.nan_to_num(_baseline_noise_sd(scaled[:, 0], aif))
+    weight = noise_sd[:, None] / torch.tensor(_PRIOR_WIDTHS, dtype=torch.float64, device=device)
+    return tissue, aif, weight
+
+
+def _baseline_noise_sd(tissue, aif):
+    """Noise sd of tissue curves: their sample sd before the AIF reaches 10 % of its peak.
+
+    At least 2 frames.
+    """
+    arrived = aif >= 0.1 * aif.amax(dim=-1, keepdim=True)
+    n_baseline = arrived.to(torch.uint8).argmax(dim=-1).clamp(min=2)
+    baseline = torch.arange(tissue.shape[-1], device=tissue.device) < n_baseline[:, None]
+    count = baseline.sum(dim=-1)
+    mean = torch.where(baseline, tissue, 0.0).sum(dim=-1) / count
+    variance = torch.where(baseline, (tissue - mean[:, None]) ** 2, 0.0).sum(dim=-1) / (count - 1)
+    return variance.sqrt()
 
 
 def _grid_values(family, device):
@@ -744,58 +799,73 @@ def _levenberg_marquardt(family, tissue, u, max_iter, prior=None):
 
     The residual ``r = C - f(θ) U(θ)`` with the projected flow rate
     ``f = <C, U> / <U, U>`` has the exact Jacobian (variable projection)
-    ``-(U ∂f + f ∂U)``, ``∂f = (<C, ∂U> - 2 f <U, ∂U>) / <U, U>``, chained
-    through the logistic bounds. A ``prior`` ``(centre, weight)`` appends
-    the rows ``weight · ((log MTT, delay) - centre)`` (a Gaussian prior:
-    the fit is then a maximum a posteriori estimate). ``max_iter`` iterations.
+    ``J = -(U ∂f + f ∂U)``, ``∂f = (<C, ∂U> - 2 f <U, ∂U>) / <U, U>``, chained
+    through the logistic bounds; its normal matrix ``JᵀJ`` and gradient
+    ``Jᵀr`` are assembled from inner products over time without forming
+    ``J``. A ``prior`` ``(centre, weight)`` appends the rows
+    ``weight · ((log MTT, delay) - centre)`` (a Gaussian prior: the fit is
+    then a maximum a posteriori estimate). ``max_iter`` iterations, each
+    evaluating the model (and its derivatives) once, at the trial step.
+
+    Returns
+    -------
+    u : torch.Tensor of shape (n, p)
+        Unconstrained parameters.
+    unit : torch.Tensor of shape (n, n_times)
+        Unit-flow model curves at ``u``.
     """
-    def with_prior(params, r):
-        if prior is None:
-            return r
-        return torch.cat([r, prior[1] * (family.physical(params)[:, :2] - prior[0])], dim=1)
-
-    def residual(params):
-        return with_prior(params, _project(tissue, family.unit_response(
-            family.physical(params)))[1])
-
-    def residual_jacobian(params):
-        unit, d_unit = family.unit_response(family.physical(params), jacobian=True)
-        d_unit = d_unit * family.bound_derivatives(params)[:, None, :]
+    def evaluate(params, jacobian):
+        """Cost and unit curves at ``params``; with ``jacobian`` also ``JᵀJ`` and ``Jᵀr``."""
+        physical = family.physical(params)
+        if jacobian:
+            unit, d_unit = family.unit_response(physical, jacobian=True)
+        else:
+            unit = family.unit_response(physical)
         norm = (unit * unit).sum(-1).clamp(min=1e-300)
-        flow = ((tissue * unit).sum(-1) / norm)
+        flow = (tissue * unit).sum(-1) / norm
         positive = flow > 0
         flow = flow.clamp(min=0.0)
-        d_flow = (torch.einsum("nt,ntp->np", tissue, d_unit)
-                  - 2 * flow[:, None] * torch.einsum("nt,ntp->np", unit, d_unit))
-        d_flow = torch.where(positive[:, None], d_flow / norm[:, None], 0.0)
-        jac = -(unit[..., None] * d_flow[:, None, :] + flow[:, None, None] * d_unit)
+        r = tissue - flow[:, None] * unit
+        cost = (r * r).sum(-1)
         if prior is not None:
-            rows = torch.zeros(jac.shape[0], 2, jac.shape[2], dtype=jac.dtype,
-                               device=jac.device)
+            misfit = prior[1] * (physical[:, :2] - prior[0])
+            cost = cost + (misfit * misfit).sum(-1)
+        if not jacobian:
+            return cost, unit, None, None
+        d_unit = d_unit * family.bound_derivatives(params)[..., None]         # (n, p, T)
+        # <C, ∂U> and <U, ∂U>, (n, p) each.
+        with_tissue, with_unit = (d_unit @ torch.stack([tissue, unit], dim=-1)).unbind(-1)
+        d_flow = torch.where(positive[:, None],
+                             (with_tissue - 2 * flow[:, None] * with_unit) / norm[:, None], 0.0)
+        cross = d_flow[:, :, None] * with_unit[:, None, :]
+        normal = ((unit * unit).sum(-1)[:, None, None] * d_flow[:, :, None] * d_flow[:, None, :]
+                  + flow[:, None, None] * (cross + cross.transpose(1, 2))
+                  + (flow * flow)[:, None, None] * (d_unit @ d_unit.transpose(1, 2)))
+        gradient = -(d_flow * (unit * r).sum(-1)[:, None]
+                     + flow[:, None] * (with_tissue - flow[:, None] * with_unit))
+        if prior is not None:
             slopes = prior[1] * family.bound_derivatives(params)[:, :2]
-            rows[:, 0, 0], rows[:, 1, 1] = slopes[:, 0], slopes[:, 1]
-            jac = torch.cat([jac, rows], dim=1)
-        return with_prior(params, tissue - flow[:, None] * unit), jac
+            normal[:, [0, 1], [0, 1]] += slopes * slopes
+            gradient[:, :2] += slopes * misfit
+        return cost, unit, normal, gradient
 
-    n_params = u.shape[1]
-    r = residual(u)
-    cost = (r * r).sum(-1)
+    cost, unit, normal, gradient = evaluate(u, max_iter > 0)
     damping = torch.full_like(cost, 1e-2)
-    eye = torch.eye(n_params, dtype=u.dtype, device=u.device)
-    for _ in range(max_iter):
-        _, jacobian = residual_jacobian(u)
-        normal = jacobian.transpose(1, 2) @ jacobian
-        gradient = (jacobian.transpose(1, 2) @ r[..., None])[..., 0]
+    eye = torch.eye(u.shape[1], dtype=u.dtype, device=u.device)
+    for iteration in range(max_iter):
         diagonal = torch.diagonal(normal, dim1=1, dim2=2).clamp(min=1e-12)
         system = normal + (damping[:, None] * diagonal)[..., None] * eye
-        step = torch.linalg.solve(system, -gradient)
-        trial = u + step
-        r_trial = residual(trial)
-        cost_trial = (r_trial * r_trial).sum(-1)
+        trial = u + torch.linalg.solve(system, -gradient)
+        # The last trial needs no derivatives: no step follows it.
+        last = iteration == max_iter - 1
+        cost_trial, unit_trial, normal_trial, gradient_trial = evaluate(trial, not last)
         better = cost_trial < cost
         u = torch.where(better[:, None], trial, u)
-        r = torch.where(better[:, None], r_trial, r)
+        unit = torch.where(better[:, None], unit_trial, unit)
         cost = torch.where(better, cost_trial, cost)
+        if not last:
+            normal = torch.where(better[:, None, None], normal_trial, normal)
+            gradient = torch.where(better[:, None], gradient_trial, gradient)
         damping = torch.where(better, damping / 3, damping * 4).clamp(_MIN_DAMPING,
                                                                        _MAX_DAMPING)
-    return u
+    return u, unit
