@@ -28,10 +28,22 @@ The trainable methods (the PHAE variants) are trained self-supervised on
 the curves they map, briefly (``PHAE_PARAMS``). ``--grading`` adds the
 grading AUC on a demo-like cohort, ``--speed`` the parametric fit's speed.
 
+``--noise-auc`` runs instead the study's noise-robustness stage
+(:func:`skperfusion.study.evaluation.noise_robustness`) on a cohort like
+``skperfusion study --demo``'s (``N_NOISE_SUBJECTS`` subjects, 16x16x4,
+Rician noise at SNR 100, leaky tumours, leakage corrected by BSW): the
+trainable methods are trained with the command line's CPU preset on the
+training split (60 %), then the test exams are degraded at SNR 20 and 10,
+``N_NOISE_DRAWS`` times each, and graded by their tumour/NAWM CBF ratio.
+Printed per SNR and method: the AUC averaged over the draws, its 95 %
+interval (bootstrap of the patients pooled over the draws), the standard
+deviation over the draws and the true ratios' AUC (the ceiling).
+
 Run: ``python benchmarks/bench_accuracy.py [--quick] [--grading] [--speed]
 [--methods=osvd,parametric]`` (``--quick``: 2 cohort exams, 8 mixed exams,
 shorter PHAE training; ``--methods``: registry names, default all; put
-``osvd`` first for the ratios).
+``osvd`` first for the ratios); ``python benchmarks/bench_accuracy.py
+--noise-auc [--methods=osvd,phae,phae-gamma] [--subjects=N] [--draws=N]``.
 """
 
 import itertools
@@ -43,7 +55,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
+from skperfusion.cli._args import PHAE_PRESETS
 from skperfusion.datasets import simulate_exam
 from skperfusion.deconvolution import (
     FitBoundsWarning,
@@ -52,9 +66,9 @@ from skperfusion.deconvolution import (
     get_deconvolver,
     make_deconvolver,
 )
-from skperfusion.exam import ExamToCurves
-from skperfusion.exam_estimators import PerfusionMapper, ROIRatio
-from skperfusion.study.evaluation import degrade_exam
+from skperfusion.exam import ExamToCurves, time_grid
+from skperfusion.exam_estimators import PerfusionMapper, ROIRatio, exam_grades, shared_curves
+from skperfusion.study.evaluation import degrade_exam, noise_robustness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from osipi import load_osipi, osipi_passes
@@ -70,6 +84,17 @@ FAMILIES = ("exponential", "gamma", "boxcar", "lorentzian")
 PHAE_PARAMS = {"max_epochs": 8 if QUICK else 40, "lr": 1e-3, "batch_size": 512,
                "epoch_voxels": 4096, "module__width": 16, "random_state": 0}
 OSIPI_PHAE_PARAMS = {**PHAE_PARAMS, "max_epochs": 200, "batch_size": 14}
+N_NOISE_SUBJECTS = 64
+N_NOISE_DRAWS = 5
+NOISE_SNRS = (20, 10)
+
+
+def _option(name, default):
+    """The value of ``--name=VALUE`` on the command line, else ``default``."""
+    for argument in sys.argv[1:]:
+        if argument.startswith(f"--{name}="):
+            return type(default)(argument.partition("=")[2])
+    return default
 
 
 def _make(name, **params):
@@ -180,6 +205,45 @@ def grading_table(methods):
         print(f"{name:<12}{roc_auc_score(is_high, ratios):>6.3f}", flush=True)
 
 
+def _demo_cohort(n_subjects, seed=0):
+    """The exams of ``skperfusion study --demo`` (seeds and grades as ``simulate_cohort``'s)."""
+    seeds = np.random.SeedSequence(seed).spawn(n_subjects + 1)
+    n_lgg = int(np.clip(round(0.4 * n_subjects), 1, n_subjects - 1))
+    grades = np.random.default_rng(seeds[0]).permutation(
+        ["LGG"] * n_lgg + ["HGG"] * (n_subjects - n_lgg))
+    return [simulate_exam(f"sub-{i + 1:03d}", str(grade), shape=(16, 16, 4), snr=100.0,
+                          noise="rician", leakage=True, random_state=s)
+            for i, (grade, s) in enumerate(zip(grades, seeds[1:], strict=True))]
+
+
+def noise_auc_table(methods, n_subjects, n_draws, seed=0):
+    """Grading AUC under noise (the study's Fig. 5 stage) with intervals, per SNR and method."""
+    exams = _demo_cohort(n_subjects, seed)
+    grid = time_grid(exams)
+    step = ExamToCurves(leakage="bsw", tr=grid[0], n_times=grid[1])
+    cohort = shared_curves(exams, {"main": step})["main"]
+    train, test = train_test_split(cohort, test_size=0.4, stratify=exam_grades(exams),
+                                   random_state=seed)
+    mappers = {}
+    for name in methods:
+        params = ({**PHAE_PRESETS["cpu"], "random_state": seed}
+                  if get_deconvolver(name).trainable else {})
+        mappers[name] = PerfusionMapper(make_deconvolver(name, **params), curves=step,
+                                        tr=grid[0], n_times=grid[1], max_train_voxels=200_000,
+                                        random_state=seed).fit(train)
+    auc, _ = noise_robustness(test, mappers, NOISE_SNRS, n_draws=n_draws, noise="gaussian",
+                              error_regions=(), n_boot=2000, random_state=seed)
+    print(f"\nGrading AUC under noise (tumour/NAWM CBF ratio, HGG vs LGG): {len(test)} test "
+          f"exams of a {n_subjects}-subject demo cohort (16x16x4, SNR 100, leaky, BSW), "
+          f"{n_draws} Gaussian noise draws per SNR; mean over draws [95 % interval], "
+          "sd over draws")
+    for row in auc.itertuples():
+        interval = f"[{row.auc_low:.3f}, {row.auc_high:.3f}]"
+        spread = f"sd {row.auc_draw_sd:.3f}" if np.isfinite(row.auc_draw_sd) else ""
+        print(f"SNR {row.snr:>4g}  {row.method:<12}{row.auc:>6.3f} {interval:<17}{spread}",
+              flush=True)
+
+
 def speed_table():
     """Voxels per CPU second of the parametric fit, 1 and 2 threads."""
     exam = simulate_exam("sub-speed", "HGG", shape=(16, 16, 4), snr=30.0, random_state=7)
@@ -205,6 +269,10 @@ if __name__ == "__main__":
     for argument in sys.argv[1:]:
         if argument.startswith("--methods="):
             METHODS = tuple(argument.partition("=")[2].split(","))
+    if "--noise-auc" in sys.argv:
+        noise_auc_table(METHODS, _option("subjects", N_NOISE_SUBJECTS),
+                        _option("draws", N_NOISE_DRAWS))
+        sys.exit()
     accuracy_table(METHODS)
     if "--grading" in sys.argv:
         grading_table(METHODS)
