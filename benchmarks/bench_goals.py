@@ -87,6 +87,8 @@ elif what == "phae_inference":
                             device=device, random_state=0).fit(X[:2048])
     if device != "cpu":
         model.set_params(chunk_size=int(sys.argv[5]))
+        if sys.argv[6] == "tf32":
+            model.set_params(tf32=True)
     model.transform(X[:model.chunk_size])  # warm-up (kernel selection)
     result["wall"], result["cpu"] = best(lambda: model.transform(X))
     if device != "cpu":  # the same weights on the CPU, on a subset
@@ -103,6 +105,7 @@ elif what == "phae_training":
                             device=device, random_state=0).fit(X)
     durations = model.history_[:, "dur"][1:]  # the first epoch warms up
     result["voxels_per_s"] = len(X) / min(durations)
+    result["epoch_s"] = [round(d, 2) for d in model.history_[:, "dur"]]
 elif what == "parametric":
     from skperfusion.deconvolution import ParametricDeconvolver
     model = ParametricDeconvolver(tr=1.0, device=device)
@@ -144,7 +147,8 @@ def old_code():
 
 def _env(tree):
     """Environment importing skperfusion from ``tree`` (the current code for None)."""
-    return {**os.environ, "PYTHONPATH": str(tree or ROOT)}
+    paths = [str(tree or ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def probe(what, X, repeats, device, tree, *extra):
@@ -304,8 +308,9 @@ def gpu_table(args, tmp, tree, add):
     device = args.device
     if "phae_inference" not in args.skip:
         X = _curves(100_000 if args.quick else 1_000_000).astype(np.float32)
-        rows = {code: probe("phae_inference", X, args.repeats, device, code, GPU_CHUNK)
+        rows = {code: probe("phae_inference", X, args.repeats, device, code, GPU_CHUNK, "fp32")
                 for code in ([None, tree] if tree else [None])}
+        tf32 = probe("phae_inference", X, args.repeats, device, None, GPU_CHUNK, "tf32")
 
         def rate(result):
             if "error" in result:
@@ -316,7 +321,8 @@ def gpu_table(args, tmp, tree, add):
             return text
 
         add("phae_inference", f"PHAE inference, width 32, 60 frames, {len(X) // 1000}k voxels, "
-            f"chunks of {GPU_CHUNK}", rate(rows[None]), rate(rows[tree]) if tree else "")
+            f"chunks of {GPU_CHUNK}", rate(rows[None]), rate(rows[tree]) if tree else "",
+            f"with tf32=True {rate(tf32)}")
     if "phae_training" not in args.skip:
         X = _curves(100_000 if args.quick else 500_000).astype(np.float32)
         rows = {code: probe("phae_training", X, 1, device, code, 3)
@@ -327,7 +333,7 @@ def gpu_table(args, tmp, tree, add):
                 return f"failed: {result['error']}"
             speed = result["voxels_per_s"]
             return (f"{speed / 1e6:.2f} M voxels/s (65 epochs over 4 M voxels: "
-                    f"{65 * 4e6 / speed:.0f} s)")
+                    f"{65 * 4e6 / speed:.0f} s; epochs {result['epoch_s']} s)")
 
         add("phae_training", f"PHAE training, paper settings (batch 1536), {len(X) // 1000}k "
             "voxels, best of epochs 2-3", rate(rows[None]), rate(rows[tree]) if tree else "")
