@@ -140,6 +140,9 @@ class Exam:
             )
         if not np.issubdtype(self.signal.dtype, np.floating):
             self.signal = self.signal.astype(np.float64)
+        # nibabel reads Fortran order: every (voxel, time) view of the signal (the curves'
+        # blocks, the leakage fit, the QC) was then a copy of the whole 4-D array.
+        self.signal = np.ascontiguousarray(self.signal)
         if not np.all(np.isfinite(self.signal)):
             raise ValueError(f"{who}: the DSC signal contains NaN or inf.")
         self._check_echoes(who)

@@ -118,8 +118,11 @@ def aif_figure(aif, exam, *, saturated=None):
     -------
     figure : matplotlib.figure.Figure
     """
-    figure = Figure(figsize=(10, 3.6), layout="constrained")
-    image_ax, curve_ax = figure.subplots(1, 2, width_ratios=(1, 1.8))
+    figure = Figure(figsize=(10, 3.6))  # fixed margins: see fit_figure
+    image_ax, curve_ax = figure.subplots(1, 2, width_ratios=(1, 1.8),
+                                         gridspec_kw={"left": 0.02, "right": 0.99,
+                                                      "bottom": 0.5 / 3.6, "top": 1 - 0.3 / 3.6,
+                                                      "wspace": 0.12})
     z = int(np.argmax(aif.voxels.sum(axis=(0, 1))))
     image_ax.imshow(_baseline(exam)[..., z].T, origin="lower", cmap="gray")
     x, y = np.nonzero(aif.voxels[..., z])
@@ -283,8 +286,14 @@ def fit_figure(fits):
     figure : matplotlib.figure.Figure
     """
     n = len(fits["labels"])
-    figure = Figure(figsize=(2.6 * max(n, 1) + 0.5, 2.8), layout="constrained")
-    axes = figure.subplots(1, max(n, 1), squeeze=False)[0]
+    width = 2.6 * max(n, 1) + 0.5
+    # Fixed margins (inches): the constrained layout took a third of the report's time
+    # (its text extents are measured again and again).
+    figure = Figure(figsize=(width, 2.8))
+    axes = figure.subplots(1, max(n, 1), squeeze=False,
+                           gridspec_kw={"left": 0.75 / width, "right": 1 - 0.1 / width,
+                                        "bottom": 0.5 / 2.8, "top": 1 - 0.3 / 2.8,
+                                        "wspace": 0.25})[0]
     for k, label in enumerate(fits["labels"]):
         ax = axes[k]
         ax.plot(fits["times"], fits["tissue"][k], ".", color="0.3", markersize=4,
