@@ -183,9 +183,34 @@ class _Family:
             values = torch.zeros(grid.shape[0], len(self.bounds), dtype=torch.float64,
                                  device=aif.device)
             values[:, self.table_columns] = grid
-            self.table = torch.cat([self._undelayed(values[i:i + _TABLE_BLOCK])
-                                    for i in range(0, len(values), _TABLE_BLOCK)]).flatten()
+            self._tabulate(torch.cat([self._undelayed(values[i:i + _TABLE_BLOCK])
+                                      for i in range(0, len(values), _TABLE_BLOCK)]))
         return self
+
+    def _tabulate(self, rows):
+        """Store fine model curves ``(n_rows, n_fine)`` for reading at delayed times.
+
+        The fine sample ``j · oversample + p`` of a row is stored at ``[p, j]``
+        of its ``(oversample + 1, n_times)`` block (phase ``oversample`` is
+        phase 0 one sample later), so that a voxel's reads at
+        ``t_i - delay``, ``i = 0 .. n_times - 1``, are one contiguous window
+        of ``table`` (a row copy, not ``n_times`` gathers) and their right
+        neighbours the window one phase on. ``table_ends`` holds each row's
+        last value and last difference, read beyond the end of the curve.
+        """
+        n_times, oversample = self.n_times, self.oversample
+        padded = torch.cat([rows, rows[:, -1:].expand(-1, oversample)], dim=1)
+        phases = torch.stack([padded[:, p:p + n_times * oversample:oversample]
+                              for p in range(oversample + 1)], dim=1)
+        # Margins for windows that start before a block or run past it (the
+        # samples before t = 0 and beyond the end are replaced on reading).
+        self.table_margin = (math.ceil(max(-self.bounds[1][0], self.bounds[1][1]) / self.tr)
+                             + 2)
+        margin = torch.zeros(self.table_margin, dtype=rows.dtype, device=rows.device)
+        flat = torch.cat([margin, phases.flatten(), margin, margin.new_zeros(n_times)])
+        self.table = flat.as_strided((flat.numel() - n_times + 1, n_times), (1, 1))
+        before_last = rows[:, -min(2, rows.shape[1])]        # one sample: no slope
+        self.table_ends = torch.stack([rows[:, -1], rows[:, -1] - before_last], dim=1)
 
     def _fine_aif(self, aif):
         """AIF samples interpolated onto the fine grid (cubic Catmull-Rom)."""
@@ -260,37 +285,44 @@ class _Family:
                                        / _FD_STEP for step in steps], dim=1)
             return curves, derivatives
         n = values.shape[0]
-        # The cell of every voxel: flat table offset of its lower corner, and
-        # per table axis (fastest-varying last) the fraction within the cell.
-        index = torch.zeros(n, dtype=torch.long, device=values.device)
-        stride, strides, fractions, scales = self.n_fine, [], [], []
+        # The cell of every voxel: table row of its lower corner, and per
+        # table axis (fastest-varying last) the fraction within the cell.
+        row = torch.zeros(n, dtype=torch.long, device=values.device)
+        stride, strides, fractions, scales = 1, [], [], []
         for column, n_nodes in zip(reversed(self.table_columns), reversed(self.table_nodes),
                                    strict=True):
             low, high = self.bounds[column]
             scale = (n_nodes - 1) / (high - low)
             position = ((values[:, column] - low) * scale).clamp(0.0, n_nodes - 1.0)
             lower = position.floor().clamp(max=n_nodes - 2)
-            index = index + lower.long() * stride
+            row = row + lower.long() * stride
             strides.insert(0, stride)
             fractions.insert(0, position - lower)
             scales.insert(0, scale)
             stride *= n_nodes
         corners = torch.cartesian_prod(*([torch.tensor([0, 1], device=values.device)]
                                          * len(strides))).reshape(-1, len(strides))
-        offsets = corners @ torch.tensor(strides, device=values.device)
+        rows = (row[:, None] + corners @ torch.tensor(strides, device=values.device)).flatten()
+        # Fine position of t_i - delay: i · oversample + shift + fraction.
+        shift = torch.floor(-values[:, 1] / self.fine_tr)
+        fraction = (-values[:, 1] / self.fine_tr - shift)[:, None, None]
+        shift = shift.long()
+        lag = torch.div(shift, self.oversample, rounding_mode="floor")
+        phase = shift - lag * self.oversample
+        start = (self.table_margin + (rows.view(n, -1) * (self.oversample + 1) + phase[:, None])
+                 * self.n_times + lag[:, None]).flatten()
+        shape = (n, *([2] * len(strides)), self.n_times)
+        left = self.table.index_select(0, start).view(shape)
+        right = self.table.index_select(0, start + self.n_times).view(shape)
         position = (torch.arange(self.n_times, dtype=values.dtype, device=values.device)
                     * self.oversample - values[:, 1:2] / self.fine_tr)
         inside = position >= 0
-        position = position.clamp(0.0, self.n_fine - 1.0)
-        lower = position.floor().clamp(max=self.n_fine - 2)
-        fraction = position - lower
-        # Every corner's curve read at the delayed times, (n, 2, ..., 2, n_times).
-        at = index[:, None, None] + offsets[None, :, None] + lower.long()[:, None, :]
-        left = self.table[at]
-        right = self.table[at + 1]
-        shape = (n, *([2] * len(strides)), self.n_times)
-        sample = torch.lerp(left, right, fraction[:, None, :]).view(shape)
-        slope = (right - left).view(shape) if jacobian else None
+        # Beyond the last fine sample: its value, with the last difference as slope.
+        beyond = (position >= self.n_fine - 1).view(n, *([1] * len(strides)), self.n_times)
+        ends = self.table_ends.index_select(0, rows).view(*shape[:-1], 2)
+        sample = torch.where(beyond, ends[..., :1], torch.lerp(left, right, fraction.view(
+            n, *([1] * len(strides)), 1)))
+        slope = torch.where(beyond, ends[..., 1:], right - left) if jacobian else None
         # Multilinear interpolation one table axis at a time (the first corner
         # axis), carrying the derivatives along the remaining axes.
         derivatives = {}
