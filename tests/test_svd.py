@@ -12,6 +12,7 @@ from skperfusion import OSVDDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.datasets.noise import add_noise
 from skperfusion.deconvolution import oscillation_index
+from skperfusion.deconvolution.svd import DEFAULT_OI_TARGET
 from skperfusion.physics import flow_rate_to_cbf, residue_function
 
 AIF = functools.partial(gamma_variate, t0=10.0, peak=100.0)
@@ -252,6 +253,21 @@ def test_osvd_matches_per_voxel_reference(shared_aif):
     assert matches.mean() >= 0.95
     np.testing.assert_allclose(residues.max(axis=1)[matches], expected.max(axis=1)[matches])
 
+
+
+@pytest.mark.parametrize("n_times", [40, 130])
+def test_osvd_search_mixing_exact_and_truncated_voxels(n_times):
+    # Noise-free voxels keep every mode (their exact inverse passes the OI
+    # test) while noisy ones are bisected in the same block; 130 frames need
+    # mode counts above the 8-bit range of the 40-frame search.
+    X, _, _ = _pairs(1.5, n_times=n_times)
+    noisy = X.copy()
+    noisy[:, 0] += np.random.default_rng(0).normal(0.0, 0.3, noisy[:, 0].shape)
+    X = np.concatenate([X, noisy])
+    residues = OSVDDeconvolver(tr=1.5).fit(X).residues(X)
+    expected = np.array([_reference_osvd_residue(c, a, 1.5, DEFAULT_OI_TARGET)
+                         for c, a in zip(X[:, 0], X[:, 1], strict=True)])
+    np.testing.assert_allclose(residues, expected, rtol=1e-6, atol=1e-9)
 
 def test_threaded_chunks_equal_one_chunk(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the suite may run with 1
