@@ -93,15 +93,12 @@ class _OISearch:
     def __call__(self, n_modes=None):
         """Feasibility of keeping the ``n_modes`` (per voxel) top-ranked modes; all if None."""
         n_samples = self.spectra.shape[1]
-        if n_modes is None:
-            masked = self._masked[:, :n_samples]
-            np.copyto(masked, self.spectra)
-            residues = scipy.fft.irfft(masked, self.n_padded, axis=0, overwrite_x=True)
-        else:
+        masked = self.spectra
+        if n_modes is not None:
             kept, masked = self._kept[:, :n_samples], self._masked[:, :n_samples]
             np.less(self.rank, n_modes, out=kept)
             np.multiply(self.spectra, kept, out=masked)
-            residues = scipy.fft.irfft(masked, self.n_padded, axis=0, overwrite_x=True)
+        residues = scipy.fft.irfft(masked, self.n_padded, axis=0)
         peak, roughness = self._peak[:n_samples], self._roughness[:n_samples]
         slope, second = self._slope[:, :n_samples], self._second[:, :n_samples]
         np.max(residues, axis=0, out=peak)
@@ -127,7 +124,7 @@ def _oi_truncated_residues(quotient, singular_values, oi_target):
     ``ceil(log2(F)) + 1`` batched inverse FFTs instead of ``F`` per voxel.
     With an AIF shared by all voxels (an exam) the mode ranking is computed
     once. The search runs in single precision (see :class:`_OISearch`); the
-    returned residues keep the input precision.
+    returned residues keep the input precision. ``quotient`` is overwritten.
     """
     n_samples, n_freqs = quotient.shape
     # The smallest integers that hold 2F (the bisection's low + high): the
@@ -140,7 +137,7 @@ def _oi_truncated_residues(quotient, singular_values, oi_target):
         block = slice(start, start + _SEARCH_BLOCK)
         search.load(quotient[block], rank[block if len(rank) > 1 else slice(None)].T)
         n_modes[block] = _oi_search(search, n_freqs)
-    kept = np.where(rank < n_modes[:, None], quotient, 0)
+    kept = np.multiply(quotient, rank < n_modes[:, None], out=quotient)
     return scipy.fft.irfft(kept, 2 * (n_freqs - 1), axis=-1)
 
 
