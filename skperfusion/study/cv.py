@@ -15,6 +15,8 @@ only ``ROIRatio → CBFRatioGrader`` is refitted per fold; a trainable one (the
 PHAE) is retrained on every training fold.
 """
 
+from itertools import islice
+
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
@@ -29,6 +31,10 @@ from ..exam_estimators import ROIRatio, exam_grades
 from ..grading import CBFRatioGrader
 
 __all__ = ["cross_validated_grading", "summarize_cv"]
+
+
+_BATCHES = 8
+"""Batches of exams each fixed method's cross-validation maps are computed in."""
 
 
 def _grading_steps(parameter, higher_class):
@@ -86,7 +92,8 @@ def cross_validated_grading(exams, mappers, *, trainable=(), n_splits=5, n_repea
     random_state : int or None, default=None
         Seed of the partitions.
     n_jobs : int or None, default=None
-        Folds of the trainable methods fitted in parallel (joblib).
+        Workers (joblib) of the trainable methods' folds and, in the same
+        pool, of the other methods' maps; the results do not depend on it.
     progress : bool, default=False
         Show a progress bar counting the folds of the trainable methods.
 
@@ -104,25 +111,32 @@ def cross_validated_grading(exams, mappers, *, trainable=(), n_splits=5, n_repea
                                      random_state=random_state).split(np.zeros(len(y)), y)
     splits = [(np.asarray(train), np.asarray(test)) for train, test in cv]
     n_trainable = len(splits) if trainable_repeats is None else trainable_repeats * n_splits
-    rows = []
-    for method, mapper in mappers.items():
-        if method in trainable:
-            continue
-        maps = clone(mapper).fit(exams).transform(exams)
-        rows += [_fold(method, Pipeline(_grading_steps(parameter, higher_class)), maps, y,
-                       train, test, higher_class) | {"index": k}
-                 for k, (train, test) in enumerate(splits)]
-    tasks = [(method, k) for method in mappers if method in trainable
+    folds = [(method, k) for method in mappers if method in trainable
              for k in range(min(n_trainable, len(splits)))]
-    jobs = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(recorded(_fold))(method, Pipeline([("maps", clone(mappers[method])),
-                                                   *_grading_steps(parameter, higher_class)]),
-                                 exams, y, *splits[k], higher_class)
-        for method, k in tasks))
-    for (_, k), row in tqdm(zip(tasks, jobs, strict=True), total=len(tasks),
-                            desc="cross-validation, trainable methods", unit="fold",
-                            disable=not progress or not tasks):
+    # The fixed methods are fitted here (a validation, or a fit on the whole cohort); their
+    # maps, a batch of exams at a time, go in the same pool as the trainings, after them,
+    # so that a worker left without a fold (5 folds on 2 workers) maps meanwhile.
+    fixed = {method: clone(mapper).fit(exams) for method, mapper in mappers.items()
+             if method not in trainable}
+    batches = [(method, batch) for method in fixed
+               for batch in np.array_split(np.arange(len(exams)), min(len(exams), _BATCHES))]
+    tasks = [delayed(recorded(_fold))(method, Pipeline([
+        ("maps", clone(mappers[method])), *_grading_steps(parameter, higher_class)]),
+        exams, y, *splits[k], higher_class) for method, k in folds]
+    tasks += [delayed(recorded(fixed[method].transform))([exams[i] for i in batch])
+              for method, batch in batches]
+    results = replayed(Parallel(n_jobs=n_jobs, return_as="generator")(tasks))
+    rows = []
+    for (_, k), row in tqdm(zip(folds, islice(results, len(folds)), strict=True),
+                            total=len(folds), desc="cross-validation, trainable methods",
+                            unit="fold", disable=not progress or not folds):
         rows.append(row | {"index": k})
+    maps = {method: [] for method in fixed}
+    for (method, _), exam_maps in zip(batches, results, strict=True):
+        maps[method] += exam_maps
+    rows = [_fold(method, Pipeline(_grading_steps(parameter, higher_class)), maps[method], y,
+                  train, test, higher_class) | {"index": k}
+            for method in fixed for k, (train, test) in enumerate(splits)] + rows
     folds = pd.DataFrame(rows)
     index = folds.pop("index")
     folds.insert(1, "repeat", index // n_splits)
