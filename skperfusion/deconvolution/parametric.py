@@ -157,6 +157,9 @@ class _Family:
         self.dispersion = estimator.dispersion
         self.bounds = [(math.log(estimator.mtt_min), math.log(estimator.mtt_max)),
                        (float(estimator.min_delay), float(estimator.max_delay))]
+        # Frames a delayed curve reads before t = 0, and a leading one beyond its end.
+        self.delay_frames = math.ceil(estimator.max_delay / self.tr)
+        self.lead_frames = math.ceil(-estimator.min_delay / self.tr)
         nodes = [_TABLE_MTT_NODES]
         self.gamma_shape = estimator.gamma_shape
         if name == "gamma" and self.gamma_shape is None:
@@ -208,8 +211,7 @@ class _Family:
                               for p in range(oversample + 1)], dim=1)
         # Margins for windows that start before a block or run past it (the
         # samples before t = 0 and beyond the end are replaced on reading).
-        self.table_margin = (math.ceil(max(-self.bounds[1][0], self.bounds[1][1]) / self.tr)
-                             + 2)
+        self.table_margin = max(self.lead_frames, self.delay_frames) + 2
         margin = torch.zeros(self.table_margin, dtype=rows.dtype, device=rows.device)
         flat = torch.cat([margin, phases.flatten(), margin, margin.new_zeros(n_times)])
         self.table = flat.as_strided((flat.numel() - n_times + 1, n_times), (1, 1))
@@ -320,13 +322,16 @@ class _Family:
         right = self.table.index_select(0, start + self.n_times).view(shape)
         position = (torch.arange(self.n_times, dtype=values.dtype, device=values.device)
                     * self.oversample - values[:, 1:2] / self.fine_tr)
-        inside = position >= 0
-        # Beyond the last fine sample: its value, with the last difference as slope.
-        beyond = (position >= self.n_fine - 1).view(n, *([1] * len(strides)), self.n_times)
+        sample = torch.lerp(left, right, fraction.view(n, *([1] * len(strides)), 1))
+        slope = right - left if jacobian else None
+        # Beyond the last fine sample (only the last frames, where the tissue
+        # leads): its value, with the last difference as slope.
+        tail = slice(self.n_times - min(self.n_times, self.lead_frames + 1), None)
+        beyond = (position[:, tail] >= self.n_fine - 1).view(n, *([1] * len(strides)), -1)
         ends = self.table_ends.index_select(0, rows).view(*shape[:-1], 2)
-        sample = torch.where(beyond, ends[..., :1], torch.lerp(left, right, fraction.view(
-            n, *([1] * len(strides)), 1)))
-        slope = torch.where(beyond, ends[..., 1:], right - left) if jacobian else None
+        sample[..., tail] = torch.where(beyond, ends[..., :1], sample[..., tail])
+        if jacobian:
+            slope[..., tail] = torch.where(beyond, ends[..., 1:], slope[..., tail])
         # Multilinear interpolation one table axis at a time (the first corner
         # axis), carrying the derivatives along the remaining axes.
         derivatives = {}
@@ -339,12 +344,16 @@ class _Family:
                 derivatives[column] = (high - low) * scale
                 slope = torch.lerp(slope[:, 0], slope[:, 1], weight)
             sample = torch.lerp(low, high, weight)
-        curves = torch.where(inside, sample, 0.0)
+        # Before t = 0 (only the first frames, delayed by up to max_delay): zero.
+        head = slice(0, min(self.n_times, self.delay_frames + 1))
+        before = position[:, head] < 0
+        sample[:, head] = torch.where(before, 0.0, sample[:, head])
         if not jacobian:
-            return curves
+            return sample
         derivatives[1] = -slope / self.fine_tr
         derivatives = torch.stack([derivatives[c] for c in range(values.shape[1])], dim=1)
-        return curves, torch.where(inside[:, None], derivatives, 0.0)
+        derivatives[..., head] = torch.where(before[:, None], 0.0, derivatives[..., head])
+        return sample, derivatives
 
 
 def _project(tissue, unit):
