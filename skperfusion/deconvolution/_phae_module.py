@@ -137,6 +137,16 @@ class PHAEModule(nn.Module):
       short MTTs, which fit low-CBF curves almost as well (NAWM MTT -60 %
       with a gamma decoder on simulated exams, +15 % from near zero).
 
+    With a delay, MTT stays the area of the residue, ``∫R(t - delay) dt``
+    (CBV / CBF, the central volume theorem), not the first moment of the
+    delayed transit (``delay + MTT``), and the delay is the arrival of the
+    residue, where the impulse response of these families peaks: Tmax.
+    Delay and MTT trade off: a curve that rises late is fitted by a later
+    arrival and a shorter transit almost as well, and a residue with a
+    flatter start (a larger gamma shape) leaves less of the rise to the
+    delay, so the shape sets the sign of the MTT bias (the ``phae-gamma``
+    registration gives the measurements).
+
     :meth:`reconstruct` rebuilds the tissue curve from them (eqs. 2-6):
     ``CBV`` by eq. 2 from the input curves, ``CBF = CBV / MTT`` (eq. 3), the
     impulse response ``h(t) = f · R(t - delay)`` with ``f`` the flow rate of

@@ -174,13 +174,12 @@ register_deconvolver("parametric", "Parametric",
 # MTT is the residue's area, CBV / CBF, as in the simulator's truth (the first moment of
 # the delayed transit, delay + MTT, is not). A learned delay trades off against the
 # transit: a tissue curve that rises late (dispersion, plug flow) is fitted by a later
-# arrival and a shorter MTT, or by an earlier one and a longer MTT, nearly equally well.
-# The flatter the residue's start (larger shape k), the less of the rise the delay takes:
-# the decoder's exact least-squares optimum had a NAWM MTT bias of -28/-36 % with k = 1,
-# -2/-15 % with k = 2, +5/-4 % with k = 3 and +15/+9 % with k = 5 (8 mixed-family exams at
-# SNR 30 / 4 simulator exams), and a shape fitted per voxel -11/-22 %: the reconstruction
-# error cannot choose it. Shape 3 is that measurement's choice, tuned to the simulator's
-# mix of residues; see the deconvolvers guide for the trained variant's errors.
+# arrival and a shorter MTT, or an earlier one and a longer MTT, nearly equally well. The
+# flatter the residue's start (larger shape k), the less of the rise the delay takes, so
+# k sets the sign of the MTT bias; a k fitted per voxel is no cure (the reconstruction
+# error hardly tells a flat start from a delay). Shape 3 is where the decoder's exact
+# optimum and the trained variant had the smallest NAWM MTT bias on the simulator's mix of
+# residues, a measured choice (the deconvolvers guide gives the numbers).
 register_deconvolver("phae-gamma", "PHAE-gamma", "skperfusion.deconvolution.phae:PHAEDeconvolver",
                      trainable=True,
                      params={"family": "gamma", "gamma_shape": 3.0, "learn_delay": True},
