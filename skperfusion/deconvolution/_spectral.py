@@ -132,9 +132,10 @@ class ResidueDeconvolver(BaseDeconvolver):
     ``f`` is the CBF as a flow rate in 1/s (the paper's TRF is ``h``).
 
     Subclasses implement ``_residues(tissue, aif)`` returning ``(n_samples, L)``
-    impulse responses in 1/s and may override ``_is_circular`` (whether the
-    residue lives on the block-circulant circle, where late peaks mean
-    negative delays).
+    impulse responses in 1/s (``aif`` one row when every voxel shares it, as
+    :func:`~skperfusion.curves.shared_aif` collapses it) and may override
+    ``_is_circular`` (whether the residue lives on the block-circulant
+    circle, where late peaks mean negative delays).
     CBF is the residue peak (Østergaard 1996), CBV comes from the curve areas
     (eq. 2), MTT = CBV / CBF and Tmax is the time of the residue peak.
     """
