@@ -365,6 +365,24 @@ def test_cross_validation_never_lets_the_test_fold_reach_training(exams):
 
 
 @pytest.mark.slow
+def test_cross_validation_does_not_depend_on_the_workers(exams):
+    # The fixed methods' maps are computed in batches of exams in the pool of the trainable
+    # folds: each exam's maps, hence every fold's ratios and cut-off, are those of one
+    # process mapping them all in order.
+    from skperfusion.study.cv import cross_validated_grading
+
+    folds = [cross_validated_grading(exams, _cv_mappers(exams), trainable={"PHAE"},
+                                     n_splits=2, n_repeats=2, trainable_repeats=1,
+                                     random_state=0, n_jobs=n_jobs) for n_jobs in (None, 2)]
+    pd.testing.assert_frame_equal(*folds)
+    assert list(folds[1]["method"]) == ["oSVD"] * 4 + ["PHAE"] * 2
+    mapper = _cv_mappers(exams)["oSVD"]
+    ratios = ROIRatio("CBF").transform(mapper.fit(exams).transform(exams)).ravel()
+    for _, fold in folds[1][folds[1]["method"] == "oSVD"].iterrows():
+        np.testing.assert_array_equal(fold["ratio"], ratios[fold["test"]])
+
+
+@pytest.mark.slow
 def test_repeated_folds_and_their_summary(exams):
     from sklearn.model_selection import RepeatedStratifiedKFold
 
