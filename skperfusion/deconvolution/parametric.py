@@ -898,19 +898,22 @@ def _levenberg_marquardt(family, tissue, u, max_iter, prior=None):
             cost = cost + (misfit * misfit).sum(-1)
         if not jacobian:
             return cost, unit, None, None
-        d_unit = d_unit * family.bound_derivatives(params)[..., None]         # (n, p, T)
-        # <C, ∂U> and <U, ∂U>, (n, p) each.
+        # <C, ∂U> and <U, ∂U>, (n, p) each, and <∂U, ∂U>, chained through the
+        # logistic bounds (on these products, not on the curves' derivatives).
+        chain = family.bound_derivatives(params)
         with_tissue, with_unit = (d_unit @ torch.stack([tissue, unit], dim=-1)).unbind(-1)
+        with_tissue, with_unit = with_tissue * chain, with_unit * chain
+        gram = (d_unit @ d_unit.transpose(1, 2)) * (chain[:, :, None] * chain[:, None, :])
         d_flow = torch.where(positive[:, None],
                              (with_tissue - 2 * flow[:, None] * with_unit) / norm[:, None], 0.0)
         cross = d_flow[:, :, None] * with_unit[:, None, :]
         normal = ((unit * unit).sum(-1)[:, None, None] * d_flow[:, :, None] * d_flow[:, None, :]
                   + flow[:, None, None] * (cross + cross.transpose(1, 2))
-                  + (flow * flow)[:, None, None] * (d_unit @ d_unit.transpose(1, 2)))
+                  + (flow * flow)[:, None, None] * gram)
         gradient = -(d_flow * (unit * r).sum(-1)[:, None]
                      + flow[:, None] * (with_tissue - flow[:, None] * with_unit))
         if prior is not None:
-            slopes = prior[1] * family.bound_derivatives(params)[:, :2]
+            slopes = prior[1] * chain[:, :2]
             normal[:, [0, 1], [0, 1]] += slopes * slopes
             gradient[:, :2] += slopes * misfit
         return cost, unit, normal, gradient
