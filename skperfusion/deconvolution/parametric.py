@@ -308,7 +308,9 @@ class _Family:
             stride *= n_nodes
         corners = torch.cartesian_prod(*([torch.tensor([0, 1], device=values.device)]
                                          * len(strides))).reshape(-1, len(strides))
-        rows = (row[:, None] + corners @ torch.tensor(strides, device=values.device)).flatten()
+        # Offsets summed, not a matrix product: CUDA has no integer matmul.
+        rows = (row[:, None] + (corners * torch.tensor(strides, device=values.device)).sum(-1)
+                ).flatten()
         # Fine position of t_i - delay: i · oversample + shift + fraction.
         shift = torch.floor(-values[:, 1] / self.fine_tr)
         fraction = (-values[:, 1] / self.fine_tr - shift)[:, None, None]
@@ -800,7 +802,7 @@ def _baseline_noise_sd(tissue, aif, lead_frames):
         Noise sd in the unit of ``tissue``.
     """
     arrived = aif >= 0.1 * aif.amax(dim=-1, keepdim=True)
-    n_baseline = (arrived.to(torch.uint8).argmax(dim=-1) - lead_frames).clamp(min=2)
+    n_baseline = (arrived.to(aif.dtype).argmax(dim=-1) - lead_frames).clamp(min=2)
     baseline = torch.arange(tissue.shape[-1], device=tissue.device) < n_baseline[:, None]
     count = baseline.sum(dim=-1)
     mean = torch.where(baseline, tissue, 0.0).sum(dim=-1) / count
