@@ -21,8 +21,9 @@ TRAINING = {"max_epochs": 40, "lr": 1e-3, "batch_size": 512, "epoch_voxels": 409
 """bench_accuracy's brief training (``PHAE_PARAMS``), with which the bias was measured."""
 
 NAWM_MTT_BIAS = 0.10
-"""Allowed median signed NAWM MTT error. The goal of issue 21; measured -2 % (training seeds
-0 and 1) on these exams, where the shape-2 decoder had -13 % and oSVD +33 %."""
+"""Allowed median signed NAWM MTT error, the goal of issue 21. Measured on these exams: -2,
+-2 and +1 % (training seeds 0-2), where the shape-2 decoder had -13 and -25 % (seeds 0, 1)
+and oSVD +33 %; the margin covers the training seed."""
 
 
 def mixed_family_exams(n=8, snr=30.0, seed=500):
