@@ -76,6 +76,8 @@ bias of +7 % (+4 % here)."""
 _RULE_SAMPLE = 512
 """Curves of ``fit`` on which ``discretisation="auto"`` compares the two rules."""
 _MIN_DAMPING, _MAX_DAMPING = 1e-9, 1e9
+_START_BLOCK = 16_384
+"""Curves paired and mapped at once by the initialising deconvolver."""
 
 
 def _logistic_bounds(u, low, high):
@@ -592,8 +594,9 @@ class ParametricDeconvolver(BaseDeconvolver):
         torch_device(self.device)
         self.init_ = None
         if self.init == "osvd":
+            # Stateless: its fit only records the curves' length.
             self.init_ = OSVDDeconvolver(tr=self.tr, kh=self.kh, rho=self.rho).fit(
-                pair_curves(tissue, aif))
+                pair_curves(tissue[:1], aif[:1]))
         elif not isinstance(self.init, str):
             try:
                 check_is_fitted(self.init)
@@ -613,7 +616,8 @@ class ParametricDeconvolver(BaseDeconvolver):
         usable = np.isfinite(cbv_from_curves(tissue, aif, self.kh, self.rho))
         if not usable.any():
             return np.array([np.sqrt(self.mtt_min * self.mtt_max), 0.0])
-        tissue, aif = tissue[usable], aif[usable]
+        if not usable.all():
+            tissue, aif = tissue[usable], aif[usable]
         start = self._start_values(tissue, aif)
         if start is None:
             tissue_t, aif_t, _ = self._tensors(pair_curves(tissue, aif))
@@ -646,7 +650,10 @@ class ParametricDeconvolver(BaseDeconvolver):
         """MTT and Tmax of the initialising deconvolver, or None for the grid."""
         if self.init_ is None:
             return None
-        return self.init_.transform(pair_curves(tissue, aif))[:, 2:4]
+        # In blocks: pairing copies the curves (all of fit's for the prior's centre).
+        return np.concatenate([
+            self.init_.transform(pair_curves(tissue[i:i + _START_BLOCK], aif[i:i + _START_BLOCK]))
+            [:, 2:4] for i in range(0, len(tissue), _START_BLOCK)])
 
     @contextmanager
     def _shared_models(self):
