@@ -13,7 +13,7 @@ from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS, check_odd_column_subs
 
 from skperfusion import OSVDDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
-from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver
+from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver, parametric
 from skperfusion.deconvolution.parametric import FitBoundsWarning, _baseline_noise_sd
 from skperfusion.physics import (
     DEFAULT_DENSITY,
@@ -259,3 +259,16 @@ def test_default_chunk_size_by_device():
     assert estimator._chunk_length() == ParametricDeconvolver.default_chunk_sizes["cuda"]
     assert ParametricDeconvolver()._chunk_length() == 4096
     assert ParametricDeconvolver(chunk_size=100, device="cuda")._chunk_length() == 100
+
+
+def test_start_values_in_blocks_as_at_once(monkeypatch):
+    # The prior's centre from start values mapped block by block (bounded
+    # memory on an exam's curves) is the one mapped at once.
+    rng = np.random.default_rng(11)
+    cbf, mtt, delay = _truth(10, rng)
+    tissue, aif = simulate_concentration(AIF, 1.0, cbf, mtt, delay=delay, n_times=60)
+    X = pair_curves(tissue + rng.normal(0.0, 0.02, tissue.shape), aif)
+    at_once = ParametricDeconvolver(family="exponential").fit(X).prior_
+    monkeypatch.setattr(parametric, "_START_BLOCK", 3)
+    np.testing.assert_array_equal(ParametricDeconvolver(family="exponential").fit(X).prior_,
+                                  at_once)
