@@ -426,6 +426,18 @@ def test_pickle_round_trip(small_model):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
+def test_a_loaded_model_builds_its_optimizer_only_to_train(small_model, tmp_path):
+    model, X = small_model
+    model.save(tmp_path / "phae.pt")
+    loaded = PHAEDeconvolver.load(tmp_path / "phae.pt")
+    assert not hasattr(loaded.net_, "optimizer_")  # mapping needs none (nor torch._dynamo)
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+    before = loaded.net_.module_.encoder.head.weight.detach().clone()
+    loaded.net_.partial_fit(torch.as_tensor(X.reshape(len(X), 2, -1), dtype=torch.float32))
+    assert isinstance(loaded.net_.optimizer_, torch.optim.Adam)
+    assert not torch.equal(loaded.net_.module_.encoder.head.weight, before)
+
+
 def test_save_load_in_a_new_process(small_model, tmp_path):
     model, X = small_model
     path = tmp_path / "phae.pt"

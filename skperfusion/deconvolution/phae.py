@@ -159,9 +159,21 @@ class _PHAENet(NeuralNet):
         )
 
     def load_payload(self, payload):
-        """Initialise the net and load the module state and history of a model-file payload."""
+        """Initialise the net and load the module state and history of a model-file payload.
+
+        The optimizer is left out (built if training resumes): a loaded model
+        maps, and building Adam imports ``torch._dynamo``, over a second of
+        every ``maps --model`` run.
+        """
         with _local_torch_rng(self.device):
-            self.initialize()
+            self.check_training_readiness()
+            self._initialize_virtual_params()
+            self._initialize_callbacks()
+            self._initialize_module()
+            self._initialize_criterion()
+            self._initialize_history()
+            self._validate_params()
+            self.initialized_ = True
         self.load_params(f_params=io.BytesIO(payload["module"]),
                          f_history=io.StringIO(payload["history"]))
         if not all(torch.isfinite(t).all() for t in self.module_.state_dict().values()):
@@ -189,6 +201,8 @@ class _PHAENet(NeuralNet):
         """
         if not self.initialized_:
             self.initialize()
+        elif not hasattr(self, "optimizer_"):  # loaded from a model file
+            self._initialize_optimizer()
         self.notify("on_train_begin", X=X, y=y)
         with stop_signals_noted() as received:
             try:
