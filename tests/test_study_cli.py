@@ -85,6 +85,22 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_study_compares_variants_and_gives_torch_methods_the_device(tmp_path, monkeypatch):
+    import skperfusion.study.run
+
+    configs = []
+    monkeypatch.setattr(skperfusion.study.run, "run_study",
+                        lambda exams, out, config: configs.append(config))
+    argv = ["study", "--demo", "--out", str(tmp_path / "study"), "--quiet", *TINY[:-4],
+            "--methods", "osvd", "parametric", "phae-gamma", "--device", "cpu:0"]
+    assert main(argv) == 0
+    (config,) = configs
+    assert config.methods == ("osvd", "parametric", "phae-gamma")
+    assert config.method_params["parametric"] == {"device": "cpu:0"}
+    assert config.method_params["phae-gamma"]["device"] == "cpu:0"
+    assert "osvd" not in config.method_params  # no torch, no device
+
+
 def test_study_needs_a_cohort_or_demo(tmp_path, capsys):
     assert main(["study", "--out", str(tmp_path / "out")]) == 2
     assert "either COHORT_DIR or --demo" in capsys.readouterr().err

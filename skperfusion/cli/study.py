@@ -70,8 +70,9 @@ def register(subparsers):
                        help="baseline SNRs of the noise robustness experiment")
     study.add_argument("--noise-draws", type=positive_int, default=None,
                        help="noise draws per SNR (default 10; 3 with --demo, to keep it fast)")
-    study.add_argument("--methods", nargs="+", choices=available_deconvolvers(), default=None,
-                       help="deconvolvers to compare (default: every registered one)")
+    study.add_argument("--methods", nargs="+", choices=available_deconvolvers(variants=True),
+                       default=None, help="deconvolvers to compare, variants such as "
+                       "phae-gamma included (default: every registered method, no variants)")
     study.add_argument("--cv-splits", type=positive_int, default=5,
                        help="folds of the cross-validated grading")
     study.add_argument("--cv-repeats", type=positive_int, default=5,
@@ -180,9 +181,13 @@ def run(args):
     exams = load_cohort(cohort, n_jobs=args.n_jobs,
                         allow_external_links=args.allow_external_links,
                         allow_unusual_timing=args.allow_unusual_timing)
-    # The --phae-* settings apply to every trained method (the paper's PHAE and its variants).
+    # The --phae-* settings apply to every trained method (the paper's PHAE and its variants);
+    # --device to every torch method (the parametric fit too).
     trainable = [name for name in available_deconvolvers(variants=True)
                  if get_deconvolver(name).trainable]
+    on_device = {name: {"device": phae_params["device"]}
+                 for name in available_deconvolvers(variants=True)
+                 if "device" in get_deconvolver(name).load()().get_params()}
     n_draws = args.noise_draws or (3 if args.demo else 10)
     snrs = tuple(int(snr) if float(snr).is_integer() else snr for snr in args.snrs)
     # Every check the cohort allows, before any training or mapping.
@@ -200,7 +205,7 @@ def run(args):
     compare = {"no leakage correction": curves["no leakage correction"]}
     config = StudyConfig(
         methods=args.methods, test_size=args.test_size,
-        method_params={name: dict(phae_params) for name in trainable},
+        method_params={**on_device, **{name: dict(phae_params) for name in trainable}},
         cv_method_params={name: {"max_epochs": args.phae_cv_epochs} for name in trainable},
         max_train_voxels=args.max_train_voxels, snrs=snrs, n_draws=n_draws,
         n_splits=args.cv_splits, n_repeats=args.cv_repeats,
