@@ -234,7 +234,9 @@ def _training_curves(item, voxels, mask, step):
     selected = item.mask(mask)
     subset = np.zeros(selected.size, dtype=bool)
     subset[np.flatnonzero(selected)[voxels]] = True
-    return step.transform(item, subset.reshape(selected.shape)).X
+    # Block by block: the leakage correction of 200,000 voxels at once needs GBs.
+    return np.concatenate([curves.X for _, curves in
+                           step.transform_chunks(item, subset.reshape(selected.shape))])
 
 
 def _check_curves(items, tr, n_times, mask):
