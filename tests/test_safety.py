@@ -707,8 +707,10 @@ def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(tmp_path):
     (signal.SIGINT, 130, "2")])  # twice: a worker thread caught mid-write is a race
 def test_a_stopped_simulate_leaves_no_cohort(tmp_path, signum, status, n_jobs):
     out = tmp_path / "new" / "cohort"
+    # 2000 subjects take ~40 s uninterrupted: the signal lands mid-run even if this
+    # process reads the progress bar late on a busy machine (400 once finished first).
     code, output = _interrupt_when(
-        ["simulate", out, "--n-subjects", "400", "--shape", "8", "8", "2", "--n-jobs", n_jobs],
+        ["simulate", out, "--n-subjects", "2000", "--shape", "8", "8", "2", "--n-jobs", n_jobs],
         "simulating", signum=signum)
     assert code == status, output
     assert "no partial output was written" in output, output
