@@ -14,7 +14,8 @@ from sklearn_checks import ODD_COLUMN_CHECKS, ODD_COLUMNS, check_odd_column_subs
 from skperfusion import OSVDDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver, make_deconvolver, parametric
-from skperfusion.deconvolution.parametric import FitBoundsWarning, _baseline_noise_sd
+from skperfusion.deconvolution.parametric import FitBoundsWarning
+from skperfusion.deconvolution.tikhonov import baseline_noise_variance
 from skperfusion.physics import (
     DEFAULT_DENSITY,
     DEFAULT_HEMATOCRIT_FACTOR,
@@ -22,6 +23,7 @@ from skperfusion.physics import (
     convolve_aif,
     exponential_residue,
 )
+from skperfusion.physics.torch_ops import TORCH
 
 # check_transformer_n_iter (run because of ``max_iter``) feeds 3 columns too.
 EXPECTED_FAILED_CHECKS = {**ODD_COLUMN_CHECKS, "check_transformer_n_iter": ODD_COLUMNS}
@@ -134,11 +136,18 @@ def test_baseline_noise_against_the_known_noise(lead):
     _, aif = simulate_concentration(late_aif, 1.0, cbf[:1], mtt[:1], n_times=60)
     lead_frames = 3
     aif_t = torch.as_tensor(aif[None])
-    clean = _baseline_noise_sd(torch.as_tensor(tissue), aif_t, lead_frames)
+    def noise_sd(curves):  # as the parametric fit computes it, on tensors
+        return baseline_noise_variance(torch.as_tensor(curves), aif_t, lead_frames=lead_frames,
+                                       ops=TORCH).sqrt()
+
+    clean = noise_sd(tissue)
     assert clean.max() < 1e-12 * tissue.max()            # the convolution's rounding
     sd = rng.uniform(0.1, 1.0, n)
     noisy = tissue + sd[:, None] * rng.standard_normal(tissue.shape)
-    estimate = _baseline_noise_sd(torch.as_tensor(noisy), aif_t, lead_frames).numpy()
+    estimate = noise_sd(noisy).numpy()
+    np.testing.assert_allclose(  # one formula for numpy and torch
+        np.sqrt(baseline_noise_variance(noisy, aif[None], lead_frames=lead_frames)), estimate,
+        rtol=1e-12)
     m = int(np.argmax(aif >= 0.1 * aif.max())) - lead_frames
     expected = stats.chi(m - 1).median() / np.sqrt(m - 1)
     assert abs(np.median(estimate / sd) - expected) < 0.03

@@ -33,6 +33,8 @@ from ..physics import (
 )
 from ..physics.convolution import CONVOLUTION_RULES
 from ..physics.torch_ops import (
+    TORCH,
+    aif_peak_scale_torch,
     cbv_from_curves_torch,
     convolve_aif_torch,
     dispersion_kernel_torch,
@@ -41,6 +43,7 @@ from ..physics.torch_ops import (
 )
 from ._base import BaseDeconvolver
 from .svd import OSVDDeconvolver
+from .tikhonov import baseline_noise_variance
 
 __all__ = ["FIT_FAMILIES", "FitBoundsWarning", "ParametricDeconvolver", "delay_curve_torch"]
 
@@ -769,52 +772,21 @@ def _tensors(curves, device, lead_frames):
     Both channels are divided by the AIF peak (f, MTT and delay are
     unchanged); an AIF shared by every sample is returned as one row. The
     weights are the voxel's baseline noise sd (pre-bolus frames,
-    :func:`_baseline_noise_sd`, with the tissue leading the AIF by up to
-    ``lead_frames``) divided by the prior widths
+    :func:`~skperfusion.deconvolution.tikhonov.baseline_noise_variance`, with
+    the tissue leading the AIF by up to ``lead_frames``) divided by the prior widths
     ``_PRIOR_WIDTHS``: the prior then weighs as one sample whose misfit is
     the parameter's distance from the centre in prior standard deviations.
     """
     curves = torch.as_tensor(curves, device=device).to(torch.float64)
-    peak = curves[:, 1].amax(dim=-1, keepdim=True)
-    scaled = curves / torch.where(peak > 0, peak, 1.0)[:, None]
+    scale, _ = aif_peak_scale_torch(curves[:, 1])
+    scaled = curves / scale[:, None, None]
     tissue, aif = torch.nan_to_num(scaled[:, 0]), scaled[:, 1]
     if aif.shape[0] > 1 and bool((aif == aif[:1]).all()):
         aif = aif[:1]
-    noise_sd = torch.nan_to_num(_baseline_noise_sd(scaled[:, 0], aif, lead_frames))
+    noise_sd = torch.nan_to_num(baseline_noise_variance(
+        scaled[:, 0], aif, lead_frames=lead_frames, ops=TORCH).sqrt())
     weight = noise_sd[:, None] / torch.tensor(_PRIOR_WIDTHS, dtype=torch.float64, device=device)
     return tissue, aif, weight
-
-
-def _baseline_noise_sd(tissue, aif, lead_frames):
-    """Noise sd of tissue curves: their sample sd over the frames before the bolus.
-
-    The bolus reaches the tissue no earlier than ``lead_frames`` before the
-    AIF first reaches 10 % of its peak (the fit lets the tissue lead the AIF
-    by up to ``-min_delay``): only the frames before that count, at least 2.
-    A tissue curve rising inside the window would pass for noise (and weigh
-    the prior on a noise-free curve).
-
-    Parameters
-    ----------
-    tissue : torch.Tensor of shape (n, n_times)
-        Tissue curves.
-    aif : torch.Tensor of shape (1 or n, n_times)
-        Arterial curves.
-    lead_frames : int
-        Frames by which the tissue may lead the AIF.
-
-    Returns
-    -------
-    sd : torch.Tensor of shape (n,)
-        Noise sd in the unit of ``tissue``.
-    """
-    arrived = aif >= 0.1 * aif.amax(dim=-1, keepdim=True)
-    n_baseline = (arrived.to(aif.dtype).argmax(dim=-1) - lead_frames).clamp(min=2)
-    baseline = torch.arange(tissue.shape[-1], device=tissue.device) < n_baseline[:, None]
-    count = baseline.sum(dim=-1)
-    mean = torch.where(baseline, tissue, 0.0).sum(dim=-1) / count
-    variance = torch.where(baseline, (tissue - mean[:, None]) ** 2, 0.0).sum(dim=-1) / (count - 1)
-    return variance.sqrt()
 
 
 def _grid_values(family, device):

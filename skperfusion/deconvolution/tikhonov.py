@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._docs import fill_doc
 from ..physics import DEFAULT_DENSITY, DEFAULT_HEMATOCRIT_FACTOR
+from ..physics._array_ops import NUMPY
 from ._spectral import (
     ResidueDeconvolver,
     circulant_spectra,
@@ -76,35 +77,40 @@ def _mode_sums(power, weights):
     return np.einsum("nf,nfg->ng", power, weights)
 
 
-def baseline_noise_variance(tissue, aif, arrival_fraction=0.1):
+def baseline_noise_variance(tissue, aif, arrival_fraction=0.1, *, lead_frames=0, ops=NUMPY):
     """Per-voxel noise variance of tissue curves from their pre-bolus frames.
 
     The baseline is every frame before the AIF first reaches
-    ``arrival_fraction`` of its peak (the tissue bolus arrives no earlier),
-    at least 2 frames; the variance is the sample variance of the tissue
-    curve there.
+    ``arrival_fraction`` of its peak, less ``lead_frames`` (the tissue bolus
+    arrives no earlier), at least 2 frames; the variance is the sample
+    variance of the tissue curve there. A model that lets the tissue lead
+    the AIF needs ``lead_frames``: a tissue curve rising inside the window
+    would pass for noise.
 
     Parameters
     ----------
-    tissue : ndarray of shape (n_samples, n_times)
+    tissue : ndarray or torch.Tensor of shape (n_samples, n_times)
         Tissue concentration curves.
-    aif : ndarray of shape (1 or n_samples, n_times)
+    aif : ndarray or torch.Tensor of shape (1 or n_samples, n_times)
         Arterial curves (one row when shared).
     arrival_fraction : float, default=0.1
         Fraction of the AIF peak that marks the bolus arrival, dimensionless.
+    lead_frames : int, default=0
+        Frames by which the tissue may lead the AIF.
+    ops : namespace, default=NUMPY
+        Array operations (``skperfusion.physics.torch_ops.TORCH`` for tensors).
 
     Returns
     -------
-    variance : ndarray of shape (n_samples,)
+    variance : ndarray or torch.Tensor of shape (n_samples,)
         Noise variance in the squared unit of ``tissue``.
     """
-    arrived = aif >= arrival_fraction * aif.max(axis=-1, keepdims=True)
-    n_baseline = np.maximum(np.argmax(arrived, axis=-1), 2)
-    frames = np.arange(tissue.shape[-1])
-    baseline = frames < np.broadcast_to(n_baseline, tissue.shape[:1])[:, None]
-    count = baseline.sum(axis=-1)
-    mean = np.where(baseline, tissue, 0).sum(axis=-1) / count
-    return np.where(baseline, (tissue - mean[:, None]) ** 2, 0).sum(axis=-1) / (count - 1)
+    arrived = aif >= arrival_fraction * ops.amax(aif)[:, None]
+    n_baseline = ops.clamp_min(ops.argmax(arrived) - lead_frames, 2)
+    baseline = ops.arange(tissue.shape[-1], like=tissue) < n_baseline[:, None]
+    count = ops.sum(baseline)
+    mean = ops.sum(ops.where(baseline, tissue, 0.0)) / count
+    return ops.sum(ops.where(baseline, (tissue - mean[:, None]) ** 2, 0.0)) / (count - 1)
 
 
 def robust_gcv_gamma(tissue, aif):

@@ -41,6 +41,10 @@ TORCH = SimpleNamespace(
     exp=torch.exp,
     gammaincc=_gammaincc,
     amax=lambda x: torch.amax(x, dim=-1),
+    # The first maximum, as numpy's (torch has no argmax of booleans).
+    argmax=lambda x: torch.argmax(x.to(torch.uint8), dim=-1),
+    sum=lambda x: torch.sum(x, dim=-1),
+    clamp_min=torch.clamp_min,
     trapezoid=lambda y: torch.trapezoid(y, dim=-1),
     rfft=lambda x, n: torch.fft.rfft(x, n, dim=-1),
     irfft=lambda x, n: torch.fft.irfft(x, n, dim=-1),
