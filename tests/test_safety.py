@@ -80,14 +80,38 @@ def _command():
                                   "sys.exit(main())"]
 
 
-def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240):
+# ``skperfusion`` whose simulation of the third subject waits for the test's signal
+# (as an endless subject would): the stop then lands mid-run by construction, with
+# subjects already written, whatever the machine's load; other worker threads go on
+# simulating and writing the later subjects meanwhile.
+_GATED_SIMULATE = """
+import sys, time
+from skperfusion.cli import main
+from skperfusion.datasets import cohort
+
+simulate_and_write = cohort._simulate_and_write
+
+def gated(root, subject_id, *args):
+    if subject_id == "sub-003":
+        print(f"{subject_id} waits for the signal", flush=True)
+        time.sleep(3600)
+    return simulate_and_write(root, subject_id, *args)
+
+cohort._simulate_and_write = gated
+sys.exit(main())
+"""
+
+
+def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240, command=None):
     """Start a real ``skperfusion`` process, send it ``signum`` once ``marker`` is printed.
 
-    Returns the exit status and everything it printed (stdout and stderr).
+    ``command`` replaces the ``skperfusion`` program (e.g. ``python -c`` of a script
+    that calls :func:`skperfusion.cli.main`). Returns the exit status and everything
+    it printed (stdout and stderr).
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    process = subprocess.Popen([*_command(), *map(str, argv)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen([*(command or _command()), *map(str, argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     output, deadline = b"", time.monotonic() + timeout
     try:
         while marker.encode() not in output:
@@ -707,11 +731,10 @@ def test_ctrl_c_during_a_study_exits_130_and_writes_no_report(tmp_path):
     (signal.SIGINT, 130, "2")])  # twice: a worker thread caught mid-write is a race
 def test_a_stopped_simulate_leaves_no_cohort(tmp_path, signum, status, n_jobs):
     out = tmp_path / "new" / "cohort"
-    # 2000 subjects take ~40 s uninterrupted: the signal lands mid-run even if this
-    # process reads the progress bar late on a busy machine (400 once finished first).
     code, output = _interrupt_when(
-        ["simulate", out, "--n-subjects", "2000", "--shape", "8", "8", "2", "--n-jobs", n_jobs],
-        "simulating", signum=signum)
+        ["simulate", out, "--n-subjects", "200", "--shape", "8", "8", "2", "--n-jobs", n_jobs],
+        "waits for the signal", signum=signum,
+        command=[sys.executable, "-c", _GATED_SIMULATE])
     assert code == status, output
     assert "no partial output was written" in output, output
     assert list(tmp_path.iterdir()) == []  # no temporary folder, no empty "new" folder
@@ -738,8 +761,8 @@ def test_ctrl_c_after_the_output_is_written_does_not_fail_the_run(tmp_path):
 def test_interrupted_demo_study_can_be_rerun(tmp_path, capsys):
     out = tmp_path / "study"
     status, output = _interrupt_when(
-        ["study", "--demo", "--out", out, "--n-subjects", "400", "--shape", "8", "8", "2",
-         "--n-jobs", "2"], "simulating")
+        ["study", "--demo", "--out", out, "--n-subjects", "200", "--shape", "8", "8", "2",
+         "--n-jobs", "2"], "waits for the signal", command=[sys.executable, "-c", _GATED_SIMULATE])
     assert status == 130, output
     assert list(tmp_path.iterdir()) == []  # no demo cohort, no empty report folder
     demo = ["study", "--demo", "--out", str(out), "--n-subjects", "10", "--shape", "8", "8", "2",
