@@ -202,8 +202,9 @@ def test_tissue_signal_encodes_the_ground_truth_cbv(monkeypatch):
         losses.update(zip(zip(call["cbf"], call["mtt"], strict=True), ratio - 1, strict=True))
     expected = np.array([losses[key] for key in zip(truth["CBF"], truth["MTT"], strict=True)])
     # Left: the simulator's own error, O((TR/oversample)²) relative to the squared
-    # time scale of its curves, the AIF's β (curves.py); float32 rounding of the
-    # signal (~1e-7) and the grid du (~1e-7) are far below.
+    # time scale of its curves, the AIF's β (curves.py), for the continuous residues
+    # of this exam (gamma, Lorentzian; a boxcar's jump at MTT would be O(TR/oversample));
+    # float32 rounding of the signal (~1e-7) and the grid du (~1e-7) are far below.
     tolerance = (exam.tr / oversample / p["aif_beta"]) ** 2
     np.testing.assert_allclose(relative, expected, rtol=0, atol=tolerance)
 
