@@ -116,9 +116,12 @@ class _OISearch:
         # the imaginary ones.
         wrap = weight * second * np.exp(1j * np.outer([0, 1], frequency))
         self._wrap = np.concatenate([wrap.real, -wrap.imag]).astype(np.float32)
-        # The exact inverse is certified infeasible with a margin of 0.1 %
-        # over the target, above the single-precision rounding of d2_0, d2_1.
-        self._certain = 1.001 * oi_target
+        # The certificate's margin over the rounding of its single-precision
+        # sums of F terms (relative error F·eps at most), relative to
+        # (target · L · P)²: E <= 16 (L · P)² / L and |d2_t| <= 4 P bound
+        # their absolute errors (0.1 % for 60 frames and the default target).
+        self._slack = 1 + 40 * n_freqs * np.finfo(np.float32).eps / (
+            oi_target ** 2 * self.n_padded)
         # Flat work arrays, viewed as contiguous arrays of the voxels tested.
         self._terms = np.empty(2 * n_freqs * n_samples, dtype=np.float32)
         self._masked = np.empty(n_freqs * n_samples, dtype=np.complex64)
@@ -142,18 +145,16 @@ class _OISearch:
             weights = self._weights[order].transpose(0, 2, 1)
         np.square(terms[:, 0], out=terms[:, 1])
         terms *= weights
-        # Double-precision totals for the certificate of the exact inverse.
-        peak_total, energy_total = np.sum(terms, axis=0, dtype=np.float64)
         # Row by row: numpy's cumsum along axis 0 is ten times slower.
         for row in range(1, n_freqs):
             np.add(terms[row - 1], terms[row], out=terms[row])
         self.proxy = np.sqrt(terms[:, 1])
         self.proxy /= terms[:, 0]
-        # d2_0 and d2_1 (single precision: their rounding is far below the margin).
+        peak_total, energy_total = terms[-1]
         wrap = self._wrap @ self.spectra.view(np.float32)
-        wrap_energy = np.square(wrap[:2, 0::2] + wrap[2:, 1::2], dtype=np.float64).sum(axis=0)
+        wrap_energy = np.square(wrap[:2, 0::2] + wrap[2:, 1::2]).sum(axis=0)
         self.exact_infeasible = (energy_total - wrap_energy
-                                 >= np.square(self._certain * peak_total))
+                                 >= self._slack * np.square(self.oi_target * peak_total))
 
     def __call__(self, columns=None, n_modes=None):
         """Feasibility and OI of keeping the ``n_modes`` top-ranked modes of voxels ``columns``.
