@@ -83,22 +83,24 @@ if what == "osvd":
     result["wall"], result["cpu"] = best(lambda: model.transform(X))
 elif what == "phae_inference":
     from skperfusion import PHAEDeconvolver
+    chunk, precision = sys.argv[5], sys.argv[6]
     model = PHAEDeconvolver(tr=1.0, max_epochs=1, epoch_voxels=512, batch_size=256,
                             device=device, random_state=0).fit(X[:2048])
-    if device != "cpu":
-        model.set_params(chunk_size=int(sys.argv[5]))
-        if sys.argv[6] == "tf32":
-            model.set_params(tf32=True)
-    model.transform(X[:model.chunk_size])  # warm-up (kernel selection)
+    if chunk != "default":
+        model.set_params(chunk_size=int(chunk))
+    if precision != "float32":  # the code before the work has no such parameter
+        model.set_params(precision=precision)
+    model.transform(X[:model.chunk_size or 256])  # warm-up (kernel selection)
     result["wall"], result["cpu"] = best(lambda: model.transform(X))
-    if device != "cpu":  # the same weights on the CPU, on a subset
+    if device != "cpu" or precision != "float32":  # the same weights, float32 on the CPU
         subset = X[:20_000]
-        on_gpu = model.transform(subset)
+        measured = model.transform(subset)
         model.save("model.pt")
-        on_cpu = PHAEDeconvolver.load("model.pt", device="cpu").transform(subset)
-        finite = np.isfinite(on_cpu[:, :3])
-        result["max_rel_diff"] = float(np.max(np.abs(on_gpu[:, :3] - on_cpu[:, :3])[finite]
-                                              / np.abs(on_cpu[:, :3])[finite]))
+        reference = PHAEDeconvolver.load("model.pt", device="cpu").set_params(
+            precision="float32").transform(subset)
+        finite = np.isfinite(reference[:, :3])
+        result["max_rel_diff"] = float(np.max(np.abs(measured[:, :3] - reference[:, :3])[finite]
+                                              / np.abs(reference[:, :3])[finite]))
 elif what == "phae_training":
     from skperfusion import PHAEDeconvolver
     model = PHAEDeconvolver(tr=1.0, max_epochs=int(sys.argv[5]), batch_size=1536, lr=1e-4,
@@ -261,17 +263,22 @@ def cpu_table(args, tmp, tree, add):
             _seconds(now), "" if old is None else _seconds(old, now), osipy)
     if "phae_inference" not in args.skip:
         X = _curves(4_000 if args.quick else 16_000).astype(np.float32)
-        now = probe("phae_inference", X, args.repeats, "cpu", None)
-        old = probe("phae_inference", X, args.repeats, "cpu", tree) if tree else None
+        now, old, bf16 = (probe("phae_inference", X, args.repeats, "cpu", code, "default",
+                                precision) if code is not False else None
+                          for code, precision in ((None, "float32"), (tree or False, "float32"),
+                                                  (None, "bfloat16")))
 
         def rate(result):
             if "error" in result:
                 return f"failed: {result['error']}"
-            return f"{len(X) / result['wall']:,.0f} voxels/s ({len(X) / result['cpu']:,.0f} " \
+            text = f"{len(X) / result['wall']:,.0f} voxels/s ({len(X) / result['cpu']:,.0f} " \
                    "per CPU-s)"
+            if "max_rel_diff" in result:
+                text += f", maps vs float32 max rel. diff {result['max_rel_diff']:.1e}"
+            return text
 
         add("phae_inference", "PHAE inference, width 32, 60 frames, default chunks",
-            rate(now), "" if old is None else rate(old))
+            rate(now), "" if old is None else rate(old), f"precision='bfloat16': {rate(bf16)}")
     exam_figures = [f for f in ("maps_phae", "maps_parametric") if f not in args.skip]
     if "maps_phae" in exam_figures:
         shape = (48, 48, 10) if args.quick else (96, 96, 20)
@@ -282,11 +289,14 @@ def cpu_table(args, tmp, tree, add):
             _phae_model(tmp / "sub-phae", tmp / f"phae_{i}.pt", code)
             results[code] = command([*base, "phae", "--model", tmp / f"phae_{i}.pt", "--out",
                                      tmp / f"phae_{i}"], code, args.repeats)
+        bf16 = command([*base, "phae", "--model", tmp / "phae_0.pt", "--precision", "bfloat16",
+                        "--out", tmp / "phae_bf16"], None, args.repeats)
         osvd = command([*base, "osvd", "--out", tmp / "osvd"], None, args.repeats)
         add("maps_phae", f"`maps --method phae`, {'x'.join(map(str, shape))}x60 "
             f"({int(exam.masks['brain'].sum()) // 1000}k brain voxels)",
             _command_text(results[None]) + f" (oSVD {_command_text(osvd)})",
-            _command_text(results[tree]) if tree else "")
+            _command_text(results[tree]) if tree else "",
+            f"--precision bfloat16: {_command_text(bf16)}")
     if "maps_parametric" in exam_figures:
         tiles = (4, 4, 3) if args.quick else (8, 8, 5)
         exam = _simulated_exam(tmp / "sub-param", (16, 16, 4), 120, tiles)
@@ -308,9 +318,10 @@ def gpu_table(args, tmp, tree, add):
     device = args.device
     if "phae_inference" not in args.skip:
         X = _curves(100_000 if args.quick else 1_000_000).astype(np.float32)
-        rows = {code: probe("phae_inference", X, args.repeats, device, code, GPU_CHUNK, "fp32")
-                for code in ([None, tree] if tree else [None])}
-        tf32 = probe("phae_inference", X, args.repeats, device, None, GPU_CHUNK, "tf32")
+        rows = {code: probe("phae_inference", X, args.repeats, device, code, GPU_CHUNK,
+                            "float32") for code in ([None, tree] if tree else [None])}
+        tf32, bf16 = (probe("phae_inference", X, args.repeats, device, None, GPU_CHUNK, precision)
+                      for precision in ("tf32", "bfloat16"))
 
         def rate(result):
             if "error" in result:
@@ -322,7 +333,7 @@ def gpu_table(args, tmp, tree, add):
 
         add("phae_inference", f"PHAE inference, width 32, 60 frames, {len(X) // 1000}k voxels, "
             f"chunks of {GPU_CHUNK}", rate(rows[None]), rate(rows[tree]) if tree else "",
-            f"with tf32=True {rate(tf32)}")
+            f"precision='tf32': {rate(tf32)}; precision='bfloat16': {rate(bf16)}")
     if "phae_training" not in args.skip:
         X = _curves(100_000 if args.quick else 500_000).astype(np.float32)
         rows = {code: probe("phae_training", X, 1, device, code, 3)

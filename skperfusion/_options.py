@@ -1,8 +1,9 @@
-"""Option names of the exam-to-curves step, light enough for the command line.
+"""Option names of the exam-to-curves step and the PHAE, light enough for the command line.
 
-:class:`~skperfusion.exam.ExamToCurves` validates its parameters against
-these; the ``maps``, ``train`` and ``study`` commands offer them as
-choices without importing scikit-learn.
+:class:`~skperfusion.exam.ExamToCurves` and
+:class:`~skperfusion.deconvolution.PHAEDeconvolver` validate their
+parameters against these; the ``maps``, ``train`` and ``study`` commands
+offer them as choices without importing scikit-learn or torch.
 """
 
 AIF_STRATEGIES = ("mask", "auto")
@@ -24,3 +25,7 @@ RELAXIVITY_MODELS = ("none", "van_osch")
 """``relaxivity``: curves left as ΔR2* (1/s, relative scale), or tissue and blood
 converted to concentrations in mM with their own relaxivities (linear in tissue,
 quadratic in whole blood after van Osch et al. 2003)."""
+
+PHAE_PRECISIONS = ("float32", "tf32", "bfloat16")
+"""``precision`` of the PHAE: the arithmetic of its encoder's convolutions (float32; TF32 on
+CUDA; bfloat16 autocast)."""

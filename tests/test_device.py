@@ -5,6 +5,7 @@ sliced there, chunked inference); the CUDA tests compare the two devices and
 skip where no GPU is present.
 """
 
+import copy
 import functools
 
 import numpy as np
@@ -16,7 +17,8 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from skperfusion import PHAEDeconvolver, pair_curves
 from skperfusion.datasets import gamma_variate, simulate_concentration
 from skperfusion.deconvolution import ParametricDeconvolver
-from skperfusion.deconvolution.phae import _cuda_settings, _VoxelBatches
+from skperfusion.deconvolution._phae_module import normalize_by_aif_peak
+from skperfusion.deconvolution.phae import _precision_settings, _VoxelBatches
 from skperfusion.physics import cbf_from_cbv_mtt, cbv_from_curves
 from skperfusion.physics.torch_ops import torch_device
 
@@ -139,12 +141,97 @@ def _cuda_flags():
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-@pytest.mark.parametrize("tf32", [False, True])
-def test_tf32_only_when_asked_for_on_cuda_and_restored(device, tf32):
-    before = _cuda_flags()
-    with _cuda_settings(device, tf32):
-        assert _cuda_flags() == ((tf32, tf32, True) if device == "cuda" else before)
-    assert _cuda_flags() == before
+@pytest.mark.parametrize("precision", ["float32", "bfloat16",
+                                       pytest.param("tf32", marks=CUDA)])
+def test_precision_settings_apply_only_inside_and_are_restored(device, precision):
+    before = _cuda_flags(), torch.is_autocast_enabled(device)
+    with _precision_settings(device, precision):
+        tf32 = precision == "tf32"
+        assert _cuda_flags() == ((tf32, tf32, True) if device == "cuda" else before[0])
+        assert torch.is_autocast_enabled(device) == (precision == "bfloat16")
+        if precision == "bfloat16":
+            assert torch.get_autocast_dtype(device) == torch.bfloat16
+    assert (_cuda_flags(), torch.is_autocast_enabled(device)) == before
+
+
+def test_tf32_off_cuda_is_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"^precision='tf32' needs a CUDA device, not 'cpu'; "
+                                         r"use 'bfloat16' for reduced precision there\.$"):
+        PHAEDeconvolver(**SMALL_PHAE, precision="tf32").fit(curves(64))
+
+
+def _rounded(tensor):
+    """``tensor`` rounded to bfloat16 and back: the values a bfloat16 operand holds."""
+    return tensor.bfloat16().float()
+
+
+def test_bfloat16_rounds_the_convolutions_only(phae_cpu):
+    """bfloat16 maps equal a float32 evaluation that rounds every convolution's operands and
+    output to bfloat16, with the pooling, the head and the physics left in float32."""
+    model, X = phae_cpu
+    exact = model.transform(X)  # leaves the module in evaluation mode
+    module = model.net_.module_
+    folded = module._folded_encoder()
+    reduced = copy.deepcopy(model).set_params(precision="bfloat16").transform(X)
+    # The reference: the same network, rounding where autocast computes in bfloat16.
+    with torch.no_grad():
+        normalized = normalize_by_aif_peak(torch.as_tensor(X))
+        features = normalized
+        for layer in folded.features:
+            if isinstance(layer, torch.nn.Conv1d):
+                features = _rounded(torch.nn.functional.conv1d(
+                    _rounded(features), _rounded(layer.weight), _rounded(layer.bias),
+                    padding=layer.padding))
+            else:
+                features = _rounded(layer(features))
+        logits = folded.head(folded.pool(features).flatten(1))
+        mtt = torch.exp(module.log_mtt_min + module.log_mtt_span * torch.sigmoid(logits[:, 0]))
+    # Both accumulate in float32, so they differ only where an accumulation straddles a
+    # bfloat16 rounding boundary: one feature of one frame moves by one unit in the last
+    # place (2**-8 relative), which the pooling divides by n_times before the head. MTT's
+    # sensitivity to the logit is at most log(mtt_max / mtt_min) / 4 per unit.
+    sensitivity = module.log_mtt_span / 4
+    logit_scale = float(np.abs(logits.numpy()).max())
+    np.testing.assert_allclose(reduced[:, 2], mtt.numpy(),
+                               rtol=sensitivity * 2**-8 * logit_scale / X.shape[-1])
+    np.testing.assert_array_equal(reduced[:, 1], exact[:, 1])  # CBV: no network involved
+    # The rounding is real: float32 MTTs are further from the reference than that bound.
+    assert np.abs(exact[:, 2] / mtt.numpy() - 1).max() > 10 * sensitivity * 2**-8 * logit_scale \
+        / X.shape[-1]
+
+
+def test_bfloat16_training_keeps_float32_weights_and_decoder():
+    X = curves(128)
+    model = PHAEDeconvolver(**SMALL_PHAE, precision="bfloat16").fit(X)
+    module = model.net_.module_
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    losses = model.history_[:, "train_loss"]
+    assert np.isfinite(losses).all()
+    with _precision_settings("cpu", "bfloat16"):
+        encoded = module(torch.as_tensor(X))
+        reconstruction, target = module.reconstruct(torch.as_tensor(X), encoded)
+    assert encoded.dtype == reconstruction.dtype == target.dtype == torch.float32
+
+
+def test_saved_precision_is_kept_and_maps_can_override_it(phae_cpu, tmp_path):
+    from skperfusion.cli.maps import make_mapper
+    from skperfusion.datasets import simulate_exam
+    from skperfusion.deconvolution._phae_model_file import write_model_file
+
+    model, _ = phae_cpu
+    bf16 = copy.deepcopy(model).set_params(precision="bfloat16")
+    bf16.save(tmp_path / "bf16.pt")
+    assert PHAEDeconvolver.load(tmp_path / "bf16.pt").precision == "bfloat16"
+    # Files written while the parameter was the boolean ``tf32`` still load.
+    for tf32, precision in ((False, "float32"), (True, "tf32")):
+        params = {**model.get_params(), "tf32": tf32}
+        del params["precision"]
+        write_model_file(tmp_path / "old.pt", model.net_, params, model.n_times_)
+        assert PHAEDeconvolver.load(tmp_path / "old.pt").precision == precision
+    exam = simulate_exam("sub-001", shape=(8, 8, 2), random_state=0)
+    for given, expected in ((None, "bfloat16"), ("float32", "float32")):
+        mapper = make_mapper("phae", exam, model=tmp_path / "bf16.pt", precision=given)
+        assert mapper.deconvolver.estimator.precision == expected
 
 
 def test_chunk_size_none_takes_the_device_default():

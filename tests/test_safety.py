@@ -607,6 +607,10 @@ def test_unusual_timing_is_accepted_when_asked_for(cohort, tmp_path):
     (["maps", "{cohort}/sub-001", "{tmp}/out", "--method", "parametric", "--device", "banana"],
      ["--device 'banana'"]),
     (["train", "{cohort}", "{tmp}/m.pt", "--tr", "1e-9"], ["RepetitionTime=1e-09", "--tr"]),
+    (["train", "{cohort}", "{tmp}/m.pt", "--precision", "tf32"],
+     ["--precision tf32 needs --device cuda", "not cpu"]),
+    (["maps", "{cohort}/sub-001", "{tmp}/out", "--method", "osvd", "--precision", "bfloat16"],
+     ["--precision sets the arithmetic of the PHAE", "--method osvd does not take it"]),
     (["simulate", "{tmp}/big", "--shape", "100000", "100000", "100000"],
      ["--shape 100000 100000 100000", "GiB of memory"]),
 ])

@@ -85,19 +85,21 @@ def test_demo_study_writes_report_tables_and_figures(tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
-def test_study_compares_variants_and_gives_torch_methods_the_device(tmp_path, monkeypatch):
+def test_study_gives_variants_and_torch_methods_the_device_and_precision(tmp_path, monkeypatch):
     import skperfusion.study.run
 
     configs = []
     monkeypatch.setattr(skperfusion.study.run, "run_study",
                         lambda exams, out, config: configs.append(config))
     argv = ["study", "--demo", "--out", str(tmp_path / "study"), "--quiet", *TINY[:-4],
-            "--methods", "osvd", "parametric", "phae-gamma", "--device", "cpu:0"]
+            "--methods", "osvd", "parametric", "phae-gamma", "--device", "cpu:0",
+            "--precision", "bfloat16"]
     assert main(argv) == 0
     (config,) = configs
     assert config.methods == ("osvd", "parametric", "phae-gamma")
-    assert config.method_params["parametric"] == {"device": "cpu:0"}
+    assert config.method_params["parametric"] == {"device": "cpu:0"}  # no precision there
     assert config.method_params["phae-gamma"]["device"] == "cpu:0"
+    assert config.method_params["phae-gamma"]["precision"] == "bfloat16"
     assert "osvd" not in config.method_params  # no torch, no device
 
 

@@ -16,7 +16,9 @@ from ._args import (
     add_command,
     add_link_argument,
     add_parallel_arguments,
+    add_precision_argument,
     add_quiet_argument,
+    check_precision,
     check_torch_device,
     positive_int,
 )
@@ -81,6 +83,7 @@ def register(subparsers):
     parser.add_argument("--device", default="cpu",
                         help="torch device of the methods that use torch (phae, parametric), "
                              "e.g. cpu or cuda")
+    add_precision_argument(parser, default=None)
     parser.add_argument("--no-report", action="store_true",
                         help="do not write the HTML QC reports (saves about a second per exam)")
     parser.add_argument("--aif-plot", action="store_true",
@@ -146,7 +149,7 @@ def add_curve_arguments(parser, aif_default="mask"):
 
 
 def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask="brain",
-                device="cpu"):
+                device="cpu", precision=None):
     """A mapper for one exam with a registered deconvolver.
 
     Parameters
@@ -165,7 +168,11 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask=
     mask : {"brain", "tumor", "nawm"}, default="brain"
         Exam mask whose voxels are mapped.
     device : str, default="cpu"
-        Torch device, where the deconvolver has that parameter.
+        Torch device, where the deconvolver has that parameter (a saved
+        model is loaded onto it).
+    precision : str or None, default=None
+        ``precision`` of the deconvolver, where it has that parameter; None
+        keeps its own (a saved model's).
 
     Returns
     -------
@@ -190,12 +197,12 @@ def make_mapper(method, exam, *, model=None, curves=None, chunk_size=None, mask=
                              "'skperfusion train'.")
         if not Path(model).is_file():
             raise FileNotFoundError(f"{spec.label} model file {model} does not exist.")
-        deconvolver = spec.load().load(model)
+        deconvolver = spec.load().load(model, device=device)
         grid = {}
     params = deconvolver.get_params()
-    deconvolver.set_params(**{name: value for name, value in
-                              (("chunk_size", chunk_size), ("device", device))
-                              if value is not None and name in params})
+    deconvolver.set_params(**{name: value for name, value in (
+        ("chunk_size", chunk_size), ("device", device), ("precision", precision))
+        if value is not None and name in params})
     if spec.trainable:
         deconvolver = FrozenEstimator(deconvolver)
     return PerfusionMapper(deconvolver, curves=curves, mask=mask, **grid)
@@ -304,7 +311,8 @@ def _map_exam(folder, subject, session, args, out_dir):
     curves = ExamToCurves(aif=aif, aif_scaling=args.aif_scaling, leakage=args.leakage,
                           relaxivity=args.relaxivity)
     mapper = make_mapper(args.method, exam, model=args.model, curves=curves,
-                         chunk_size=args.chunk_size, mask=args.mask, device=args.device)
+                         chunk_size=args.chunk_size, mask=args.mask, device=args.device,
+                         precision=args.precision)
     result = mapper.fit([exam]).transform([exam])[0]
     # rCBF/rCBV divide by the NAWM mean, which a tumour-only run does not map.
     result = ExamMaps(exam, {**result.maps, **(normalized_maps(result)
@@ -395,6 +403,11 @@ def run(args):
                          "the desc-<label> of every output name).")
     if args.device != "cpu" and args.method in ("phae", "parametric"):
         check_torch_device(args.device)  # imports torch, which those methods use anyway
+    check_precision(args.device, args.precision)
+    if args.precision is not None and not get_deconvolver(args.method).trainable:
+        phae = [name for name in available_deconvolvers() if get_deconvolver(name).trainable]
+        raise ValueError(f"--precision sets the arithmetic of the PHAE ({', '.join(phae)}); "
+                         f"--method {args.method} does not take it.")
     if out_dir.resolve() == input_dir.resolve() or input_dir.resolve() in out_dir.resolve().parents:
         raise ValueError(f"refusing to write the maps into the input folder {input_dir}: "
                          "outputs never go inside an exam or cohort folder; choose another "

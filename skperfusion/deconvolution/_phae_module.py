@@ -6,6 +6,7 @@ the physics core (eqs. 2-6) through its torch twins, so that the only way to
 lower the reconstruction error is to encode a better MTT.
 """
 
+import copy
 import math
 
 import torch
@@ -61,7 +62,10 @@ class PHAEEncoder(nn.Module):
     Four blocks of ``Conv1d(kernel 3, stride 1, padding 1) → BatchNorm1d →
     LeakyReLU``, with ``width`` feature maps in the first block doubling in
     each next one, then a global 1-D average pooling over time and a linear
-    layer. Works for any number of time points.
+    layer. Works for any number of time points. Under a bfloat16
+    :func:`torch.autocast` only the convolutions compute in bfloat16: the
+    pooling and the head read the features in the input's precision, so the
+    logits keep it.
 
     Parameters
     ----------
@@ -93,7 +97,9 @@ class PHAEEncoder(nn.Module):
 
     def forward(self, curves):
         """Encode curves of shape (batch, 2, n_times) into logits (batch, n_outputs)."""
-        return self.head(self.pool(self.features(curves)).flatten(1))
+        features = self.features(curves).to(curves.dtype)
+        with torch.autocast(curves.device.type, enabled=False):
+            return self.head(self.pool(features).flatten(1))
 
 
 def fold_batchnorm(encoder):
@@ -110,15 +116,19 @@ def fold_batchnorm(encoder):
 
     Returns
     -------
-    folded : torch.nn.Sequential
-        Network computing the same logits as ``encoder``.
+    folded : PHAEEncoder
+        Network computing the same logits as ``encoder``; it shares the
+        encoder's pooling and head.
     """
     blocks = encoder.features
     layers = []
     for conv, norm, activation in zip(blocks[0::3], blocks[1::3], blocks[2::3], strict=True):
         layers += [fuse_conv_bn_eval(conv, norm),
                    nn.LeakyReLU(activation.negative_slope, inplace=True)]
-    return nn.Sequential(*layers, encoder.pool, nn.Flatten(), encoder.head)
+    folded = copy.copy(encoder)
+    # A shallow copy shares the module table: give the copy its own.
+    folded._modules = {**encoder._modules, "features": nn.Sequential(*layers)}
+    return folded
 
 
 class PHAEModule(nn.Module):
@@ -277,8 +287,13 @@ class PHAEModule(nn.Module):
         Returns
         -------
         reconstruction : torch.Tensor of shape (batch, n_times)
-            ``Ĉ(t)`` in the unit of ``normalized``.
+            ``Ĉ(t)`` in the unit of ``normalized``, computed in its precision
+            (outside any :func:`torch.autocast`).
         """
+        with torch.autocast(normalized.device.type, enabled=False):
+            return self._decode(normalized, mtt, delay)
+
+    def _decode(self, normalized, mtt, delay):
         tissue, aif = normalized[:, TISSUE], normalized[:, AIF]
         cbv = cbv_from_curves_torch(tissue, aif, self.kh, self.rho)
         cbv = torch.where(torch.isfinite(cbv), cbv, 0.0)
