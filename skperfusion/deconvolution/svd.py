@@ -148,9 +148,9 @@ class _OISearch:
         # Row by row: numpy's cumsum along axis 0 is ten times slower.
         for row in range(1, n_freqs):
             np.add(terms[row - 1], terms[row], out=terms[row])
-        self.proxy = np.sqrt(terms[:, 1])
+        peak_total, energy_total = terms[-1].copy()
+        self.proxy = np.sqrt(terms[:, 1], out=terms[:, 1])
         self.proxy /= terms[:, 0]
-        peak_total, energy_total = terms[-1]
         wrap = self._wrap @ self.spectra.view(np.float32)
         wrap_energy = np.square(wrap[:2, 0::2] + wrap[2:, 1::2]).sum(axis=0)
         self.exact_infeasible = (energy_total - wrap_energy
