@@ -237,7 +237,8 @@ def add_torch_arguments(group):
 
 
 def add_precision_argument(group, default):
-    """Add ``--precision``, the PHAE encoder's arithmetic (``PHAEDeconvolver(precision=...)``).
+    """Add ``--precision``, the PHAE encoder's arithmetic in inference
+    (``PHAEDeconvolver(precision=...)``).
 
     Parameters
     ----------
@@ -247,10 +248,10 @@ def add_precision_argument(group, default):
     """
     kept = "the model's own" if default is None else default
     group.add_argument("--precision", choices=PHAE_PRECISIONS, default=default,
-                       help=f"arithmetic of the PHAE encoder's convolutions (default {kept}): "
-                            "bfloat16 is about twice as fast on CPUs with bfloat16 "
-                            "instructions and on GPUs, with MTT within about 1 %%; tf32 needs "
-                            "CUDA")
+                       help=f"arithmetic of the PHAE encoder's convolutions in its maps "
+                            f"(default {kept}; training is float32): bfloat16 is 1.7 times "
+                            "as fast on CPUs with bfloat16 instructions, MTT within 0.5 %%; "
+                            "tf32 needs CUDA")
 
 
 def check_precision(device, precision):
