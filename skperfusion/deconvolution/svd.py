@@ -124,26 +124,28 @@ class _OISearch:
         self._slack = 1 + 40 * n_freqs * np.finfo(np.float32).eps / (
             oi_target ** 2 * self.n_padded)
         # Flat work arrays, viewed as contiguous arrays of the voxels tested.
+        self._spectra = np.empty(n_freqs * n_samples, dtype=np.complex64)
         self._terms = np.empty(2 * n_freqs * n_samples, dtype=np.float32)
         self._masked = np.empty(n_freqs * n_samples, dtype=np.complex64)
         self._slope = np.empty((self.n_padded - 1) * n_samples, dtype=np.float32)
 
     def load(self, quotient, rank):
         """Take a block's spectra (one voxel per row) and their mode ranks (modes along axis 0)."""
-        self.spectra = np.ascontiguousarray(quotient.T, dtype=np.complex64)
+        n_samples, n_freqs = quotient.shape
+        self.spectra = self._spectra[:n_freqs * n_samples].reshape(n_freqs, n_samples)
+        np.copyto(self.spectra, quotient.T, casting="same_kind")
         self.rank = rank
-        n_freqs, n_samples = self.spectra.shape
-        modulus = np.abs(self.spectra)
         # Terms of L · P and E (rows 0 and 1 of axis 1), modes in rank order.
         terms = self._terms[:2 * n_freqs * n_samples].reshape(n_freqs, 2, n_samples)
+        modulus = np.abs(self.spectra, out=terms[:, 0])
+        order = np.argsort(rank, axis=0)
         if rank.shape[1] == 1:
-            order = np.argsort(rank[:, 0])
-            np.take(modulus, order, axis=0, out=terms[:, 0])
-            weights = self._weights[order][:, :, None]
+            weights = self._weights[order[:, 0], :, None]
+            if np.any(order[:, 0] != np.arange(n_freqs)):
+                modulus[...] = modulus[order[:, 0]]
         else:
-            order = np.argsort(rank, axis=0)
-            terms[:, 0] = np.take_along_axis(modulus, order, axis=0)
             weights = self._weights[order].transpose(0, 2, 1)
+            modulus[...] = np.take_along_axis(modulus, order, axis=0)
         np.square(terms[:, 0], out=terms[:, 1])
         terms *= weights
         # Row by row: numpy's cumsum along axis 0 is ten times slower.
