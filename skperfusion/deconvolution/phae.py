@@ -309,8 +309,8 @@ class PHAEDeconvolver(BaseDeconvolver):
         training curves are moved there once and every batch is sliced there.
     precision : {"float32", "tf32", "bfloat16"}, default="float32"
         Arithmetic of the encoder's convolutions in inference (``transform``,
-        ``score``); training always computes in float32 (bfloat16 training
-        left the demo cohort's NAWM MTT biased by +432 % instead of +29 %).
+        ``score``); training always computes in float32 (in bfloat16 the
+        encoder collapsed towards an MTT bound on the demo cohort).
         ``"float32"`` computes in float32 (on CUDA, without the TF32 that
         torch allows cuDNN by default). ``"tf32"`` (CUDA only) rounds their
         inputs to TF32 (10-bit mantissa). ``"bfloat16"`` autocasts them to
@@ -454,7 +454,8 @@ class PHAEDeconvolver(BaseDeconvolver):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         _check_precision(self.device, self.precision)  # before training, not after
         # Training is float32 whatever ``precision``: with bfloat16 convolutions the demo
-        # cohort's PHAE came out with a NAWM MTT bias of +432 % instead of +29 %.
+        # cohort's encoder collapsed towards an MTT bound (NAWM MTT bias +432 % and -91 %
+        # for two seeds instead of +29 % and +25 %).
         with _local_torch_rng(self.device), _precision_settings(self.device, "float32"):
             torch.manual_seed(seed)
             # Resident on the device: batches are sliced there (_VoxelBatches).
