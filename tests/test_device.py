@@ -241,6 +241,16 @@ def test_saved_precision_is_kept_and_maps_can_override_it(phae_cpu, tmp_path):
         assert mapper.deconvolver.estimator.precision == expected
 
 
+@pytest.mark.parametrize("device", ["cpu:0", torch.device("cpu", 0)])
+def test_a_model_loads_onto_any_spelling_of_the_cpu(phae_cpu, tmp_path, device):
+    # torch.load has no "cpu:0" location; `maps --device cpu:0 --method phae` failed.
+    model, X = phae_cpu
+    model.save(tmp_path / "model.pt")
+    loaded = PHAEDeconvolver.load(tmp_path / "model.pt", device=device)
+    assert loaded.device == device
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+
+
 def test_chunk_size_none_takes_the_device_default():
     assert PHAEDeconvolver()._chunk_length() == PHAEDeconvolver.default_chunk_sizes["cpu"]
     assert (PHAEDeconvolver(device="cuda:0")._chunk_length()

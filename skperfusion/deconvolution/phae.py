@@ -145,7 +145,8 @@ class _PHAENet(NeuralNet):
         if params["verbose"] and not any(isinstance(c[1] if isinstance(c, tuple) else c,
                                                     ProgressBar) for c in callbacks):
             callbacks.append(ProgressBar())
-        if torch_device(params["device"]).type == "cuda" and not any(
+        device = torch_device(params["device"])
+        if device.type == "cuda" and not any(
                 name in routed for name in ("optimizer__fused", "optimizer__foreach")):
             # One fused kernel per step instead of a dozen: steps are short on a GPU.
             routed = {**routed, "optimizer__fused": True}
@@ -153,7 +154,9 @@ class _PHAENet(NeuralNet):
             PHAEModule, criterion=torch.nn.L1Loss, optimizer=torch.optim.Adam,
             iterator_train=_VoxelBatches, iterator_valid=_VoxelBatches,
             callbacks=callbacks, **{name: params[name] for name in (
-                "lr", "max_epochs", "batch_size", "train_split", "device", "verbose")},
+                "lr", "max_epochs", "batch_size", "train_split", "verbose")},
+            # torch.load knows no "cpu:0" location: a model file would not load there.
+            device="cpu" if device.type == "cpu" else device,
             **{f"module__{name}": params[name] for name in _MODULE_PARAMS},
             **{"iterator_train__shuffle": True,
                "iterator_train__max_samples": params["epoch_voxels"], **routed},
