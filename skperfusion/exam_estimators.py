@@ -365,7 +365,11 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
     max_train_voxels : int or None, default=200_000
         Voxels drawn uniformly at random from the pooled training exams to
         train the deconvolver (bounds memory and CPU time; the PHAE of the
-        paper saw every voxel of 39 patients). None uses all of them.
+        paper saw every voxel of 39 patients). None uses all of them. A
+        deconvolver whose ``fit`` learns from a sample of its curves
+        (``max_fit_samples``, :class:`~skperfusion.deconvolution.ParametricDeconvolver`)
+        gets at most that many, drawn with its own ``random_state``, the
+        sample its ``fit`` would draw from all of them.
     n_jobs : int or None, default=None
         Exams processed in parallel with joblib (``None`` = 1 unless in a
         :func:`joblib.parallel_config` context).
@@ -484,11 +488,17 @@ class PerfusionMapper(TransformerMixin, BaseEstimator):
         counts = np.array([int(_exam_of(item).mask(self.mask).sum()) for item in items])
         total = int(counts.sum())
         n_draw = total if self.max_train_voxels is None else min(self.max_train_voxels, total)
+        random_state = self.random_state
         if _is_stateless(deconvolver):
             # Its fit only validates the curves: converting a few voxels is enough
             # (converting 200,000 cost a quarter of `skperfusion maps` with oSVD).
             n_draw = min(n_draw, _STATELESS_FIT_VOXELS)
-        drawn = np.sort(check_random_state(self.random_state).choice(total, n_draw, replace=False))
+        elif getattr(deconvolver, "max_fit_samples", None) is not None:
+            # Its fit learns from that many curves, drawn with its random_state:
+            # the same draw here converts only those (the parametric fit's).
+            if n_draw > deconvolver.max_fit_samples:
+                n_draw, random_state = deconvolver.max_fit_samples, deconvolver.random_state
+        drawn = np.sort(check_random_state(random_state).choice(total, n_draw, replace=False))
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         per_exam = [voxels - start for voxels, start in
                     zip(np.split(drawn, np.searchsorted(drawn, starts[1:])), starts, strict=True)]
