@@ -256,9 +256,12 @@ def test_chunks_share_one_model_and_give_the_same_maps():
     tissue = tissue + rng.normal(0.0, 0.02, tissue.shape)
     X = pair_curves(tissue, aif)
     estimator = ParametricDeconvolver().fit(X)
+    threads = torch.get_num_threads()
+    # On a CPU the 4 chunks run in threads, each with single-threaded torch ops.
     np.testing.assert_allclose(estimator.set_params(chunk_size=3).transform(X),
                                estimator.set_params(chunk_size=None).transform(X), rtol=1e-12)
     assert not hasattr(estimator, "_models")
+    assert torch.get_num_threads() == threads
 
 
 def test_default_chunk_size_by_device():
@@ -266,7 +269,7 @@ def test_default_chunk_size_by_device():
     estimator = ParametricDeconvolver(device="cuda:1")
     assert estimator.get_params()["chunk_size"] is None
     assert estimator._chunk_length() == ParametricDeconvolver.default_chunk_sizes["cuda"]
-    assert ParametricDeconvolver()._chunk_length() == 4096
+    assert ParametricDeconvolver()._chunk_length() == 2048
     assert ParametricDeconvolver(chunk_size=100, device="cuda")._chunk_length() == 100
 
 
@@ -281,3 +284,63 @@ def test_start_values_in_blocks_as_at_once(monkeypatch):
     monkeypatch.setattr(parametric, "_START_BLOCK", 3)
     np.testing.assert_array_equal(ParametricDeconvolver(family="exponential").fit(X).prior_,
                                   at_once)
+
+
+def _rule_curves(rule, n, rng, tr=1.5):
+    """Noisy exponential-residue curves: continuous-time (the trapezoidal rule's) or
+    made with the rectangle rule (as in :func:`test_rectangle_rule_data_are_fitted_exactly`)."""
+    cbf, mtt, _ = _truth(n, rng)
+    if rule == "trapezoidal":
+        tissue, aif = simulate_concentration(AIF, tr, cbf, mtt, n_times=60)
+    else:
+        t = np.arange(60) * tr
+        aif = AIF(t)
+        flow = cbf_to_flow_rate(cbf, DEFAULT_HEMATOCRIT_FACTOR, DEFAULT_DENSITY)[:, None]
+        tissue = convolve_aif(aif, flow * exponential_residue(t, mtt[:, None]), tr, rule=rule)
+    return pair_curves(tissue + rng.normal(0.0, 0.01 * tissue.max(), tissue.shape),
+                       np.broadcast_to(aif, tissue.shape))
+
+
+@pytest.mark.parametrize("rule", ["trapezoidal", "rectangular"])
+def test_fit_learns_from_a_reproducible_sample(rule):
+    # Given more than max_fit_samples curves, fit draws m of them at random
+    # (random_state): reproducible, the rule of all the curves, and a prior
+    # centre (median of the start values) whose sampling error is bounded
+    # without knowing their distribution: the sample median falls below the
+    # population's (1/2 - d)-quantile only if half the sample does, a
+    # deviation of d·m from the mean count m(1/2 - d) whose sd is at most
+    # sqrt(m)/2 (hypergeometric, below the binomial's): d = 2/sqrt(m) is
+    # 4 sd, a probability under 1e-4 per side and parameter.
+    m = 400
+    X = _rule_curves(rule, 2000, np.random.default_rng(12))
+    whole = ParametricDeconvolver(tr=1.5, family="exponential", max_fit_samples=None).fit(X)
+    sampled = [ParametricDeconvolver(tr=1.5, family="exponential", max_fit_samples=m,
+                                     random_state=seed).fit(X) for seed in (0, 0, 1)]
+    np.testing.assert_array_equal(sampled[0].prior_, sampled[1].prior_)
+    assert not np.array_equal(sampled[0].prior_, sampled[2].prior_)
+    start = whole._start_physical(whole._start_values(X[:, 0], X[:, 1]))   # (log MTT, delay)
+    np.testing.assert_allclose([np.exp(np.median(start[:, 0])), np.median(start[:, 1])],
+                               whole.prior_, rtol=1e-6)
+    low, high = np.quantile(start, [0.5 - 2 / np.sqrt(m), 0.5 + 2 / np.sqrt(m)], axis=0)
+    for estimator in sampled:
+        assert estimator.discretisation_ == whole.discretisation_ == rule
+        centre = np.array([np.log(estimator.prior_[0]), estimator.prior_[1]])
+        assert np.all((low <= centre) & (centre <= high))
+
+
+def test_mapper_converts_only_the_sample_fit_draws():
+    # PerfusionMapper draws the parametric fit's sample itself (same size and
+    # seed), so that it converts only those voxels: the fit is the one of
+    # every brain voxel's curves.
+    from skperfusion.datasets import simulate_exam
+    from skperfusion.exam_estimators import PerfusionMapper
+
+    exam = simulate_exam("sub-001", "HGG", shape=(8, 8, 2), snr=30.0, random_state=3)
+    estimator = ParametricDeconvolver(family="exponential", max_fit_samples=40, random_state=5)
+    mapper = PerfusionMapper(estimator, random_state=0).fit([exam])
+    assert mapper.n_train_voxels_ == 40 < exam.mask("brain").sum()
+    X = mapper.curves_.transform(exam, "brain").X
+    assert np.isfinite(X).all()
+    direct = ParametricDeconvolver(family="exponential", max_fit_samples=40, random_state=5,
+                                   tr=mapper.tr_).fit(X)
+    np.testing.assert_array_equal(mapper.deconvolver_.prior_, direct.prior_)

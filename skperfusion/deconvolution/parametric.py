@@ -495,11 +495,11 @@ class ParametricDeconvolver(BaseDeconvolver):
         Brain density in g/ml.
     chunk_size : int or None, default=None
         Voxels fitted at once; bounds the memory. None takes
-        :attr:`default_chunk_sizes` for the device type: 4096 on a CPU
-        (intermediate arrays near the cache), 65,536 on a GPU (few large
-        solves keep it busy; about 25 kB per voxel at 120 frames, 1.6 GB).
-        On a CPU the chunks run in a thread per core, each with
-        single-threaded torch operations.
+        :attr:`default_chunk_sizes` for the device type: 2048 on a CPU
+        (intermediate arrays near the cache; the chunks run in a thread per
+        core, each with single-threaded torch operations), 65,536 on a GPU
+        (few large solves keep it busy; about 25 kB per voxel at 120
+        frames, 1.6 GB).
     max_fit_samples : int or None, default=20_000
         Most curves ``fit`` learns from: given more, it draws this many at
         random (``random_state``) and computes the prior's centre, chooses
@@ -564,7 +564,7 @@ class ParametricDeconvolver(BaseDeconvolver):
 
     _bounded_fit = True
 
-    default_chunk_sizes = {"cpu": 4096, "cuda": 65_536}
+    default_chunk_sizes = {"cpu": 2048, "cuda": 65_536}
 
     _parameter_constraints: dict = {
         **BaseDeconvolver._parameter_constraints,
