@@ -412,8 +412,8 @@ class ParametricDeconvolver(BaseDeconvolver):
     curves) differ from them by ``TR/2 · Ca(t) h(0)``, which no delay
     absorbs (an exponential fit of the OSIPI curves with the wrong rule
     overestimates CBF). ``discretisation="auto"`` fits both rules to (up to
-    512 of) the curves given to ``fit`` and keeps the one with the smaller
-    residual (``discretisation_``).
+    512 of) the curves ``fit`` learns from (see ``max_fit_samples``) and
+    keeps the one with the smaller residual (``discretisation_``).
 
     **Population prior.** At clinical SNR, low-CBF voxels (white matter)
     fit a short MTT with a long delay (a scaled, delayed AIF) almost as well
@@ -421,7 +421,8 @@ class ParametricDeconvolver(BaseDeconvolver):
     the NAWM mean and with it every relative CBF. With
     ``prior="population"`` the fit is a maximum a posteriori estimate
     under a Gaussian prior on (log MTT, delay) centred on the median
-    initial values over the ``fit`` curves (``prior_``), of widths 0.25 in
+    initial values over the curves ``fit`` learns from (``prior_``; at most
+    ``max_fit_samples``, drawn at random), of widths 0.25 in
     log MTT and 1 s, each weighed as one sample at the voxel's baseline
     noise level: the sd of its frames before the bolus, those before the
     AIF's arrival less ``-min_delay`` (the most the tissue may lead it by),
@@ -506,8 +507,8 @@ class ParametricDeconvolver(BaseDeconvolver):
         the convolution rule and fits an unfitted ``init`` on them; None
         uses every curve. The centre is a median, whose sampling error
         falls as ``1 / sqrt(max_fit_samples)``: 20,000 curves put it within
-        a few hundredths of the prior widths of the all-curves one on a
-        whole exam, at a tenth of the cost of 180,000 brain voxels (the
+        about 1 % of the prior's widths of the all-curves one on a whole
+        exam, at a tenth of the cost of its 180,000 brain voxels (the
         measured differences are in the user guide).
     random_state : int, RandomState instance or None, default=0
         Seed of the sample of ``fit`` curves (``max_fit_samples``). The
