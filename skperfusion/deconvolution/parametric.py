@@ -365,8 +365,7 @@ class _Family:
         # Before t = 0 (only the first frames, delayed by up to max_delay): zero,
         # derivatives included.
         head = slice(0, min(self.n_times, self.delay_frames + 1))
-        responses[..., head] = torch.where(position[:, None, head] < 0, 0.0,
-                                           responses[..., head])
+        responses[..., head] *= position[:, None, head] >= 0
         return responses if jacobian else responses[:, 0]
 
 
