@@ -310,8 +310,11 @@ def cpu_table(args, tmp, tree, add):
         argv = ["study", "--demo", "--out", tmp / "study", "--overwrite"]
         if args.quick:
             argv += ["--n-subjects", "12", "--n-boot", "200", "--snrs", "30", "10"]
+        now = command(argv, None)
+        # The demo cohort, simulated by the first run, is reused by the second.
+        bf16 = command([*argv, "--precision", "bfloat16"], None)
         add("study", "`study --demo`" + (" (12 subjects)" if args.quick else ""),
-            _command_text(command(argv, None)), "")
+            _command_text(now), "", f"--precision bfloat16: {_command_text(bf16)}")
 
 
 def gpu_table(args, tmp, tree, add):
