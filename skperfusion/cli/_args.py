@@ -249,9 +249,9 @@ def add_precision_argument(group, default):
     kept = "the model's own" if default is None else default
     group.add_argument("--precision", choices=PHAE_PRECISIONS, default=default,
                        help=f"arithmetic of the PHAE encoder's convolutions in its maps "
-                            f"(default {kept}; training is float32): bfloat16 is 1.7 times "
-                            "as fast on CPUs with bfloat16 instructions, MTT within 0.5 %%; "
-                            "tf32 needs CUDA")
+                            f"(default {kept}; training is float32): bfloat16 is 1.8 times "
+                            "as fast on CPUs with bfloat16 instructions, MTT within about "
+                            "0.5 %%; tf32 needs CUDA")
 
 
 def check_precision(device, precision):

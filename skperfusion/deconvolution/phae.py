@@ -317,10 +317,10 @@ class PHAEDeconvolver(BaseDeconvolver):
         ``"float32"`` computes in float32 (on CUDA, without the TF32 that
         torch allows cuDNN by default). ``"tf32"`` (CUDA only) rounds their
         inputs to TF32 (10-bit mantissa). ``"bfloat16"`` autocasts them to
-        bfloat16 (8-bit mantissa): 1.7 times as fast on a CPU with
+        bfloat16 (8-bit mantissa): 1.8 times as fast on a CPU with
         AVX512-BF16, slower where the CPU lacks bfloat16 instructions; with
-        the same weights the MTT moves by under 0.5 % (see the user guide).
-        The pooling, the head, the physics decoder and CBV stay in float32
+        the same weights CBF and MTT move by about 0.5 % at most (see the
+        user guide). The pooling, the head, the physics decoder and CBV stay in float32
         or the curves' precision.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and batch order; the global torch RNG is untouched.
