@@ -379,3 +379,16 @@ def test_time_grid_covers_the_kept_acquisition(tr, n_times, n_skip, grid_tr, exp
     cohort = ((tr / 2, 2 * (n_times - n_skip - 1) + 1) if grid_tr is None
               else (grid_tr, expected))
     assert time_grid([exam, longer], grid_tr) == cohort
+
+
+@pytest.mark.parametrize("shape", [(5, 4, 3, 7), (5, 4, 3, 7, 2)])
+@pytest.mark.parametrize("layout", ["F", "view"])
+def test_exam_signal_is_stored_in_c_order_whatever_its_layout(shape, layout):
+    from skperfusion.exam.model import _c_order
+
+    values = np.random.default_rng(0).random((2 * shape[0], *shape[1:]))
+    signal = np.asfortranarray(values[:shape[0]]) if layout == "F" else values[::2]
+    ordered = _c_order(signal)
+    assert ordered.flags.c_contiguous and ordered.dtype == signal.dtype
+    np.testing.assert_array_equal(ordered, signal)
+    assert _c_order(ordered) is ordered  # no copy of a C-order signal
