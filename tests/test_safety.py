@@ -109,7 +109,9 @@ def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240, command=
     that calls :func:`skperfusion.cli.main`). Returns the exit status and everything
     it printed (stdout and stderr).
     """
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # faulthandler: SIGABRT to a process that did not stop prints every thread's stack.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONFAULTHANDLER="1")
     process = subprocess.Popen([*(command or _command()), *map(str, argv)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     output, deadline = b"", time.monotonic() + timeout
@@ -127,12 +129,17 @@ def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240, command=
         try:
             status = process.wait(timeout=90)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"{argv[0]} did not stop on the first {signal.Signals(signum).name}")
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=30)
+            status = None
         while select.select([process.stdout], [], [], 0.5)[0]:
             chunk = os.read(process.stdout.fileno(), 65536)
             if not chunk:
                 break
             output += chunk
+        if status is None:
+            pytest.fail(f"{argv[0]} did not stop on the first {signal.Signals(signum).name}; "
+                        f"where it was:\n{output.decode(errors='replace')[-6000:]}")
     finally:
         if process.poll() is None:
             process.kill()
