@@ -574,6 +574,33 @@ def test_ctrl_c_during_fit_raises_and_leaves_the_estimator_unfitted(small_model,
     assert "interrupted; fitted: False" in output and "fit returned" not in output
 
 
+class _LostInterrupt:
+    """Ctrl-C while a finaliser runs: Python ignores the handler's KeyboardInterrupt there."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_a_ctrl_c_whose_exception_was_lost_still_stops_the_training(small_model):
+    from skorch.callbacks import Callback
+
+    class LoseOneInterrupt(Callback):
+        def on_batch_end(self, net, **kwargs):
+            if len(net.history) == 1 and len(net.history[-1]["batches"]) == 1:
+                _LostInterrupt()  # finalised at once: "Exception ignored in ... __del__"
+
+    _, X = small_model
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    model = PHAEDeconvolver(tr=TR, max_epochs=50, batch_size=64, module__width=4,
+                            random_state=0, callbacks=[LoseOneInterrupt()])
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not hasattr(model, "net_")  # left unfitted, as after any interruption
+
+
 def _crafted(tmp_path, model, change):
     """A copy of a real model file with ``change(payload)`` applied."""
     model.save(tmp_path / "real.pt")

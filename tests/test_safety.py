@@ -102,6 +102,25 @@ sys.exit(main())
 """
 
 
+def _wait_reading(process, timeout):
+    """Exit status of ``process`` within ``timeout`` s (None if still running), and what it
+    printed meanwhile: read as it comes, so that a full pipe cannot block the process."""
+    deadline, printed = time.monotonic() + timeout, b""
+    while (status := process.poll()) is None and time.monotonic() < deadline:
+        if select.select([process.stdout], [], [], 0.2)[0]:
+            chunk = os.read(process.stdout.fileno(), 65536)
+            printed += chunk
+            if not chunk:  # closed before the exit: wait without spinning
+                time.sleep(0.2)
+    # The rest, unless a helper process it started keeps the pipe open and busy.
+    while time.monotonic() < deadline + 5 and select.select([process.stdout], [], [], 0.2)[0]:
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        printed += chunk
+    return status, printed
+
+
 def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240, command=None):
     """Start a real ``skperfusion`` process, send it ``signum`` once ``marker`` is printed.
 
@@ -124,20 +143,14 @@ def _interrupt_when(argv, marker, *, signum=signal.SIGINT, timeout=240, command=
                 assert chunk, f"ended before {marker!r}: {output.decode(errors='replace')}"
                 output += chunk
         process.send_signal(signum)
-        # One signal must stop it (no second Ctrl-C). Wait for the process itself: a
-        # helper process it started may hold the pipe open.
-        try:
-            status = process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGABRT)
-            process.wait(timeout=30)
-            status = None
-        while select.select([process.stdout], [], [], 0.5)[0]:
-            chunk = os.read(process.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            output += chunk
+        # One signal must stop it (no second Ctrl-C). Wait for the process itself (a
+        # helper process it started may hold the pipe open), reading what it prints so
+        # that a full pipe cannot block it.
+        status, printed = _wait_reading(process, 90)
+        output += printed
         if status is None:
+            process.send_signal(signal.SIGABRT)
+            output += _wait_reading(process, 30)[1]
             pytest.fail(f"{argv[0]} did not stop on the first {signal.Signals(signum).name}; "
                         f"where it was:\n{output.decode(errors='replace')[-6000:]}")
     finally:
