@@ -263,10 +263,11 @@ def cpu_table(args, tmp, tree, add):
             _seconds(now), "" if old is None else _seconds(old, now), osipy)
     if "phae_inference" not in args.skip:
         X = _curves(4_000 if args.quick else 16_000).astype(np.float32)
-        now, old, bf16 = (probe("phae_inference", X, args.repeats, "cpu", code, "default",
-                                precision) if code is not False else None
-                          for code, precision in ((None, "float32"), (tree or False, "float32"),
-                                                  (None, "bfloat16")))
+        def inference(code, precision):
+            return probe("phae_inference", X, args.repeats, "cpu", code, "default", precision)
+
+        now, bf16 = inference(None, "float32"), inference(None, "bfloat16")
+        old = inference(tree, "float32") if tree else None
 
         def rate(result):
             if "error" in result:
